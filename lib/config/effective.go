@@ -1,0 +1,329 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Defaults of the dynamic settings. They are shorter than Patroni's (30/10/10)
+// because pg-supervise fences a primary whose lease validity ran out, so a
+// short ttl cannot leave two writable primaries; see the README.
+const (
+	DefaultTTL                  = 8 * time.Second
+	DefaultLoopWait             = 1 * time.Second
+	DefaultRetryTimeout         = 3 * time.Second
+	DefaultMaximumLagOnFailover = 1 << 20
+	DefaultPrimaryStartTimeout  = 300 * time.Second
+
+	// FenceMargin is subtracted from the lease validity before it is handed
+	// to pg-supervise: the time a fence (SIGKILL of the postmaster's process
+	// group and reaping it) may take, with room to spare.
+	FenceMargin = 1 * time.Second
+
+	// MinTTL is the shortest lease etcd grants with its default election
+	// settings.
+	MinTTL = 2 * time.Second
+)
+
+// Dynamic is the resolved cluster-wide configuration: what the config key in
+// etcd holds, with defaults filled in.
+type Dynamic struct {
+	TTL                  time.Duration
+	LoopWait             time.Duration
+	RetryTimeout         time.Duration
+	MaximumLagOnFailover int64
+	PrimaryStartTimeout  time.Duration
+	CheckTimeline        bool
+	SynchronousMode      bool
+	FailsafeMode         bool
+	Pause                bool
+	UsePgRewind          bool
+	UseSlots             bool
+	Parameters           map[string]string
+	PgHBA                []string
+}
+
+// Dynamic resolves the dynamic settings from defaults, bootstrap.dcs and
+// the top-level keys of the local file, in that order.
+func (c *Config) Dynamic() Dynamic {
+	d := Dynamic{
+		TTL: DefaultTTL, LoopWait: DefaultLoopWait, RetryTimeout: DefaultRetryTimeout,
+		MaximumLagOnFailover: DefaultMaximumLagOnFailover, PrimaryStartTimeout: DefaultPrimaryStartTimeout,
+		UseSlots: true, Parameters: map[string]string{},
+	}
+	d.apply(&c.Bootstrap.DCS)
+	d.apply(&DCS{DCSCore: c.DCSCore})
+	if c.Postgres.UsePgRewind != nil {
+		d.UsePgRewind = *c.Postgres.UsePgRewind
+	}
+	for k, v := range c.Postgres.Parameters.Strings() {
+		d.Parameters[k] = v
+	}
+	if len(c.Postgres.PgHBA) > 0 {
+		d.PgHBA = c.Postgres.PgHBA
+	} else if len(d.PgHBA) == 0 {
+		d.PgHBA = c.Bootstrap.PgHBA
+	}
+	return d
+}
+
+func (d *Dynamic) apply(s *DCS) {
+	if s.TTL != nil {
+		d.TTL = s.TTL.D()
+	}
+	if s.LoopWait != nil {
+		d.LoopWait = s.LoopWait.D()
+	}
+	if s.RetryTimeout != nil {
+		d.RetryTimeout = s.RetryTimeout.D()
+	}
+	if s.MaximumLagOnFailover != nil {
+		d.MaximumLagOnFailover = *s.MaximumLagOnFailover
+	}
+	if s.MasterStartTimeout != nil {
+		d.PrimaryStartTimeout = s.MasterStartTimeout.D()
+	}
+	if s.PrimaryStartTimeout != nil {
+		d.PrimaryStartTimeout = s.PrimaryStartTimeout.D()
+	}
+	if s.CheckTimeline != nil {
+		d.CheckTimeline = *s.CheckTimeline
+	}
+	if s.SynchronousMode != nil {
+		d.SynchronousMode = *s.SynchronousMode
+	}
+	if s.FailsafeMode != nil {
+		d.FailsafeMode = *s.FailsafeMode
+	}
+	if s.Pause != nil {
+		d.Pause = *s.Pause
+	}
+	if p := s.Postgres; p != nil {
+		if p.UsePgRewind != nil {
+			d.UsePgRewind = *p.UsePgRewind
+		}
+		if p.UseSlots != nil {
+			d.UseSlots = *p.UseSlots
+		}
+		for k, v := range p.Parameters.Strings() {
+			d.Parameters[k] = v
+		}
+		if len(p.PgHBA) > 0 {
+			d.PgHBA = p.PgHBA
+		}
+	}
+}
+
+// WithJSON overlays the config key's JSON on d. Local postgresql parameters
+// given in local keep precedence, as in Patroni.
+func (d Dynamic) WithJSON(raw []byte, local *Config) (Dynamic, error) {
+	var s DCS
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return d, fmt.Errorf("parse dynamic config: %w", err)
+	}
+	out := d
+	out.Parameters = map[string]string{}
+	for k, v := range d.Parameters {
+		out.Parameters[k] = v
+	}
+	out.apply(&s)
+	if local != nil {
+		for k, v := range local.Postgres.Parameters.Strings() {
+			out.Parameters[k] = v
+		}
+		if local.Postgres.UsePgRewind != nil {
+			out.UsePgRewind = *local.Postgres.UsePgRewind
+		}
+	}
+	return out, nil
+}
+
+// CheckBudget reports whether the timing settings leave room to renew the
+// lease and to fence before the lease can expire on the server.
+func (d Dynamic) CheckBudget() error {
+	if d.TTL < MinTTL {
+		return fmt.Errorf("ttl: %s is shorter than etcd's minimum lease of %s; set ttl to at least %d", d.TTL, MinTTL, int(MinTTL/time.Second))
+	}
+	if d.LoopWait <= 0 {
+		return fmt.Errorf("loop_wait: must be positive; set loop_wait to 1 or more")
+	}
+	if d.RetryTimeout <= 0 {
+		return fmt.Errorf("retry_timeout: must be positive; set retry_timeout to 1 or more")
+	}
+	if need := d.LoopWait + d.RetryTimeout + FenceMargin; need > d.TTL {
+		return fmt.Errorf("ttl: loop_wait (%s) + retry_timeout (%s) + fence margin (%s) = %s exceeds ttl (%s), so a healthy primary would be fenced after one slow etcd request; raise ttl to at least %s or lower loop_wait or retry_timeout",
+			d.LoopWait, d.RetryTimeout, FenceMargin, need, d.TTL, secondsCeil(need))
+	}
+	return nil
+}
+
+func secondsCeil(d time.Duration) string {
+	s := (d + time.Second - 1) / time.Second
+	return strconv.FormatInt(int64(s), 10)
+}
+
+// DCSJSON is what pg-bootstrap writes into the config key: bootstrap.dcs with
+// the timing defaults made explicit, in Patroni's field names.
+func (c *Config) DCSJSON() ([]byte, error) {
+	d := c.Bootstrap.DCS
+	ttl, lw, rt := Seconds(DefaultTTL), Seconds(DefaultLoopWait), Seconds(DefaultRetryTimeout)
+	lag := int64(DefaultMaximumLagOnFailover)
+	if d.TTL == nil {
+		d.TTL = &ttl
+	}
+	if d.LoopWait == nil {
+		d.LoopWait = &lw
+	}
+	if d.RetryTimeout == nil {
+		d.RetryTimeout = &rt
+	}
+	if d.MaximumLagOnFailover == nil {
+		d.MaximumLagOnFailover = &lag
+	}
+	return json.Marshal(&d)
+}
+
+// MarshalJSON writes Seconds as a number of seconds, as Patroni stores it.
+func (s Seconds) MarshalJSON() ([]byte, error) {
+	sec := time.Duration(s).Seconds()
+	if sec == float64(int64(sec)) {
+		return []byte(strconv.FormatInt(int64(sec), 10)), nil
+	}
+	return []byte(strconv.FormatFloat(sec, 'f', -1, 64)), nil
+}
+
+// UnmarshalJSON reads a number of seconds or a duration string.
+func (s *Seconds) UnmarshalJSON(b []byte) error {
+	v := strings.Trim(string(b), `"`)
+	d, err := ParseSeconds(v)
+	if err != nil {
+		return err
+	}
+	*s = Seconds(d)
+	return nil
+}
+
+// Endpoints returns the etcd client URLs from the etcd3 (or etcd) section.
+func (c *Config) Endpoints() []string {
+	e := c.Etcd3
+	if e == nil {
+		return nil
+	}
+	proto := e.Protocol
+	if proto == "" {
+		proto = "http"
+		if e.Cert != "" || e.CACert != "" {
+			proto = "https"
+		}
+	}
+	var out []string
+	hostURL := func(h string) string {
+		if strings.Contains(h, "://") {
+			return h
+		}
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			port := e.Port
+			if port == 0 {
+				port = 2379
+			}
+			h = net.JoinHostPort(h, strconv.Itoa(port))
+		}
+		return proto + "://" + h
+	}
+	switch {
+	case len(e.URLs) > 0:
+		out = append(out, e.URLs...)
+	case e.URL != "":
+		out = append(out, e.URL)
+	case len(e.Hosts) > 0:
+		for _, h := range e.Hosts {
+			out = append(out, hostURL(h))
+		}
+	case e.Host != "":
+		out = append(out, hostURL(e.Host))
+	}
+	return out
+}
+
+// Prefix returns the etcd key prefix of this cluster: /<namespace>/<scope>/.
+func (c *Config) Prefix() string {
+	ns := "/" + strings.Trim(c.Namespace, "/")
+	if ns == "/" {
+		ns = ""
+	}
+	return ns + "/" + c.Scope + "/"
+}
+
+// ConnURL is this member's conn_url as Patroni publishes it.
+func (c *Config) ConnURL() string {
+	return (&url.URL{Scheme: "postgres", Host: c.Postgres.ConnectAddress, Path: "/postgres"}).String()
+}
+
+// APIURL is this member's api_url as Patroni publishes it.
+func (c *Config) APIURL() string {
+	scheme := "http"
+	if c.RestAPI.CertFile != "" {
+		scheme = "https"
+	}
+	addr := c.RestAPI.ConnectAddress
+	if addr == "" {
+		return ""
+	}
+	return scheme + "://" + addr + "/patroni"
+}
+
+// ListenPort returns the port PostgreSQL listens on (postgresql.listen, then
+// the port parameter, then 5432).
+func (c *Config) ListenPort() int {
+	if _, p, ok := lastHostPort(c.Postgres.Listen); ok {
+		if n, err := strconv.Atoi(p); err == nil {
+			return n
+		}
+	}
+	if v, ok := c.Postgres.Parameters["port"]; ok {
+		if n, err := strconv.Atoi(ParamString(v)); err == nil {
+			return n
+		}
+	}
+	return 5432
+}
+
+// ListenAddresses returns listen_addresses for postgresql.conf from
+// postgresql.listen ("127.0.0.1,10.0.0.1:5432" gives "127.0.0.1,10.0.0.1").
+func (c *Config) ListenAddresses() string {
+	l := c.Postgres.Listen
+	if l == "" {
+		return "localhost"
+	}
+	if i := strings.LastIndex(l, ":"); i >= 0 && !strings.HasSuffix(l, "]") {
+		l = l[:i]
+	}
+	return strings.NewReplacer("[", "", "]", "").Replace(l)
+}
+
+// lastHostPort splits "a,b:5432" or "host:port" into the last host and the port.
+func lastHostPort(s string) (host, port string, ok bool) {
+	if s == "" {
+		return "", "", false
+	}
+	parts := strings.Split(s, ",")
+	last := strings.TrimSpace(parts[len(parts)-1])
+	h, p, err := net.SplitHostPort(last)
+	if err != nil {
+		return "", "", false
+	}
+	return h, p, true
+}
+
+// BinDir returns the directory of the PostgreSQL binaries.
+func (c *Config) BinDir() string {
+	if c.Postgres.BinDir != "" {
+		return c.Postgres.BinDir
+	}
+	return "/usr/lib/postgresql/15/bin"
+}

@@ -1,0 +1,127 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Need says which parts of the configuration a program uses, so that
+// Validate does not demand what that program never reads.
+type Need struct {
+	// Etcd requires etcd endpoints (everything but a standalone pg-healthd).
+	Etcd bool
+	// Postgres requires a data directory and the connection settings.
+	Postgres bool
+}
+
+// NeedAll is what the HA daemons need.
+var NeedAll = Need{Etcd: true, Postgres: true}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// Validate returns every problem of c, each one line naming the key and the
+// fix. An empty result means c is usable.
+func (c *Config) Validate(need Need) []error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	switch {
+	case c.Name == "":
+		add("name: missing; set name to this node's member name (or PATRONI_NAME)")
+	case !nameRE.MatchString(c.Name):
+		add("name: %q is not a usable member name; use letters, digits, '.', '_' or '-'", c.Name)
+	}
+	switch {
+	case c.Scope == "":
+		add("scope: missing; set scope to the cluster's name (or PATRONI_SCOPE)")
+	case strings.Contains(c.Scope, "/"):
+		add("scope: %q contains '/'; use the cluster's name alone", c.Scope)
+	}
+	if !strings.HasPrefix(c.Namespace, "/") {
+		add("namespace: %q must start with '/', like /service/", c.Namespace)
+	}
+
+	if need.Etcd {
+		eps := c.Endpoints()
+		if len(eps) == 0 {
+			add("etcd3: no endpoints; set etcd3.hosts to the etcd client addresses (host:port, …) or PATRONI_ETCD3_HOSTS")
+		}
+		for _, ep := range eps {
+			u, err := url.Parse(ep)
+			if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+				add("etcd3.hosts: %q is not an etcd address; write host:port or http(s)://host:port", ep)
+			}
+		}
+		if c.Etcd3 != nil && c.Etcd3.SRV != "" && len(eps) == 0 {
+			add("etcd3.srv: DNS discovery is not supported; list etcd3.hosts instead")
+		}
+	}
+
+	if c.RestAPI.Listen != "" {
+		if _, _, ok := lastHostPort(c.RestAPI.Listen); !ok {
+			add("restapi.listen: %q is not host:port; write it like 127.0.0.1:8008", c.RestAPI.Listen)
+		}
+	}
+	if c.RestAPI.ConnectAddress != "" {
+		if _, _, err := net.SplitHostPort(c.RestAPI.ConnectAddress); err != nil {
+			add("restapi.connect_address: %q is not host:port; write it like 10.0.0.1:8008", c.RestAPI.ConnectAddress)
+		}
+	}
+	if (c.RestAPI.CertFile == "") != (c.RestAPI.KeyFile == "") && c.RestAPI.CertFile == "" {
+		add("restapi.keyfile: set without restapi.certfile; set both for TLS or neither")
+	}
+	if a := c.RestAPI.Authentication; a != nil && (a.Username == "" || a.Password == "") {
+		add("restapi.authentication: needs both username and password")
+	}
+
+	if need.Postgres {
+		if c.Postgres.DataDir == "" {
+			add("postgresql.data_dir: missing; set it to the PostgreSQL data directory (or PATRONI_POSTGRESQL_DATA_DIR)")
+		}
+		if c.Postgres.Listen == "" {
+			add("postgresql.listen: missing; set it to the address PostgreSQL listens on, like 127.0.0.1:5432")
+		} else if _, p, ok := lastHostPort(c.Postgres.Listen); !ok {
+			add("postgresql.listen: %q is not host:port; write it like 127.0.0.1:5432", c.Postgres.Listen)
+		} else if n, err := strconv.Atoi(p); err != nil || n <= 0 || n > 65535 {
+			add("postgresql.listen: port %q is out of range", p)
+		}
+		if c.Postgres.ConnectAddress == "" {
+			add("postgresql.connect_address: missing; set the host:port other nodes reach PostgreSQL at")
+		} else if _, _, err := net.SplitHostPort(c.Postgres.ConnectAddress); err != nil {
+			add("postgresql.connect_address: %q is not host:port; write it like 10.0.0.1:5432", c.Postgres.ConnectAddress)
+		}
+		if c.Postgres.Authentication.Replication.Username == "" {
+			add("postgresql.authentication.replication.username: missing; set the role replicas connect as (or PATRONI_REPLICATION_USERNAME)")
+		}
+		for _, m := range c.Postgres.CreateReplicaMethods {
+			if m != "basebackup" {
+				add("postgresql.create_replica_methods: %q is not supported; use basebackup", m)
+			}
+		}
+	}
+
+	switch strings.ToLower(c.Watchdog.Mode) {
+	case "", "off", "automatic", "required", "false", "true":
+	default:
+		add("watchdog.mode: %q is not one of off, automatic, required", c.Watchdog.Mode)
+	}
+	if p, ok := c.Tags["failover_priority"]; ok {
+		n, err := strconv.Atoi(ParamString(p))
+		if err != nil || n < 0 {
+			add("tags.failover_priority: %v is not a non-negative integer", p)
+		}
+	}
+
+	d := c.Dynamic()
+	if d.MaximumLagOnFailover < 0 {
+		add("bootstrap.dcs.maximum_lag_on_failover: %d is negative; set a number of bytes, like 1048576", d.MaximumLagOnFailover)
+	}
+	if err := d.CheckBudget(); err != nil {
+		errs = append(errs, fmt.Errorf("bootstrap.dcs.%w", err))
+	}
+	return errs
+}
