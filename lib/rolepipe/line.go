@@ -1,0 +1,205 @@
+package rolepipe
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pg-ha/pg-ha/lib/clock"
+)
+
+// Verb is the desired role of a line.
+type Verb string
+
+// The verbs of the protocol.
+const (
+	// Lead: be the writable primary until Until.
+	Lead Verb = "lead"
+	// Follow: be a streaming replica of Leader.
+	Follow Verb = "follow"
+	// Standby: be a read-only replica; no leader is known.
+	Standby Verb = "standby"
+	// Stop: stop PostgreSQL and keep it stopped.
+	Stop Verb = "stop"
+)
+
+// MaxLineLength bounds a line; longer input is garbage.
+const MaxLineLength = 4096
+
+// MaxValidity bounds how far in the future a lead deadline may lie. A lease
+// is at most a few minutes long; anything beyond is an absurd value.
+const MaxValidity = 10 * time.Minute
+
+// Line is one desired state.
+type Line struct {
+	Verb    Verb
+	Until   clock.Time // Lead: the fence deadline
+	Token   int64      // Lead: the leader key's create revision
+	Slots   []string   // Lead: physical slots to keep for the other members
+	Leader  string     // Follow: the leader's member name
+	ConnURL string     // Follow: the leader's conn_url (postgres://host:port/db)
+	Slot    string     // Follow: the slot to stream from, if slots are used
+	Reason  string     // Stop: why
+	Paused  bool       // maintenance mode: no automatic restarts
+}
+
+var wordRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// String renders the line without its trailing newline.
+func (l Line) String() string {
+	var b strings.Builder
+	b.WriteString(string(l.Verb))
+	kv := func(k, v string) {
+		b.WriteByte(' ')
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(v)
+	}
+	switch l.Verb {
+	case Lead:
+		kv("until", strconv.FormatInt(int64(l.Until), 10))
+		kv("token", strconv.FormatInt(l.Token, 10))
+		if len(l.Slots) > 0 {
+			kv("slots", strings.Join(l.Slots, ","))
+		}
+	case Follow:
+		kv("leader", l.Leader)
+		kv("conn", l.ConnURL)
+		if l.Slot != "" {
+			kv("slot", l.Slot)
+		}
+	case Stop:
+		kv("reason", l.Reason)
+	}
+	if l.Paused {
+		kv("paused", "1")
+	}
+	return b.String()
+}
+
+// Errors of Parse; every error wraps ErrInvalid.
+var ErrInvalid = errors.New("invalid role line")
+
+// Parse reads one line (without its newline). now is the current time on the
+// shared clock: a lead deadline further than MaxValidity ahead is absurd.
+// A deadline in the past parses fine; it simply grants no validity.
+func Parse(s string, now clock.Time) (Line, error) {
+	bad := func(format string, a ...any) (Line, error) {
+		return Line{}, fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+	}
+	if len(s) > MaxLineLength {
+		return bad("longer than %d bytes", MaxLineLength)
+	}
+	fields := strings.Fields(s)
+	if len(fields) == 0 {
+		return bad("empty")
+	}
+	l := Line{Verb: Verb(fields[0])}
+	allowed := map[string]bool{"paused": true}
+	switch l.Verb {
+	case Lead:
+		allowed["until"], allowed["token"], allowed["slots"] = true, true, true
+	case Follow:
+		allowed["leader"], allowed["conn"], allowed["slot"] = true, true, true
+	case Standby:
+	case Stop:
+		allowed["reason"] = true
+	default:
+		return bad("unknown verb %q", truncate(fields[0]))
+	}
+	seen := map[string]bool{}
+	for _, f := range fields[1:] {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || v == "" {
+			return bad("%q is not key=value", truncate(f))
+		}
+		if !allowed[k] {
+			return bad("unknown key %q for %s", truncate(k), l.Verb)
+		}
+		if seen[k] {
+			return bad("key %q repeated", k)
+		}
+		seen[k] = true
+		switch k {
+		case "until":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				return bad("until=%q is not a positive clock reading", truncate(v))
+			}
+			l.Until = clock.Time(n)
+		case "token":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				return bad("token=%q is not a positive revision", truncate(v))
+			}
+			l.Token = n
+		case "slots":
+			for _, name := range strings.Split(v, ",") {
+				if !wordRE.MatchString(name) {
+					return bad("slot name %q is not valid", truncate(name))
+				}
+				l.Slots = append(l.Slots, name)
+			}
+		case "leader":
+			if !wordRE.MatchString(v) {
+				return bad("leader=%q is not a member name", truncate(v))
+			}
+			l.Leader = v
+		case "conn":
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" || u.User != nil {
+				return bad("conn=%q is not a postgres:// URL without credentials", truncate(v))
+			}
+			l.ConnURL = v
+		case "slot":
+			if !wordRE.MatchString(v) {
+				return bad("slot=%q is not a slot name", truncate(v))
+			}
+			l.Slot = v
+		case "reason":
+			if !wordRE.MatchString(v) {
+				return bad("reason=%q is not a word", truncate(v))
+			}
+			l.Reason = v
+		case "paused":
+			if v != "1" && v != "0" {
+				return bad("paused=%q is not 0 or 1", truncate(v))
+			}
+			l.Paused = v == "1"
+		}
+	}
+	switch l.Verb {
+	case Lead:
+		if !seen["until"] || !seen["token"] {
+			return bad("lead needs until= and token=")
+		}
+		if l.Until.Sub(now) > MaxValidity {
+			return bad("until is %s ahead, more than any lease", l.Until.Sub(now).Round(time.Second))
+		}
+	case Follow:
+		if !seen["leader"] || !seen["conn"] {
+			return bad("follow needs leader= and conn=")
+		}
+	case Stop:
+		if !seen["reason"] {
+			return bad("stop needs reason=")
+		}
+	}
+	return l, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// Valid reports whether a lead line still grants validity at now.
+func (l Line) Valid(now clock.Time) bool {
+	return l.Verb == Lead && now.Before(l.Until)
+}
