@@ -1,0 +1,40 @@
+// Command pg-supervise runs the postmaster as its child and makes it the
+// role pg-lockd asks for, fencing a primary whose validity ran out.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/pg-ha/pg-ha/lib/cli"
+	"github.com/pg-ha/pg-ha/lib/config"
+)
+
+var program = cli.Program{
+	Name: "pg-supervise",
+	Description: "Run PostgreSQL's postmaster as a child process and make it the role read from stdin (or --input), " +
+		"one desired state per line from pg-lockd: promote on lead, stream from the named leader on follow " +
+		"(pg_rewind first when the timelines diverged), restart it after a crash. When the validity of the last " +
+		"lead line runs out, whatever pg-lockd is doing, the primary is fenced: its whole process group is killed " +
+		"at once. The state (starting, running, promoting, demoting, fenced, rewinding, …) is published atomically " +
+		"in supervise.json in the runtime directory. SIGTERM stops PostgreSQL (fast shutdown) and exits.",
+}
+
+// CLI is pg-supervise's command line.
+type CLI struct {
+	cli.Common
+	cli.Runtime
+	Input string `placeholder:"PATH" help:"Read role lines from this FIFO (kept open, so pg-lockd may restart) instead of stdin."`
+}
+
+func main() {
+	var c CLI
+	cli.Parse(&c, program, os.Args[1:])
+	os.Exit(cli.Main(program.Name, os.Stderr, func(ctx context.Context) error {
+		log, cfg, err := c.Setup(program.Name, config.NeedAll)
+		if err != nil || cfg == nil {
+			return err
+		}
+		return run(ctx, log, cfg, &c)
+	}))
+}
