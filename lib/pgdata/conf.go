@@ -1,0 +1,163 @@
+package pgdata
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pg-ha/pg-ha/lib/pg"
+)
+
+const confHeader = "# Written by pg-ha from the node's YAML; edits here are overwritten.\n"
+
+// BaseConf is where a postgresql.conf pg-ha did not write is kept, and
+// included from pg-ha's own postgresql.conf.
+const BaseConf = "postgresql.base.conf"
+
+// Standby is the recovery part of the configuration.
+type Standby struct {
+	// PrimaryConnInfo is the leader's connection string without password;
+	// empty for a standby with no upstream.
+	PrimaryConnInfo string
+	// SlotName is the physical slot to stream from; empty for none.
+	SlotName string
+}
+
+// WriteConf writes postgresql.conf in dataDir with params, and the standby
+// settings when sb is not nil (plus standby.signal); with sb nil it removes
+// standby.signal. A postgresql.conf pg-ha did not write is first moved to
+// postgresql.base.conf, which is included. Files are replaced atomically and
+// owned by o.
+func WriteConf(dataDir string, o pg.Owner, params map[string]string, sb *Standby) error {
+	path := filepath.Join(dataDir, "postgresql.conf")
+	old, err := os.ReadFile(path)
+	if err == nil && !bytes.HasPrefix(old, []byte(confHeader)) {
+		if err := os.Rename(path, filepath.Join(dataDir, BaseConf)); err != nil {
+			return fmt.Errorf("keep original postgresql.conf: %w", err)
+		}
+	}
+	var b strings.Builder
+	b.WriteString(confHeader)
+	if _, err := os.Stat(filepath.Join(dataDir, BaseConf)); err == nil {
+		fmt.Fprintf(&b, "include_if_exists = '%s'\n", BaseConf)
+	}
+	all := map[string]string{}
+	for k, v := range params {
+		all[k] = v
+	}
+	if sb != nil {
+		all["primary_conninfo"] = sb.PrimaryConnInfo
+		all["primary_slot_name"] = sb.SlotName
+		all["recovery_target_timeline"] = "latest"
+	} else {
+		all["primary_conninfo"] = ""
+		all["primary_slot_name"] = ""
+	}
+	keys := make([]string, 0, len(all))
+	for k := range all {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s = %s\n", k, quote(all[k]))
+	}
+	if err := writeAtomic(path, []byte(b.String()), 0o600, o); err != nil {
+		return err
+	}
+	return SetStandbySignal(dataDir, o, sb != nil)
+}
+
+// quote renders a value as a postgresql.conf string literal.
+func quote(v string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), "'", "''") + "'"
+}
+
+// SetStandbySignal creates or removes standby.signal.
+func SetStandbySignal(dataDir string, o pg.Owner, on bool) error {
+	p := filepath.Join(dataDir, "standby.signal")
+	if !on {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove standby.signal: %w", err)
+		}
+		return nil
+	}
+	return writeAtomic(p, nil, 0o600, o)
+}
+
+// IsStandby reports whether standby.signal exists in dataDir.
+func IsStandby(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, "standby.signal"))
+	return err == nil
+}
+
+// WriteHBA replaces pg_hba.conf with lines, keeping local access for the
+// owner's unix socket connections first so that the daemons can always
+// reach their own server.
+func WriteHBA(dataDir string, o pg.Owner, lines []string, superuser string) error {
+	var b strings.Builder
+	b.WriteString(confHeader)
+	fmt.Fprintf(&b, "local all %s peer map=pgha\n", superuser)
+	for _, l := range lines {
+		b.WriteString(strings.TrimSpace(l))
+		b.WriteByte('\n')
+	}
+	if err := writeAtomic(filepath.Join(dataDir, "pg_hba.conf"), []byte(b.String()), 0o600, o); err != nil {
+		return err
+	}
+	return WriteIdent(dataDir, o, superuser)
+}
+
+// WriteIdent maps the data directory's OS owner to the superuser role for
+// local peer connections, so the daemons connect without a password file.
+func WriteIdent(dataDir string, o pg.Owner, superuser string) error {
+	path := filepath.Join(dataDir, "pg_ident.conf")
+	old, _ := os.ReadFile(path)
+	line := fmt.Sprintf("pgha %s %s\n", o.Name, superuser)
+	if bytes.Contains(old, []byte(line)) {
+		return nil
+	}
+	var keep []string
+	for _, l := range strings.Split(string(old), "\n") {
+		if !strings.HasPrefix(l, "pgha ") && l != "" {
+			keep = append(keep, l)
+		}
+	}
+	data := strings.Join(keep, "\n")
+	if data != "" {
+		data += "\n"
+	}
+	return writeAtomic(path, []byte(data+line), 0o600, o)
+}
+
+func writeAtomic(path string, data []byte, mode os.FileMode, o pg.Owner) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if os.Geteuid() == 0 {
+		if err := tmp.Chown(int(o.UID), int(o.GID)); err != nil {
+			tmp.Close()
+			return fmt.Errorf("write %s: %w", path, err)
+		}
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+package pgdata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pg-ha/pg-ha/lib/config"
+	"github.com/pg-ha/pg-ha/lib/pg"
+)
+
+// DirState says what a data directory holds.
+type DirState int
+
+// The states of a data directory.
+const (
+	Missing DirState = iota // absent or empty
+	Valid                   // has a readable control file
+	Broken                  // not empty, but no usable control file
+)
+
+// Inspect reports the state of dataDir; for Valid it returns the control
+// data. It runs pg_controldata as the owner.
+func (n *Node) Inspect(ctx context.Context) (DirState, pg.ControlData, error) {
+	dir := n.DataDir()
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
+		return Missing, pg.ControlData{}, nil
+	}
+	if err != nil {
+		return Broken, pg.ControlData{}, fmt.Errorf("read data directory %s: %w", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "global", "pg_control")); err != nil {
+		return Broken, pg.ControlData{}, nil
+	}
+	cd, err := pg.ReadControlData(ctx, n.Owner, n.BinDir(), dir)
+	if err != nil {
+		return Broken, pg.ControlData{}, err
+	}
+	return Valid, cd, nil
+}
+
+// EnsureParent creates the data directory's parent if needed and makes
+// sure the data directory itself, if it exists, belongs to the owner.
+func (n *Node) EnsureParent() error {
+	parent := filepath.Dir(n.DataDir())
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", parent, err)
+	}
+	return nil
+}
+
+// InitDB runs initdb into an empty data directory with the bootstrap.initdb
+// options. The superuser's password is passed in a file, never as an
+// argument.
+func (n *Node) InitDB(ctx context.Context) error {
+	dir := n.DataDir()
+	if err := n.makeOwnedDir(dir); err != nil {
+		return err
+	}
+	args := []string{"-D", dir, "-U", n.Cfg.Postgres.Authentication.Superuser.Username}
+	args = append(args, n.Cfg.Bootstrap.InitDB.Args()...)
+	hasAuth := false
+	for _, o := range n.Cfg.Bootstrap.InitDB {
+		switch o.Name {
+		case "auth", "auth-local", "auth-host", "pwfile", "A":
+			hasAuth = true
+		}
+	}
+	if !hasAuth {
+		args = append(args, "--auth-local=trust", "--auth-host=md5")
+	}
+	if pw := n.Cfg.Postgres.Authentication.Superuser.Password; pw != "" {
+		pwfile := filepath.Join(n.RuntimeDir, ".initdb-pw")
+		if err := writeAtomic(pwfile, []byte(pw+"\n"), 0o600, n.Owner); err != nil {
+			return err
+		}
+		defer os.Remove(pwfile)
+		args = append(args, "--pwfile="+pwfile)
+	}
+	if _, err := pg.Run(ctx, n.Owner, n.BinDir(), "initdb", args); err != nil {
+		return fmt.Errorf("initdb: %w", err)
+	}
+	return nil
+}
+
+// Clone copies the leader at src into the (missing or empty) data
+// directory with pg_basebackup, streaming WAL, into a temporary directory
+// first so that a failed clone leaves nothing half-made behind.
+func (n *Node) Clone(ctx context.Context, src pg.ConnParams) error {
+	dir := n.DataDir()
+	tmp := dir + ".cloning"
+	_ = os.RemoveAll(tmp)
+	if err := n.makeOwnedDir(tmp); err != nil {
+		return err
+	}
+	src.Replication = false
+	args := []string{"-D", tmp, "-X", "stream", "-c", "fast", "--no-password", "-d", src.ConnString()}
+	args = append(args, basebackupArgs(n.Cfg.Postgres.Basebackup)...)
+	if _, err := pg.Run(ctx, n.Owner, n.BinDir(), "pg_basebackup", args, "PGPASSFILE="+n.Pgpass()); err != nil {
+		_ = os.RemoveAll(tmp)
+		return fmt.Errorf("pg_basebackup from %s:%d: %w", src.Host, src.Port, err)
+	}
+	// Replace an empty or missing target.
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		_ = os.RemoveAll(tmp)
+		return fmt.Errorf("replace %s: %w", dir, err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("move clone into %s: %w", dir, err)
+	}
+	return nil
+}
+
+// basebackupArgs renders postgresql.basebackup (a list of switches and
+// one-key maps, or a map) as pg_basebackup arguments.
+func basebackupArgs(v any) []string {
+	var out []string
+	add := func(k string, val any) {
+		if val == nil || val == "" {
+			out = append(out, "--"+k)
+			return
+		}
+		out = append(out, "--"+k+"="+config.ParamString(val))
+	}
+	switch x := v.(type) {
+	case []any:
+		for _, it := range x {
+			switch y := it.(type) {
+			case string:
+				add(y, nil)
+			case map[string]any:
+				for k, val := range y {
+					add(k, val)
+				}
+			}
+		}
+	case map[string]any:
+		for k, val := range x {
+			add(k, val)
+		}
+	}
+	return out
+}
+
+// MoveAside renames the data directory to <dir>.<suffix>, replacing an
+// earlier one, so that a rebuild never destroys data outright.
+func (n *Node) MoveAside(suffix string) (string, error) {
+	dir := n.DataDir()
+	dst := dir + "." + suffix
+	if err := os.RemoveAll(dst); err != nil {
+		return "", fmt.Errorf("remove old %s: %w", dst, err)
+	}
+	if err := os.Rename(dir, dst); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("move %s aside: %w", dir, err)
+	}
+	return dst, nil
+}
+
+func (n *Node) makeOwnedDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("chmod %s: %w", dir, err)
+	}
+	if os.Geteuid() == 0 {
+		if err := os.Chown(dir, int(n.Owner.UID), int(n.Owner.GID)); err != nil {
+			return fmt.Errorf("chown %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// RewindResult says what pg_rewind did.
+type RewindResult int
+
+// Outcomes of Rewind.
+const (
+	NotNeeded RewindResult = iota // the target had not diverged
+	Rewound                       // the target was rewound (or would be, with dryRun)
+)
+
+// Rewind runs pg_rewind against the source server; with dryRun it only
+// reports whether a rewind is needed. The target must be stopped; a crashed
+// target is first recovered by pg_rewind itself (single-user mode).
+func (n *Node) Rewind(ctx context.Context, src pg.ConnParams, dryRun bool) (RewindResult, string, error) {
+	src.Replication = false
+	args := []string{"-D", n.DataDir(), "--source-server=" + src.ConnString()}
+	if dryRun {
+		args = append(args, "--dry-run")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	out, err := pg.Run(ctx, n.Owner, n.BinDir(), "pg_rewind", args, "PGPASSFILE="+n.Pgpass())
+	text := string(out)
+	if err != nil {
+		return NotNeeded, text, fmt.Errorf("pg_rewind: %w", err)
+	}
+	if strings.Contains(text, "no rewind required") {
+		return NotNeeded, text, nil
+	}
+	return Rewound, text, nil
+}
