@@ -1,0 +1,92 @@
+package pg
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// HistoryEntry is one line of a timeline history file: timeline Timeline
+// ended, and its child began, at SwitchLSN.
+type HistoryEntry struct {
+	Timeline  uint32 // the parent timeline that ended
+	SwitchLSN LSN    // where it ended
+	Reason    string // why, e.g. "no recovery target specified"; may be empty
+}
+
+// TimelineHistory fetches the history file of timeline tli from the server
+// p describes, with TIMELINE_HISTORY over a physical replication connection
+// (p.Replication is forced on; the role needs the REPLICATION attribute
+// and a pg_hba "replication" entry), and parses it with ParseHistory. It
+// blocks on connecting (bounded by p.ConnectTimeout) and on the answer;
+// cancelling ctx aborts both, and the connection is always closed before
+// returning. Timeline 1 has no history: tli 1 returns no entries without
+// connecting, and tli 0 is an error. It returns the entries oldest first,
+// or an error wrapped "timeline history <tli>: …" when the server does not
+// have that timeline (SQLState 58P01), the connection fails, or the
+// content does not parse.
+func TimelineHistory(ctx context.Context, p ConnParams, tli uint32) ([]HistoryEntry, error) {
+	switch tli {
+	case 0:
+		return nil, fmt.Errorf("timeline history: timeline 0 does not exist")
+	case 1:
+		return nil, nil
+	}
+	conn, err := connectReplication(ctx, p)
+	if err != nil {
+		return nil, fmt.Errorf("timeline history %d: %w", tli, err)
+	}
+	defer conn.Close(ctx)
+
+	results, err := conn.Exec(ctx, fmt.Sprintf("TIMELINE_HISTORY %d", tli)).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("timeline history %d: %w", tli, err)
+	}
+	if len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) != 2 {
+		return nil, fmt.Errorf("timeline history %d: unexpected reply shape", tli)
+	}
+	entries, err := ParseHistory(string(results[0].Rows[0][1]))
+	if err != nil {
+		return nil, fmt.Errorf("timeline history %d: %w", tli, err)
+	}
+	return entries, nil
+}
+
+// ParseHistory parses the content of a timeline history file (the
+// pg_wal/0000000N.history format): one "parentTLI<tab>switchLSN<tab>reason"
+// line per ancestor, blank lines and lines starting with '#' ignored, fields
+// separated by any white space, the reason being the rest of the line. It
+// does no I/O. It returns the entries in file order, none for empty content,
+// and an error naming the line for a line without a numeric timeline or a
+// valid LSN, or for timelines that do not strictly increase (PostgreSQL
+// refuses such files too).
+func ParseHistory(content string) ([]HistoryEntry, error) {
+	var entries []HistoryEntry
+	for i, line := range strings.Split(content, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		// line is trimmed and not empty, so it starts with its first field.
+		tliField := strings.Fields(line)[0]
+		rest := strings.TrimSpace(line[len(tliField):])
+		tli, err := strconv.ParseUint(tliField, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("history line %d %q: want a numeric timeline ID", i+1, line)
+		}
+		lsnField, reason := rest, ""
+		if j := strings.IndexAny(rest, " \t"); j >= 0 {
+			lsnField, reason = rest[:j], strings.TrimSpace(rest[j:])
+		}
+		lsn, err := ParseLSN(lsnField)
+		if err != nil {
+			return nil, fmt.Errorf("history line %d %q: want a switch point LSN after the timeline", i+1, line)
+		}
+		if n := len(entries); n > 0 && uint32(tli) <= entries[n-1].Timeline {
+			return nil, fmt.Errorf("history line %d %q: timeline IDs must increase", i+1, line)
+		}
+		entries = append(entries, HistoryEntry{Timeline: uint32(tli), SwitchLSN: lsn, Reason: reason})
+	}
+	return entries, nil
+}
