@@ -161,3 +161,9 @@ func writeAtomic(path string, data []byte, mode os.FileMode, o pg.Owner) error {
 	}
 	return nil
 }
+
+// WasPrimaryFile, in the data directory, records the leader token under which
+// PostgreSQL last ran as a primary. While it exists the data may have
+// diverged from the next leader's, so it is checked with pg_rewind before
+// following anyone; a clone never keeps the source's copy.
+const WasPrimaryFile = "pg-ha.was-primary"

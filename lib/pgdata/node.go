@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -161,4 +163,25 @@ func (n *Node) Parameters(d config.Dynamic) map[string]string {
 		p["unix_socket_directories"] = n.RuntimeDir
 	}
 	return p
+}
+
+// OwnerFor returns the account PostgreSQL runs as: the data directory's
+// owner if it exists, else the current user when not root, else "postgres".
+// A data directory owned by root is an error: PostgreSQL refuses to run as
+// root.
+func OwnerFor(cfg *config.Config) (pg.Owner, error) {
+	if o, err := pg.DataDirOwner(absFrom("", cfg.Postgres.DataDir)); err == nil {
+		if o.UID == 0 {
+			return pg.Owner{}, fmt.Errorf("postgresql.data_dir %s is owned by root; PostgreSQL refuses to run as root: chown it to postgres", cfg.Postgres.DataDir)
+		}
+		return o, nil
+	}
+	if os.Geteuid() != 0 {
+		u, err := user.Current()
+		if err != nil {
+			return pg.Owner{}, fmt.Errorf("look up the current user: %w", err)
+		}
+		return pg.LookupOwner(u.Username)
+	}
+	return pg.LookupOwner("postgres")
 }

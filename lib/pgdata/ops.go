@@ -110,6 +110,7 @@ func (n *Node) Clone(ctx context.Context, src pg.ConnParams) error {
 		_ = os.RemoveAll(tmp)
 		return fmt.Errorf("replace %s: %w", dir, err)
 	}
+	_ = os.Remove(filepath.Join(tmp, WasPrimaryFile))
 	if err := os.Rename(tmp, dir); err != nil {
 		return fmt.Errorf("move clone into %s: %w", dir, err)
 	}

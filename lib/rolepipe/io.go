@@ -79,6 +79,10 @@ type Reader struct {
 	clock clock.Clock
 	log   zerolog.Logger
 
+	// OnLine, if set before Run, is called from the reading goroutine with
+	// each line about to be published, before it is visible to Latest.
+	OnLine func(Line)
+
 	mu     sync.Mutex
 	latest *Line
 	seq    uint64
@@ -159,6 +163,9 @@ func (r *Reader) Run() error {
 }
 
 func (r *Reader) publish(l *Line) {
+	if r.OnLine != nil {
+		r.OnLine(*l)
+	}
 	r.mu.Lock()
 	r.latest = l
 	r.seq++

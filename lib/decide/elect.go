@@ -1,0 +1,112 @@
+package decide
+
+import "fmt"
+
+// Member is one member as pg-lockd sees it in etcd (or, for itself, from
+// its own PostgreSQL just now).
+type Member struct {
+	Name       string
+	Running    bool  // PostgreSQL runs (state "running")
+	Primary    bool  // it runs as a primary (not in recovery)
+	Timeline   int   // its timeline
+	Position   int64 // its WAL position (xlog_location)
+	NoFailover bool  // tagged nofailover
+	Priority   int   // failover_priority; 0 means never
+	// Fresh: the member reported after the leader key vanished, so its
+	// position is current.
+	Fresh bool
+}
+
+// Election is what a node without a leader knows when deciding whether to
+// race for the leader key.
+type Election struct {
+	Self   Member
+	Others []Member
+	// LastLeaderPosition is the last position the leader published
+	// (status.optime); 0 if unknown.
+	LastLeaderPosition int64
+	// MaxLag is maximum_lag_on_failover in bytes.
+	MaxLag int64
+	// Paused: maintenance mode, no automatic failover.
+	Paused bool
+	// FailoverTo names the member a manual failover or switchover asked
+	// for ("" for none); FailoverToAlive says that member is running.
+	FailoverTo      string
+	FailoverToAlive bool
+	// SettleExpired: the wait for every running member to report a fresh
+	// position is over; members that did not report are ignored.
+	SettleExpired bool
+}
+
+// Eligible says whether m may become the leader given the last leader's
+// position and the lag allowed, and why not.
+func Eligible(m Member, lastLeaderPosition, maxLag int64) (bool, string) {
+	switch {
+	case !m.Running:
+		return false, "PostgreSQL is not running"
+	case m.NoFailover:
+		return false, "tagged nofailover"
+	case m.Priority <= 0:
+		return false, "failover_priority is 0"
+	case lastLeaderPosition > 0 && m.Position < lastLeaderPosition-maxLag:
+		return false, fmt.Sprintf("lags %d bytes behind the last leader position, more than maximum_lag_on_failover (%d)",
+			lastLeaderPosition-m.Position, maxLag)
+	}
+	return true, ""
+}
+
+// Ahead reports whether a is a better leader than b: a later timeline, then
+// more WAL, then a higher failover_priority, then the smaller name.
+func Ahead(a, b Member) bool {
+	if a.Timeline != b.Timeline {
+		return a.Timeline > b.Timeline
+	}
+	if a.Position != b.Position {
+		return a.Position > b.Position
+	}
+	if a.Priority != b.Priority {
+		return a.Priority > b.Priority
+	}
+	return a.Name < b.Name
+}
+
+// Elect decides whether this node races for the free leader key, and why.
+func Elect(e Election) (bool, string) {
+	self := e.Self
+	if e.Paused {
+		if self.Running && self.Primary {
+			return true, "paused, but this node runs the primary"
+		}
+		return false, "paused: no automatic failover"
+	}
+	if e.FailoverTo != "" && e.FailoverToAlive {
+		if e.FailoverTo != self.Name {
+			return false, "a failover to " + e.FailoverTo + " is requested"
+		}
+		if !self.Running {
+			return false, "the requested failover target's PostgreSQL is not running"
+		}
+		return true, "the requested failover target"
+	}
+	if ok, why := Eligible(self, e.LastLeaderPosition, e.MaxLag); !ok {
+		return false, why
+	}
+	for _, o := range e.Others {
+		if o.Name == self.Name {
+			continue
+		}
+		if ok, _ := Eligible(o, e.LastLeaderPosition, e.MaxLag); !ok {
+			continue
+		}
+		if !o.Fresh {
+			if e.SettleExpired {
+				continue
+			}
+			return false, "waiting for " + o.Name + " to report its position"
+		}
+		if Ahead(o, self) {
+			return false, o.Name + " is ahead"
+		}
+	}
+	return true, "the most up-to-date eligible member"
+}

@@ -1,0 +1,42 @@
+package decide
+
+import "testing"
+
+func TestElect(t *testing.T) {
+	m := func(name string, tl int, pos int64) Member {
+		return Member{Name: name, Running: true, Timeline: tl, Position: pos, Priority: 1, Fresh: true}
+	}
+	with := func(x Member, f func(*Member)) Member { f(&x); return x }
+	tests := []struct {
+		name string
+		e    Election
+		want bool
+	}{
+		{"alone and healthy", Election{Self: m("n1", 1, 100)}, true},
+		{"most WAL wins", Election{Self: m("n2", 1, 200), Others: []Member{m("n3", 1, 100)}}, true},
+		{"someone has more WAL", Election{Self: m("n2", 1, 100), Others: []Member{m("n3", 1, 200)}}, false},
+		{"later timeline beats more WAL", Election{Self: m("n2", 2, 100), Others: []Member{m("n3", 1, 900)}}, true},
+		{"tie: smaller name", Election{Self: m("n2", 1, 100), Others: []Member{m("n3", 1, 100)}}, true},
+		{"tie: larger name waits", Election{Self: m("n3", 1, 100), Others: []Member{m("n2", 1, 100)}}, false},
+		{"tie: higher priority wins over name", Election{Self: with(m("n3", 1, 100), func(x *Member) { x.Priority = 5 }), Others: []Member{m("n2", 1, 100)}}, true},
+		{"not running", Election{Self: with(m("n1", 1, 100), func(x *Member) { x.Running = false })}, false},
+		{"nofailover", Election{Self: with(m("n1", 1, 100), func(x *Member) { x.NoFailover = true })}, false},
+		{"priority 0", Election{Self: with(m("n1", 1, 100), func(x *Member) { x.Priority = 0 })}, false},
+		{"too much lag", Election{Self: m("n1", 1, 100), LastLeaderPosition: 5000, MaxLag: 1000}, false},
+		{"lag within bound", Election{Self: m("n1", 1, 4500), LastLeaderPosition: 5000, MaxLag: 1000}, true},
+		{"a better member that cannot lead is ignored", Election{Self: m("n2", 1, 100), Others: []Member{with(m("n3", 1, 900), func(x *Member) { x.NoFailover = true })}}, true},
+		{"a stopped member is ignored", Election{Self: m("n2", 1, 100), Others: []Member{with(m("n3", 1, 900), func(x *Member) { x.Running = false })}}, true},
+		{"a silent member is awaited", Election{Self: m("n2", 1, 100), Others: []Member{with(m("n3", 1, 50), func(x *Member) { x.Fresh = false })}}, false},
+		{"a silent member is ignored after settling", Election{Self: m("n2", 1, 100), Others: []Member{with(m("n3", 1, 900), func(x *Member) { x.Fresh = false })}, SettleExpired: true}, true},
+		{"paused: replica does not race", Election{Self: m("n1", 1, 100), Paused: true}, false},
+		{"paused: running primary takes the key back", Election{Self: with(m("n1", 1, 100), func(x *Member) { x.Primary = true }), Paused: true}, true},
+		{"failover to another member", Election{Self: m("n1", 1, 900), Others: []Member{m("n2", 1, 100)}, FailoverTo: "n2", FailoverToAlive: true}, false},
+		{"failover to me despite a fresher member", Election{Self: m("n2", 1, 100), Others: []Member{m("n1", 1, 900)}, FailoverTo: "n2", FailoverToAlive: true}, true},
+		{"failover target gone: normal election", Election{Self: m("n1", 1, 900), FailoverTo: "n9"}, true},
+	}
+	for _, tt := range tests {
+		if got, why := Elect(tt.e); got != tt.want {
+			t.Errorf("%s: Elect = %v (%s), want %v", tt.name, got, why, tt.want)
+		}
+	}
+}

@@ -1,0 +1,131 @@
+package postmaster
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/pg-ha/pg-ha/lib/clock"
+)
+
+// Fencer kills a primary's process group when its validity runs out. It runs
+// on its own goroutine and does nothing else, so no slow query, stuck disk
+// or busy loop elsewhere in the program can delay a fence.
+type Fencer struct {
+	clock clock.Clock
+	log   zerolog.Logger
+
+	mu       sync.Mutex
+	armed    bool
+	pgid     int
+	token    int64
+	deadline clock.Time
+	fenced   chan struct{} // closed on each fence; replaced when re-armed
+	wake     chan struct{}
+}
+
+// NewFencer returns a disarmed fencer; Run must be started.
+func NewFencer(c clock.Clock, log zerolog.Logger) *Fencer {
+	return &Fencer{clock: c, log: log, wake: make(chan struct{}, 1), fenced: make(chan struct{})}
+}
+
+// Arm watches process group pgid, primary under token, until deadline.
+func (f *Fencer) Arm(pgid int, token int64, deadline clock.Time) {
+	f.mu.Lock()
+	f.armed, f.pgid, f.token, f.deadline = true, pgid, token, deadline
+	f.fenced = make(chan struct{})
+	f.mu.Unlock()
+	f.poke()
+}
+
+// Extend moves the deadline of an armed fencer to deadline if token is the
+// one it was armed with. A line for another token extends nothing.
+func (f *Fencer) Extend(token int64, deadline clock.Time) {
+	f.mu.Lock()
+	if f.armed && f.token == token {
+		f.deadline = deadline
+	}
+	f.mu.Unlock()
+	f.poke()
+}
+
+// Adopt re-keys an armed fencer to a new token and deadline (the primary
+// kept its validity without a gap while the leader key was re-acquired).
+func (f *Fencer) Adopt(token int64, deadline clock.Time) {
+	f.mu.Lock()
+	if f.armed {
+		f.token, f.deadline = token, deadline
+	}
+	f.mu.Unlock()
+	f.poke()
+}
+
+// Disarm stops watching: PostgreSQL cannot accept writes any more (it is
+// stopped, or runs as a standby).
+func (f *Fencer) Disarm() {
+	f.mu.Lock()
+	f.armed = false
+	f.mu.Unlock()
+	f.poke()
+}
+
+// Fenced returns a channel closed when the current arming fired.
+func (f *Fencer) Fenced() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.fenced
+}
+
+// Deadline returns the deadline in force and whether the fencer is armed.
+func (f *Fencer) Deadline() (clock.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.deadline, f.armed
+}
+
+func (f *Fencer) poke() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run fences until ctx is done. It wakes at the deadline (and at least
+// every 100 ms, so a host suspend that stopped the monotonic timer but not
+// CLOCK_BOOTTIME is noticed).
+func (f *Fencer) Run(ctx context.Context) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		f.mu.Lock()
+		wait := 100 * time.Millisecond
+		if f.armed {
+			now := f.clock.Now()
+			if !now.Before(f.deadline) {
+				KillGroup(f.pgid)
+				f.armed = false
+				close(f.fenced)
+				f.log.Warn().Int("pid", f.pgid).Int64("token", f.token).
+					Dur("late_by", now.Sub(f.deadline)).Msg("validity ran out: fenced the primary (killed its process group)")
+			} else if r := f.deadline.Sub(now); r < wait {
+				wait = r
+			}
+		}
+		f.mu.Unlock()
+		t.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.wake:
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,547 @@
+package postmaster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/pg-ha/pg-ha/lib/clock"
+	"github.com/pg-ha/pg-ha/lib/config"
+	"github.com/pg-ha/pg-ha/lib/decide"
+	"github.com/pg-ha/pg-ha/lib/pg"
+	"github.com/pg-ha/pg-ha/lib/pgdata"
+	"github.com/pg-ha/pg-ha/lib/rolepipe"
+	"github.com/pg-ha/pg-ha/lib/state"
+)
+
+// Notifier receives the supervisor's readiness, status and watchdog pings
+// (lib/sdnotify satisfies it).
+type Notifier interface {
+	Ready() error
+	Status(string) error
+	Stopping() error
+	Watchdog() error
+	WatchdogInterval() time.Duration
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) Ready() error                    { return nil }
+func (nopNotifier) Status(string) error             { return nil }
+func (nopNotifier) Stopping() error                 { return nil }
+func (nopNotifier) Watchdog() error                 { return nil }
+func (nopNotifier) WatchdogInterval() time.Duration { return 0 }
+
+// Supervisor runs PostgreSQL in the role the role lines ask for.
+type Supervisor struct {
+	node   *pgdata.Node
+	dyn    config.Dynamic
+	log    zerolog.Logger
+	clock  clock.Clock
+	reader *rolepipe.Reader
+	fencer *Fencer
+	notify Notifier
+
+	proc     *Proc
+	primary  bool   // the running server may accept writes
+	term     int64  // token the data was last primary under
+	upstream string // leader followed
+	crashed  bool
+	st       state.Supervise
+	stateMsg string
+
+	rewindFailures int
+	slotsAbsent    map[string]time.Time
+	lastStatus     pg.Status
+	statusOK       bool
+}
+
+// NewSupervisor returns a supervisor of node reading lines from r.
+func NewSupervisor(node *pgdata.Node, r *rolepipe.Reader, c clock.Clock, n Notifier, log zerolog.Logger) *Supervisor {
+	if n == nil {
+		n = nopNotifier{}
+	}
+	s := &Supervisor{
+		node: node, dyn: node.Cfg.Dynamic(), log: log, clock: c, reader: r,
+		fencer: NewFencer(c, log), notify: n, slotsAbsent: map[string]time.Time{},
+	}
+	return s
+}
+
+// OnLine must be called by the reader for every valid line, before the line
+// is published: it extends the fencer's deadline without waiting for the
+// main loop, so a busy loop never causes a spurious fence.
+func (s *Supervisor) OnLine(l rolepipe.Line) {
+	if l.Verb == rolepipe.Lead {
+		s.fencer.Extend(l.Token, l.Until)
+	}
+}
+
+// Run supervises until ctx is done, then stops PostgreSQL (fast shutdown)
+// and returns. It blocks; the fencer runs on its own goroutine meanwhile.
+func (s *Supervisor) Run(ctx context.Context) error {
+	fctx, stopFencer := context.WithCancel(context.WithoutCancel(ctx))
+	fencerDone := make(chan struct{})
+	go func() { s.fencer.Run(fctx); close(fencerDone) }()
+	defer func() { stopFencer(); <-fencerDone }()
+
+	if err := s.clearOrphan(); err != nil {
+		return err
+	}
+	if err := s.node.WritePgpass(); err != nil {
+		return err
+	}
+	s.term = s.readTerm()
+	s.setState(state.Stopped, "")
+	_ = s.notify.Ready()
+
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		line, seq, _ := s.reader.Latest()
+		local := decide.Local{
+			Running: s.proc != nil, Primary: s.primary, Term: s.term, Upstream: s.upstream,
+			MayHaveDiverged: s.mayHaveDiverged(), Crashed: s.crashed,
+		}
+		act := decide.Supervise(local, line, seq > 0, s.clock.Now())
+		if act != decide.Nothing {
+			s.log.Info().Str("action", act.String()).Str("line", line.String()).Msg("acting")
+			if err := s.do(ctx, act, line); err != nil {
+				s.log.Error().Err(err).Str("action", act.String()).Msg("action failed")
+				s.stateMsg = err.Error()
+			}
+		}
+		s.observe(ctx, line)
+		_ = s.notify.Watchdog()
+
+		var exited <-chan struct{}
+		if s.proc != nil {
+			exited = s.proc.Done()
+		}
+		select {
+		case <-ctx.Done():
+			return s.shutdown()
+		case <-s.reader.Notify():
+		case <-exited:
+			s.reap()
+		case <-s.fencer.Fenced():
+			s.log.Warn().Msg("fenced")
+		case <-tick.C:
+		}
+	}
+}
+
+// clearOrphan kills a postmaster left running on the data directory by a
+// previous supervisor (postmaster.pid naming a live postgres process).
+func (s *Supervisor) clearOrphan() error {
+	data, err := os.ReadFile(filepath.Join(s.node.DataDir(), "postmaster.pid"))
+	if err != nil {
+		return nil
+	}
+	var pid int
+	if _, err := fmt.Sscanf(string(data), "%d", &pid); err != nil || pid <= 1 {
+		return nil
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil || filepath.Base(exe) != "postgres" {
+		return nil
+	}
+	s.log.Warn().Int("pid", pid).Msg("killing a postmaster left over from a previous supervisor")
+	KillGroup(pid)
+	_ = syscall.Kill(pid, syscall.SIGKILL)
+	for i := 0; i < 100; i++ {
+		if syscall.Kill(pid, 0) != nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("postmaster %d left by a previous supervisor does not die", pid)
+}
+
+func (s *Supervisor) do(ctx context.Context, act decide.Action, line rolepipe.Line) error {
+	switch act {
+	case decide.Fence:
+		if s.proc != nil {
+			s.proc.KillGroup()
+			<-s.proc.Done()
+			s.reap()
+		}
+		s.setState(state.Fenced, "validity ran out")
+	case decide.StartPrimary:
+		return s.start(line, true, nil)
+	case decide.StartStandby:
+		sb, err := s.standbyConf(line)
+		if err != nil {
+			return err
+		}
+		return s.start(line, false, sb)
+	case decide.RewindAndStart:
+		return s.rewindAndStart(ctx, line)
+	case decide.Promote:
+		return s.promote(line)
+	case decide.AdoptTerm:
+		s.term = line.Token
+		s.markDiverge()
+		s.fencer.Adopt(line.Token, line.Until)
+		s.log.Info().Int64("token", line.Token).Msg("primary continues under a new leader token")
+	case decide.Retarget:
+		sb, err := s.standbyConf(line)
+		if err != nil {
+			return err
+		}
+		if err := pgdata.WriteConf(s.node.DataDir(), s.node.Owner, s.node.Parameters(s.dyn), sb); err != nil {
+			return err
+		}
+		s.upstream = line.Leader
+		s.log.Info().Str("leader", line.Leader).Msg("following a new leader")
+		return s.proc.Reload()
+	case decide.Demote:
+		s.setState(state.Demoting, "")
+		return s.stop(ctx, Fast, state.Stopped)
+	case decide.StopServer:
+		s.setState(state.Stopping, "")
+		return s.stop(ctx, Fast, state.Stopped)
+	}
+	return nil
+}
+
+func (s *Supervisor) standbyConf(line rolepipe.Line) (*pgdata.Standby, error) {
+	if line.Verb != rolepipe.Follow {
+		return &pgdata.Standby{}, nil
+	}
+	src, err := s.node.Remote(line.ConnURL, s.node.Cfg.Postgres.Authentication.Replication, false)
+	if err != nil {
+		return nil, err
+	}
+	src.Database = ""
+	sb := &pgdata.Standby{PrimaryConnInfo: src.ConnString()}
+	if s.dyn.UseSlots {
+		sb.SlotName = line.Slot
+	}
+	return sb, nil
+}
+
+// start writes the configuration and starts the postmaster. A primary is
+// armed in the fencer before it can accept a connection.
+func (s *Supervisor) start(line rolepipe.Line, primary bool, sb *pgdata.Standby) error {
+	dir := s.node.DataDir()
+	if err := s.node.WritePgpass(); err != nil {
+		return err
+	}
+	if hba := s.dyn.PgHBA; len(hba) > 0 {
+		if err := pgdata.WriteHBA(dir, s.node.Owner, hba, s.node.Cfg.Postgres.Authentication.Superuser.Username); err != nil {
+			return err
+		}
+	}
+	if err := pgdata.WriteConf(dir, s.node.Owner, s.node.Parameters(s.dyn), sb); err != nil {
+		return err
+	}
+	_ = os.Remove(filepath.Join(dir, "promote"))
+	if primary {
+		s.term = line.Token
+		s.markDiverge()
+	}
+	s.setState(state.Starting, "")
+	p, err := Start(s.node.Owner, s.node.BinDir(), dir)
+	if err != nil {
+		s.setState(state.Crashed, err.Error())
+		return err
+	}
+	if primary {
+		s.fencer.Arm(p.PID(), line.Token, line.Until)
+	}
+	s.proc, s.primary, s.crashed = p, primary, false
+	s.upstream = ""
+	if !primary && line.Verb == rolepipe.Follow {
+		s.upstream = line.Leader
+	}
+	s.log.Info().Int("pid", p.PID()).Bool("primary", primary).Str("leader", s.upstream).Msg("postmaster started")
+	return nil
+}
+
+func (s *Supervisor) promote(line rolepipe.Line) error {
+	s.setState(state.Promoting, "")
+	s.fencer.Arm(s.proc.PID(), line.Token, line.Until)
+	s.primary, s.term, s.upstream = true, line.Token, ""
+	s.markDiverge()
+	if err := s.proc.Promote(s.node.Owner); err != nil {
+		return fmt.Errorf("promote: %w", err)
+	}
+	s.log.Info().Int64("token", line.Token).Msg("promoting")
+	return nil
+}
+
+func (s *Supervisor) rewindAndStart(ctx context.Context, line rolepipe.Line) error {
+	s.setState(state.Rewinding, "")
+	src, err := s.node.Remote(line.ConnURL, s.node.RewindCredentials(), false)
+	if err != nil {
+		return err
+	}
+	res, out, err := s.node.Rewind(ctx, src, !s.dyn.UsePgRewind)
+	if err != nil {
+		s.rewindFailures++
+		s.log.Warn().Err(err).Int("failures", s.rewindFailures).Msg("pg_rewind failed")
+		if s.rewindFailures < 5 {
+			time.Sleep(time.Second)
+			return nil
+		}
+		return s.reclone(ctx, line, "pg_rewind failed repeatedly")
+	}
+	s.rewindFailures = 0
+	switch {
+	case res == pgdata.NotNeeded:
+		s.log.Info().Msg("no rewind required: the data had not diverged")
+	case s.dyn.UsePgRewind:
+		s.log.Info().Str("output", lastLine(out)).Msg("rewound with pg_rewind")
+	default:
+		return s.reclone(ctx, line, "diverged and use_pg_rewind is off")
+	}
+	s.clearDiverge()
+	sb, err := s.standbyConf(line)
+	if err != nil {
+		return err
+	}
+	return s.start(line, false, sb)
+}
+
+// reclone is the last resort: the old data directory is moved aside (never
+// deleted) and the leader is cloned.
+func (s *Supervisor) reclone(ctx context.Context, line rolepipe.Line, why string) error {
+	s.setState(state.Cloning, why)
+	s.log.Warn().Str("reason", why).Msg("re-cloning from the leader")
+	src, err := s.node.Remote(line.ConnURL, s.node.Cfg.Postgres.Authentication.Replication, false)
+	if err != nil {
+		return err
+	}
+	aside, err := s.node.MoveAside("diverged")
+	if err != nil {
+		return err
+	}
+	if err := s.node.Clone(ctx, src); err != nil {
+		return err
+	}
+	s.log.Info().Str("old_data", aside).Msg("cloned; the previous data directory was kept")
+	s.clearDiverge()
+	s.rewindFailures = 0
+	sb, err := s.standbyConf(line)
+	if err != nil {
+		return err
+	}
+	return s.start(line, false, sb)
+}
+
+func (s *Supervisor) stop(ctx context.Context, mode syscall.Signal, final string) error {
+	if s.proc == nil {
+		return nil
+	}
+	timeout := 30 * time.Second
+	err := s.proc.Stop(ctx, mode, timeout)
+	s.reapExpected()
+	cd, cerr := pg.ReadControlData(ctx, s.node.Owner, s.node.BinDir(), s.node.DataDir())
+	if cerr == nil {
+		s.st.StopLSN = cd.CheckpointLSN.String()
+	}
+	s.setState(final, "")
+	return err
+}
+
+// reap handles the postmaster's exit.
+func (s *Supervisor) reap() {
+	if s.proc == nil {
+		return
+	}
+	p := s.proc
+	KillGroup(p.PID()) // backends that outlived their postmaster
+	expected := p.Expected()
+	select {
+	case <-s.fencer.Fenced():
+		expected = true
+		s.setState(state.Fenced, "validity ran out")
+	default:
+	}
+	s.fencer.Disarm()
+	s.proc, s.primary, s.upstream = nil, false, ""
+	s.statusOK = false
+	if !expected {
+		s.crashed = true
+		s.log.Error().Int("pid", p.PID()).AnErr("exit", p.Err()).Msg("postmaster exited unexpectedly")
+		s.setState(state.Crashed, fmt.Sprint(p.Err()))
+	}
+}
+
+func (s *Supervisor) reapExpected() {
+	if s.proc != nil {
+		s.proc.stopping.Store(true)
+		s.reap()
+	}
+}
+
+func (s *Supervisor) shutdown() error {
+	_ = s.notify.Stopping()
+	s.setState(state.Stopping, "")
+	if s.proc != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		defer cancel()
+		if err := s.proc.Stop(ctx, Fast, 60*time.Second); err != nil {
+			s.log.Error().Err(err).Msg("stopping postgres")
+		}
+		s.reapExpected()
+	}
+	s.setState(state.Stopped, "")
+	return nil
+}
+
+// observe queries the running server, finishes a promotion, keeps the
+// leader's replication slots, and publishes the state file.
+func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
+	if s.proc == nil {
+		s.publish()
+		return
+	}
+	qctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	conn, err := pg.Connect(qctx, s.node.Local(time.Second))
+	if err != nil {
+		s.statusOK = false
+		s.publish()
+		return
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	st, err := pg.QueryStatus(qctx, conn)
+	if err != nil {
+		s.statusOK = false
+		s.publish()
+		return
+	}
+	s.lastStatus, s.statusOK = st, true
+	switch {
+	case s.primary && !st.InRecovery:
+		if s.st.State != state.Running {
+			s.setState(state.Running, "")
+		}
+		if line.Verb == rolepipe.Lead && s.dyn.UseSlots {
+			s.keepSlots(qctx, conn, line.Slots)
+		}
+	case s.primary && st.InRecovery:
+		// promotion in progress
+	case !s.primary && st.InRecovery:
+		if s.st.State != state.Running {
+			s.setState(state.Running, "")
+		}
+	case !s.primary && !st.InRecovery:
+		// A standby that is not in recovery was promoted behind our back:
+		// it can accept writes. Fence it unless we hold validity.
+		if !line.Valid(s.clock.Now()) {
+			s.log.Error().Msg("server left recovery without a lead: fencing")
+			s.proc.KillGroup()
+		} else {
+			s.fencer.Arm(s.proc.PID(), line.Token, line.Until)
+			s.primary, s.term = true, line.Token
+			s.markDiverge()
+		}
+	}
+	s.publish()
+}
+
+// keepSlots creates the physical slots the leader's followers stream from.
+// Slots of members that left are dropped by PostgreSQL's
+// max_slot_wal_keep_size if the operator sets it; pg-ha never drops a slot
+// on its own, so a member that is only restarting keeps its WAL.
+func (s *Supervisor) keepSlots(ctx context.Context, conn *pgx.Conn, want []string) {
+	if len(want) == 0 {
+		return
+	}
+	if err := pg.EnsurePhysicalSlots(ctx, conn, want); err != nil {
+		s.log.Warn().Err(err).Msg("creating replication slots")
+	}
+}
+
+func (s *Supervisor) setState(st, msg string) {
+	if s.st.State != st {
+		s.st.Since = time.Now()
+		s.log.Info().Str("state", st).Str("message", msg).Msg("state")
+		role := "replica"
+		if s.primary {
+			role = "primary"
+		}
+		if s.proc == nil {
+			role = "stopped"
+		}
+		_ = s.notify.Status(fmt.Sprintf("%s, %s", st, role))
+	}
+	s.st.State = st
+	s.st.Message = msg
+	s.publish()
+}
+
+func (s *Supervisor) publish() {
+	line, _, _ := s.reader.Latest()
+	s.st.Role = ""
+	s.st.PID = 0
+	if s.proc != nil {
+		s.st.PID = s.proc.PID()
+		s.st.Role = "replica"
+		if s.primary {
+			s.st.Role = "primary"
+		}
+	}
+	s.st.Desired = string(line.Verb)
+	s.st.Leader = s.upstream
+	s.st.Token = s.term
+	s.st.Paused = line.Paused
+	s.st.Deadline = 0
+	if d, armed := s.fencer.Deadline(); armed {
+		s.st.Deadline = d
+	}
+	s.st.Updated = s.clock.Now()
+	if err := state.Write(s.node.RuntimeDir, state.SuperviseFile, s.st); err != nil {
+		s.log.Warn().Err(err).Msg("writing state file")
+	}
+}
+
+func (s *Supervisor) mayHaveDiverged() bool {
+	_, err := os.Stat(filepath.Join(s.node.DataDir(), pgdata.WasPrimaryFile))
+	return err == nil
+}
+
+// markDiverge records, in the data directory, that PostgreSQL runs as a
+// primary under token s.term.
+func (s *Supervisor) markDiverge() {
+	p := filepath.Join(s.node.DataDir(), pgdata.WasPrimaryFile)
+	if err := os.WriteFile(p, []byte(strconv.FormatInt(s.term, 10)+"\n"), 0o600); err != nil {
+		s.log.Warn().Err(err).Msg("writing the was-primary marker")
+	}
+}
+
+func (s *Supervisor) clearDiverge() {
+	if err := os.Remove(filepath.Join(s.node.DataDir(), pgdata.WasPrimaryFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn().Err(err).Msg("removing the was-primary marker")
+	}
+	s.term = 0
+}
+
+// readTerm returns the token the data directory was last primary under (0:
+// it has followed a leader since, or never led), so that a restarted
+// supervisor restarts a crashed primary in place only under that token.
+func (s *Supervisor) readTerm() int64 {
+	data, err := os.ReadFile(filepath.Join(s.node.DataDir(), pgdata.WasPrimaryFile))
+	if err != nil {
+		return 0
+	}
+	t, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	return t
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
