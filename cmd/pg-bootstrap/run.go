@@ -6,9 +6,49 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/pg-ha/pg-ha/lib/bootstrap"
+	"github.com/pg-ha/pg-ha/lib/cli"
 	"github.com/pg-ha/pg-ha/lib/config"
+	"github.com/pg-ha/pg-ha/lib/dcs"
+	"github.com/pg-ha/pg-ha/lib/pgdata"
+)
+
+// Exit codes beyond the common ones (listed in --help).
+const (
+	exitOtherCluster = 10
+	exitNoLeader     = 11
 )
 
 func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) error {
-	return errors.New("not implemented")
+	dir, err := c.Runtime.Dir(cfg)
+	if err != nil {
+		return err
+	}
+	owner, err := pgdata.OwnerFor(cfg)
+	if err != nil {
+		return err
+	}
+	client, err := dcs.New(ctx, dcs.Options{
+		Endpoints: cfg.Endpoints(), Prefix: cfg.Prefix(),
+		Username: cfg.Etcd3.Username, Password: cfg.Etcd3.Password,
+		Log: log.With().Str("component", "dcs").Logger(),
+	})
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	b := &bootstrap.Bootstrapper{
+		Node:    &pgdata.Node{Cfg: cfg, RuntimeDir: dir, Owner: owner},
+		DCS:     client,
+		Log:     log.With().Str("component", "bootstrap").Logger(),
+		Timeout: c.Timeout,
+	}
+	err = b.Run(ctx)
+	switch {
+	case errors.Is(err, bootstrap.ErrOtherCluster):
+		return cli.Exit(exitOtherCluster, err)
+	case errors.Is(err, bootstrap.ErrNoLeader):
+		return cli.Exit(exitNoLeader, err)
+	}
+	return err
 }

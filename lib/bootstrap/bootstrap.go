@@ -1,0 +1,283 @@
+// Package bootstrap is pg-bootstrap's engine: it makes a node's data
+// directory ready before pg-supervise starts — initdb for the node that wins
+// the cluster's initialize key, a clone of the leader for every other node —
+// and refuses a data directory that belongs to another cluster.
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/pg-ha/pg-ha/lib/dcs"
+	"github.com/pg-ha/pg-ha/lib/pg"
+	"github.com/pg-ha/pg-ha/lib/pgdata"
+)
+
+// Errors a caller maps to exit codes.
+var (
+	// ErrOtherCluster: the data directory's system identifier is not this
+	// cluster's.
+	ErrOtherCluster = errors.New("the data directory belongs to another cluster")
+	// ErrNoLeader: no leader to clone from appeared in time.
+	ErrNoLeader = errors.New("no leader to clone from")
+)
+
+// Bootstrapper prepares one node's data directory.
+type Bootstrapper struct {
+	Node    *pgdata.Node
+	DCS     *dcs.Client
+	Log     zerolog.Logger
+	Timeout time.Duration // how long to wait for a leader to clone
+}
+
+// Run makes the data directory ready. It is idempotent: a valid data
+// directory of this cluster returns at once. It blocks up to Timeout while
+// waiting for a leader; ctx cancels it.
+func (b *Bootstrapper) Run(ctx context.Context) error {
+	if err := b.Node.EnsureParent(); err != nil {
+		return err
+	}
+	st, cd, err := b.Node.Inspect(ctx)
+	if err != nil {
+		return err
+	}
+	cl, err := b.DCS.Get(ctx)
+	if err != nil {
+		return fmt.Errorf("read the cluster from etcd: %w", err)
+	}
+	dir := b.Node.DataDir()
+	switch st {
+	case pgdata.Broken:
+		return fmt.Errorf("postgresql.data_dir %s is not empty but holds no PostgreSQL cluster; move it away to bootstrap this node (nothing was touched)", dir)
+	case pgdata.Valid:
+		sysid := strconv.FormatUint(cd.SystemIdentifier, 10)
+		if cl.InitializeSet && cl.Initialize != "" && cl.Initialize != sysid {
+			return fmt.Errorf("%w: %s has system identifier %s but cluster %s is %s; refusing to touch it", ErrOtherCluster, dir, sysid, b.Node.Cfg.Scope, cl.Initialize)
+		}
+		if !cl.InitializeSet {
+			// An existing data directory adopts an uninitialized cluster.
+			won, err := b.DCS.Initialize(ctx, sysid)
+			if err != nil {
+				return err
+			}
+			if !won {
+				return b.Run(ctx)
+			}
+			if err := b.DCS.PutConfigIfAbsent(ctx, mustJSON(b.Node.Cfg.DCSJSON())); err != nil {
+				return err
+			}
+			b.Log.Info().Str("sysid", sysid).Msg("initialized the cluster from the existing data directory")
+		}
+		b.Log.Info().Str("data_dir", dir).Str("sysid", sysid).Msg("data directory is ready")
+		return nil
+	}
+	if !cl.InitializeSet {
+		won, err := b.DCS.Initialize(ctx, "")
+		if err != nil {
+			return err
+		}
+		if won {
+			return b.initCluster(ctx)
+		}
+	}
+	return b.clone(ctx)
+}
+
+func mustJSON(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// initCluster runs initdb, configures the new cluster, creates its roles and
+// publishes the system identifier and the dynamic configuration. On failure
+// it removes what it created and gives the initialize key back.
+func (b *Bootstrapper) initCluster(ctx context.Context) (err error) {
+	dir := b.Node.DataDir()
+	defer func() {
+		if err == nil {
+			return
+		}
+		b.Log.Error().Err(err).Msg("bootstrap failed; cleaning up")
+		_ = os.RemoveAll(dir)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = b.DCS.CancelInitialize(cctx, "")
+	}()
+	b.Log.Info().Str("data_dir", dir).Msg("this node initializes the cluster: running initdb")
+	if err := b.Node.InitDB(ctx); err != nil {
+		return err
+	}
+	cfg := b.Node.Cfg
+	d := cfg.Dynamic()
+	if err := pgdata.WriteHBA(dir, b.Node.Owner, hbaLines(d.PgHBA), cfg.Postgres.Authentication.Superuser.Username); err != nil {
+		return err
+	}
+	if err := pgdata.WriteConf(dir, b.Node.Owner, b.Node.Parameters(d), nil); err != nil {
+		return err
+	}
+	if err := b.withServer(ctx, b.createRoles); err != nil {
+		return err
+	}
+	cd, err := pg.ReadControlData(ctx, b.Node.Owner, b.Node.BinDir(), dir)
+	if err != nil {
+		return err
+	}
+	sysid := strconv.FormatUint(cd.SystemIdentifier, 10)
+	if err := b.DCS.SetInitialize(ctx, sysid); err != nil {
+		return err
+	}
+	if err := b.DCS.PutConfigIfAbsent(ctx, mustJSON(cfg.DCSJSON())); err != nil {
+		return err
+	}
+	b.Log.Info().Str("sysid", sysid).Msg("cluster initialized")
+	return nil
+}
+
+// hbaLines are bootstrap.pg_hba, or a default that lets replicas and
+// pg_rewind connect with passwords.
+func hbaLines(lines []string) []string {
+	if len(lines) > 0 {
+		return lines
+	}
+	return []string{
+		"local all all trust",
+		"host replication all 0.0.0.0/0 scram-sha-256",
+		"host replication all ::/0 scram-sha-256",
+		"host all all 0.0.0.0/0 scram-sha-256",
+		"host all all ::/0 scram-sha-256",
+	}
+}
+
+// withServer starts PostgreSQL on a private socket with no TCP listener,
+// runs f, and stops it cleanly.
+func (b *Bootstrapper) withServer(ctx context.Context, f func(context.Context, *pgx.Conn) error) error {
+	n := b.Node
+	sock := n.RuntimeDir
+	logfile := filepath.Join(n.RuntimeDir, "bootstrap-postgres.log")
+	opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories='%s' -c port=%d", sock, n.Cfg.ListenPort())
+	if _, err := pg.Run(ctx, n.Owner, n.BinDir(), "pg_ctl", []string{"-D", n.DataDir(), "-w", "-t", "120", "-l", logfile, "-o", opts, "start"}); err != nil {
+		return fmt.Errorf("start postgres for bootstrap: %w", err)
+	}
+	stop := func() error {
+		_, err := pg.Run(context.WithoutCancel(ctx), n.Owner, n.BinDir(), "pg_ctl", []string{"-D", n.DataDir(), "-w", "-t", "120", "-m", "fast", "stop"})
+		return err
+	}
+	p := n.Local(5 * time.Second)
+	p.Host = sock
+	conn, err := pg.Connect(ctx, p)
+	if err != nil {
+		_ = stop()
+		return err
+	}
+	ferr := f(ctx, conn)
+	_ = conn.Close(ctx)
+	if err := stop(); err != nil && ferr == nil {
+		return fmt.Errorf("stop postgres after bootstrap: %w", err)
+	}
+	return ferr
+}
+
+// createRoles creates the replication and rewind roles and bootstrap.users
+// with their passwords; passwords travel inside SQL over the local socket,
+// never in arguments.
+func (b *Bootstrapper) createRoles(ctx context.Context, conn *pgx.Conn) error {
+	a := b.Node.Cfg.Postgres.Authentication
+	exec := func(what, sql string, args ...any) error {
+		var stmt string
+		if err := conn.QueryRow(ctx, sql, args...).Scan(&stmt); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		return nil
+	}
+	if su := a.Superuser; su.Password != "" {
+		if err := exec("set the superuser's password", "SELECT format('ALTER ROLE %I WITH PASSWORD %L', $1::text, $2::text)", su.Username, su.Password); err != nil {
+			return err
+		}
+	}
+	if r := a.Replication; r.Username != "" && r.Username != a.Superuser.Username {
+		if err := exec("create the replication role", "SELECT format('CREATE ROLE %I WITH LOGIN REPLICATION PASSWORD %L', $1::text, $2::text)", r.Username, r.Password); err != nil {
+			return err
+		}
+	}
+	if r := a.Rewind; r.Username != "" && r.Username != a.Superuser.Username {
+		if err := exec("create the rewind role", "SELECT format('CREATE ROLE %I WITH LOGIN PASSWORD %L', $1::text, $2::text)", r.Username, r.Password); err != nil {
+			return err
+		}
+		for _, fn := range []string{
+			"pg_catalog.pg_ls_dir(text, boolean, boolean)",
+			"pg_catalog.pg_stat_file(text, boolean)",
+			"pg_catalog.pg_read_binary_file(text)",
+			"pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+		} {
+			if err := exec("grant pg_rewind's functions", "SELECT format('GRANT EXECUTE ON FUNCTION "+fn+" TO %I', $1::text)", r.Username); err != nil {
+				return err
+			}
+		}
+	}
+	for name, u := range b.Node.Cfg.Bootstrap.Users {
+		opts := ""
+		for _, o := range u.Options {
+			switch o {
+			case "createrole", "createdb", "superuser", "replication", "inherit", "login", "bypassrls",
+				"nocreaterole", "nocreatedb", "nosuperuser", "noreplication", "noinherit", "nologin", "nobypassrls":
+				opts += " " + o
+			default:
+				return fmt.Errorf("bootstrap.users.%s.options: %q is not a role option", name, o)
+			}
+		}
+		if err := exec("create bootstrap user "+name, "SELECT format('CREATE ROLE %I WITH LOGIN"+opts+" PASSWORD %L', $1::text, $2::text)", name, u.Password); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clone waits for a running leader and copies it.
+func (b *Bootstrapper) clone(ctx context.Context) error {
+	deadline := time.Now().Add(b.Timeout)
+	var leader *dcs.Member
+	for {
+		cl, err := b.DCS.Get(ctx)
+		if err == nil && cl.Leader != nil {
+			if m := cl.Member(cl.Leader.Name); m != nil && m.Data.State == "running" && m.Data.ConnURL != "" && m.Name != b.Node.Cfg.Name {
+				leader = m
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w within %s", ErrNoLeader, b.Timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	if err := b.Node.WritePgpass(); err != nil {
+		return err
+	}
+	src, err := b.Node.Remote(leader.Data.ConnURL, b.Node.Cfg.Postgres.Authentication.Replication, false)
+	if err != nil {
+		return err
+	}
+	b.Log.Info().Str("leader", leader.Name).Msg("cloning the leader with pg_basebackup")
+	start := time.Now()
+	if err := b.Node.Clone(ctx, src); err != nil {
+		return err
+	}
+	b.Log.Info().Dur("took", time.Since(start)).Msg("clone done")
+	return nil
+}

@@ -1,0 +1,426 @@
+package elector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pg-ha/pg-ha/lib/clock"
+	"github.com/pg-ha/pg-ha/lib/config"
+	"github.com/pg-ha/pg-ha/lib/dcs"
+	"github.com/pg-ha/pg-ha/lib/decide"
+	"github.com/pg-ha/pg-ha/lib/pg"
+	"github.com/pg-ha/pg-ha/lib/pgdata"
+	"github.com/pg-ha/pg-ha/lib/rolepipe"
+	"github.com/pg-ha/pg-ha/lib/state"
+)
+
+// Notifier receives readiness, status and watchdog pings (lib/sdnotify
+// satisfies it).
+type Notifier interface {
+	Ready() error
+	Status(string) error
+	Stopping() error
+	Watchdog() error
+}
+
+type nopNotifier struct{}
+
+func (nopNotifier) Ready() error        { return nil }
+func (nopNotifier) Status(string) error { return nil }
+func (nopNotifier) Stopping() error     { return nil }
+func (nopNotifier) Watchdog() error     { return nil }
+
+// Version is published in the member key.
+var Version = "0.1.0"
+
+// Elector runs pg-lockd's loop for one node.
+type Elector struct {
+	cfg    *config.Config
+	node   *pgdata.Node
+	dcs    *dcs.Client
+	out    *rolepipe.Writer
+	clock  clock.Clock
+	log    zerolog.Logger
+	notify Notifier
+
+	base config.Dynamic // from the YAML
+	dyn  config.Dynamic // with the config key applied
+
+	lease    dcs.Lease // ID 0: none
+	lastSent clock.Time
+	token    int64 // leader key mod revision while we hold it
+	cluster  *dcs.Cluster
+	etcdOK   bool
+	conn     *pgx.Conn
+	line     rolepipe.Line
+	lastPut  clock.Time
+	lastData string
+	noLeader struct {
+		since clock.Time
+		rev   int64
+	}
+	leaderURL    map[string]string // last known conn_url per member
+	primarySince clock.Time        // when the local server last answered as primary
+	downSince    clock.Time        // when, as leader, the server stopped answering as primary
+	promotedFrom int               // timeline before our promotion, for the history key
+	status       string
+}
+
+// New returns an elector; Run starts it.
+func New(cfg *config.Config, node *pgdata.Node, client *dcs.Client, out *rolepipe.Writer, c clock.Clock, n Notifier, log zerolog.Logger) *Elector {
+	if n == nil {
+		n = nopNotifier{}
+	}
+	base := cfg.Dynamic()
+	return &Elector{cfg: cfg, node: node, dcs: client, out: out, clock: c, log: log, notify: n,
+		base: base, dyn: base, leaderURL: map[string]string{}}
+}
+
+// Run loops until ctx is done; then a leader hands over (PostgreSQL stops
+// taking writes first, then the key is released) and the lease is revoked.
+func (e *Elector) Run(ctx context.Context) error {
+	e.restoreLease(ctx)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	events := e.dcs.Watch(watchCtx, 0)
+	ready := false
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return e.shutdown()
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			if !e.relevant(ev) {
+				continue
+			}
+		case <-timer.C:
+		}
+		next := e.iterate(ctx)
+		if !ready {
+			_ = e.notify.Ready()
+			ready = true
+		}
+		_ = e.notify.Watchdog()
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(next)
+	}
+}
+
+// relevant says whether a watch event should wake the loop before its
+// timer: changes of the leader, failover, config and initialize keys always;
+// member keys only while no leader exists (an election is settling).
+func (e *Elector) relevant(ev dcs.Event) bool {
+	if ev.Resync {
+		return true
+	}
+	name := strings.TrimPrefix(ev.Key, e.dcs.Prefix())
+	switch {
+	case name == "leader", name == "failover", name == "config", name == "initialize":
+		return true
+	case strings.HasPrefix(name, "members/"):
+		return e.cluster != nil && e.cluster.Leader == nil
+	}
+	return false
+}
+
+// iterate runs one loop and returns how long to wait for the next.
+func (e *Elector) iterate(ctx context.Context) time.Duration {
+	next := e.dyn.LoopWait
+	leaseOK := e.renew(ctx)
+	if !leaseOK {
+		next = 500 * time.Millisecond
+	}
+	loc := e.observeLocal(ctx)
+	cl, err := e.dcs.Get(ctx)
+	if err != nil {
+		if e.etcdOK {
+			e.log.Warn().Err(err).Msg("cannot read the cluster from etcd")
+		}
+		e.etcdOK = false
+		next = 500 * time.Millisecond
+		e.emitWithoutEtcd(loc)
+		e.writeHeartbeat()
+		return next
+	}
+	e.etcdOK = true
+	e.cluster = cl
+	e.applyConfig(cl)
+	for _, m := range cl.Members {
+		if m.Data.ConnURL != "" {
+			e.leaderURL[m.Name] = m.Data.ConnURL
+		}
+	}
+	if leaseOK {
+		e.publishMember(ctx, loc, cl)
+	}
+	e.decide(ctx, loc, cl, leaseOK)
+	e.writeHeartbeat()
+	if cl.Leader == nil && e.token == 0 {
+		next = min(next, 200*time.Millisecond)
+	}
+	return next
+}
+
+// renew keeps the lease: one keepalive per loop (or a new grant when there
+// is none). It reports whether the lease is valid now.
+func (e *Elector) renew(ctx context.Context) bool {
+	now := e.clock.Now()
+	due := e.lease.ID == 0 || now.Sub(e.lastSent) >= e.dyn.LoopWait-50*time.Millisecond ||
+		e.lease.ValidUntil.Sub(now) < e.dyn.TTL/2
+	if !due {
+		return e.lease.ID != 0 && now.Before(e.lease.ValidUntil)
+	}
+	rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
+	defer cancel()
+	if e.lease.ID != 0 {
+		e.lastSent = now
+		l, err := e.dcs.KeepAlive(rctx, e.lease.ID)
+		if err == nil {
+			e.lease = l
+			return true
+		}
+		if !errors.Is(err, dcs.ErrLeaseNotFound) {
+			e.log.Warn().Err(err).Dur("valid_for", e.lease.ValidUntil.Sub(e.clock.Now())).Msg("lease keepalive failed")
+			return e.clock.Now().Before(e.lease.ValidUntil)
+		}
+		e.log.Warn().Int64("lease_id", e.lease.ID).Msg("lease expired")
+		e.lease, e.token = dcs.Lease{}, 0
+	}
+	e.lastSent = now
+	l, err := e.dcs.Grant(rctx, e.dyn.TTL)
+	if err != nil {
+		e.log.Warn().Err(err).Msg("lease grant failed")
+		return false
+	}
+	e.lease = l
+	e.log.Info().Int64("lease_id", l.ID).Dur("ttl", l.TTL).Msg("lease granted")
+	return true
+}
+
+func (e *Elector) requestTimeout() time.Duration {
+	return min(max(e.dyn.RetryTimeout/2, 500*time.Millisecond), 2*time.Second)
+}
+
+// restoreLease adopts the lease a previous pg-lockd of this node left in
+// lockd.json, so that a restart within the lease keeps the leader key.
+func (e *Elector) restoreLease(ctx context.Context) {
+	hb, err := state.ReadLockd(e.node.RuntimeDir)
+	if err != nil || hb.LeaseID == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
+	defer cancel()
+	e.lastSent = e.clock.Now()
+	l, err := e.dcs.KeepAlive(rctx, hb.LeaseID)
+	if err != nil {
+		e.log.Info().Err(err).Int64("lease_id", hb.LeaseID).Msg("previous lease not adopted")
+		return
+	}
+	e.lease = l
+	e.log.Info().Int64("lease_id", l.ID).Msg("adopted the lease of the previous pg-lockd")
+}
+
+// applyConfig overlays the config key on the YAML's dynamic settings, if
+// the result keeps the timing budget.
+func (e *Elector) applyConfig(cl *dcs.Cluster) {
+	d := e.base
+	if cl.Config != nil {
+		nd, err := e.base.WithJSON(cl.Config, e.cfg)
+		if err != nil {
+			e.log.Warn().Err(err).Msg("ignoring the config key")
+		} else if err := nd.CheckBudget(); err != nil {
+			e.log.Warn().Err(err).Msg("ignoring the config key's timing")
+			nd.TTL, nd.LoopWait, nd.RetryTimeout = e.base.TTL, e.base.LoopWait, e.base.RetryTimeout
+			d = nd
+		} else {
+			d = nd
+		}
+	}
+	e.dyn = d
+}
+
+// publishMember writes members/<name> when it changed or once per loop.
+func (e *Elector) publishMember(ctx context.Context, loc local, cl *dcs.Cluster) {
+	d := e.memberData(loc, cl)
+	key := fmt.Sprintf("%+v", d)
+	now := e.clock.Now()
+	me := cl.Member(e.cfg.Name)
+	fast := cl.Leader == nil && (me == nil || me.ModRevision <= e.noLeader.rev)
+	if !fast && me != nil && me.Lease == e.lease.ID && key == e.lastData && now.Sub(e.lastPut) < e.dyn.LoopWait {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
+	defer cancel()
+	if err := e.dcs.PutMember(rctx, e.cfg.Name, d, e.lease.ID); err != nil {
+		e.log.Warn().Err(err).Msg("publishing the member key")
+		return
+	}
+	e.lastPut, e.lastData = now, key
+}
+
+func (e *Elector) memberData(loc local, cl *dcs.Cluster) dcs.MemberData {
+	d := dcs.MemberData{
+		ConnURL: e.cfg.ConnURL(), APIURL: e.cfg.APIURL(), Version: Version,
+		State: "stopped", Role: "replica", Pause: e.dyn.Pause,
+	}
+	if len(e.cfg.Tags) > 0 {
+		d.Tags = map[string]any(e.cfg.Tags)
+	}
+	switch {
+	case loc.running():
+		d.State = "running"
+	case loc.supOK && loc.sup.State != "":
+		d.State = loc.sup.State
+		if d.State == state.Stopped || d.State == state.Fenced {
+			d.State = "stopped"
+		}
+	}
+	if loc.primary() {
+		d.Role = "primary"
+	}
+	if loc.running() {
+		pos := loc.position()
+		d.XLogLocation = &pos
+		d.Timeline = int(loc.status.Timeline)
+		if loc.status.InRecovery {
+			r, p := int64(loc.status.ReceiveLSN), int64(loc.status.ReplayLSN)
+			d.ReceivedLocation, d.ReplayedLocation = &r, &p
+			d.ReplicationState = loc.status.ReceiverStatus
+		}
+		d.PendingRestart = loc.status.PendingRestart
+	}
+	prio := e.cfg.Tags.FailoverPriority()
+	d.FailoverPriority = &prio
+	return d
+}
+
+// emit sends a line to pg-supervise (never blocking) and remembers it.
+func (e *Elector) emit(l rolepipe.Line) {
+	l.Paused = e.dyn.Pause
+	if l.String() != e.line.String() && (l.Verb != e.line.Verb || l.Leader != e.line.Leader || l.Token != e.line.Token) {
+		e.log.Info().Str("line", l.String()).Msg("role")
+	}
+	e.line = l
+	e.out.Set(l)
+	e.setStatus(l)
+}
+
+func (e *Elector) setStatus(l rolepipe.Line) {
+	var s string
+	switch l.Verb {
+	case rolepipe.Lead:
+		s = fmt.Sprintf("leader, lease valid %.1fs", l.Until.Sub(e.clock.Now()).Seconds()+config.FenceMargin.Seconds())
+	case rolepipe.Follow:
+		s = "replica of " + l.Leader
+	case rolepipe.Standby:
+		s = "replica, no leader"
+	case rolepipe.Stop:
+		s = "stopping PostgreSQL (" + l.Reason + ")"
+	}
+	if s != e.status {
+		e.status = s
+		_ = e.notify.Status(s)
+	}
+}
+
+// lead sends a lead line if the lease still grants validity beyond the
+// fence margin; otherwise nothing is sent and pg-supervise fences at the
+// deadline it already has.
+func (e *Elector) lead(slots []string) bool {
+	until := e.lease.ValidUntil.Add(-config.FenceMargin)
+	if !e.clock.Now().Before(until) {
+		return false
+	}
+	e.emit(rolepipe.Line{Verb: rolepipe.Lead, Until: until, Token: e.token, Slots: slots})
+	return true
+}
+
+// follow sends a follow line for leader, or standby if its address is unknown.
+func (e *Elector) follow(leader string) {
+	url := e.leaderURL[leader]
+	if url == "" {
+		e.emit(rolepipe.Line{Verb: rolepipe.Standby})
+		return
+	}
+	l := rolepipe.Line{Verb: rolepipe.Follow, Leader: leader, ConnURL: url}
+	if e.dyn.UseSlots {
+		l.Slot = pg.SlotName(e.cfg.Name)
+	}
+	e.emit(l)
+}
+
+// emitWithoutEtcd keeps pg-supervise informed while etcd cannot be read: a
+// leader keeps sending lead lines only as long as its own lease validity
+// allows, so the deadline it hands over still ends before the server-side
+// expiry.
+func (e *Elector) emitWithoutEtcd(loc local) {
+	switch {
+	case e.token != 0:
+		if !e.lead(e.line.Slots) {
+			e.log.Warn().Msg("lease validity ran out while etcd is unreachable: pg-supervise fences at its deadline")
+		}
+	case e.line.Verb != "":
+		e.out.Set(e.line)
+	}
+}
+
+func (e *Elector) writeHeartbeat() {
+	hb := state.Lockd{
+		Role: "replica", LeaseID: e.lease.ID, TTL: e.lease.TTL, ValidUntil: e.lease.ValidUntil,
+		Token: e.token, Line: e.line.String(), Paused: e.dyn.Pause, EtcdOK: e.etcdOK, Updated: e.clock.Now(),
+	}
+	if e.token != 0 {
+		hb.Role = "leader"
+	}
+	if e.cluster != nil && e.cluster.Leader != nil {
+		hb.Leader = e.cluster.Leader.Name
+	}
+	if err := state.Write(e.node.RuntimeDir, state.LockdFile, hb); err != nil {
+		e.log.Warn().Err(err).Msg("writing heartbeat")
+	}
+}
+
+// members converts the cluster's member keys for lib/decide.
+func (e *Elector) members(cl *dcs.Cluster) []decide.Member {
+	out := make([]decide.Member, 0, len(cl.Members))
+	for _, m := range cl.Members {
+		dm := decide.Member{
+			Name: m.Name, Running: m.Data.State == "running", Primary: m.Data.Role == "primary" || m.Data.Role == "master",
+			Timeline: m.Data.Timeline, NoFailover: config.Tags(m.Data.Tags).NoFailover(),
+			Priority: config.Tags(m.Data.Tags).FailoverPriority(), Fresh: m.ModRevision > e.noLeader.rev && e.noLeader.rev > 0,
+		}
+		if m.Data.XLogLocation != nil {
+			dm.Position = *m.Data.XLogLocation
+		} else {
+			dm.Running = false
+		}
+		out = append(out, dm)
+	}
+	return out
+}
+
+func (e *Elector) self(loc local) decide.Member {
+	return decide.Member{
+		Name: e.cfg.Name, Running: loc.running(), Primary: loc.primary(), Timeline: int(loc.status.Timeline),
+		Position: loc.position(), NoFailover: e.cfg.Tags.NoFailover(), Priority: e.cfg.Tags.FailoverPriority(), Fresh: true,
+	}
+}
+
+type clientOp = clientv3.Op

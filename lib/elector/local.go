@@ -1,0 +1,110 @@
+package elector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pg-ha/pg-ha/lib/pg"
+	"github.com/pg-ha/pg-ha/lib/state"
+)
+
+// local is what pg-lockd observed of its own node in one loop.
+type local struct {
+	pgOK   bool      // the status query answered
+	status pg.Status // valid when pgOK
+	sup    state.Supervise
+	supOK  bool // supervise.json was read and is fresh
+}
+
+// running reports whether PostgreSQL answers.
+func (l local) running() bool { return l.pgOK }
+
+// primary reports whether it answers as a primary.
+func (l local) primary() bool { return l.pgOK && !l.status.InRecovery }
+
+// position is the WAL position to publish.
+func (l local) position() int64 {
+	if !l.pgOK {
+		return 0
+	}
+	return int64(l.status.Position())
+}
+
+// observeLocal queries the local PostgreSQL (reusing one connection) and
+// reads pg-supervise's state file.
+func (e *Elector) observeLocal(ctx context.Context) local {
+	var l local
+	if s, err := state.ReadSupervise(e.node.RuntimeDir); err == nil {
+		l.sup = s
+		l.supOK = state.Fresh(s.Updated, e.clock.Now(), 3*time.Second+2*e.dyn.LoopWait)
+	}
+	qctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if e.conn == nil || e.conn.IsClosed() {
+		c, err := pg.Connect(qctx, e.node.Local(time.Second))
+		if err != nil {
+			return l
+		}
+		e.conn = c
+	}
+	st, err := pg.QueryStatus(qctx, e.conn)
+	if err != nil {
+		_ = e.conn.Close(context.WithoutCancel(ctx))
+		e.conn = nil
+		return l
+	}
+	l.status, l.pgOK = st, true
+	return l
+}
+
+func (e *Elector) closeConn(ctx context.Context) {
+	if e.conn != nil {
+		_ = e.conn.Close(context.WithoutCancel(ctx))
+		e.conn = nil
+	}
+}
+
+// checkpoint runs CHECKPOINT on the local server.
+func (e *Elector) checkpoint(ctx context.Context) error {
+	if e.conn == nil {
+		return errors.New("no connection to the local server")
+	}
+	return pg.Checkpoint(ctx, e.conn)
+}
+
+// notWritable reports evidence that the local PostgreSQL no longer accepts
+// writes: no postmaster.pid, or the process group it names is gone, or the
+// server answers from recovery. It never guesses from silence.
+func (e *Elector) notWritable(ctx context.Context) (bool, string) {
+	data, err := os.ReadFile(filepath.Join(e.node.DataDir(), "postmaster.pid"))
+	if errors.Is(err, os.ErrNotExist) {
+		return true, "postmaster.pid is gone"
+	}
+	if err == nil {
+		first, _, _ := strings.Cut(string(data), "\n")
+		if pid, perr := strconv.Atoi(strings.TrimSpace(first)); perr == nil && pid > 1 {
+			if kerr := syscall.Kill(-pid, 0); errors.Is(kerr, syscall.ESRCH) {
+				return true, fmt.Sprintf("process group %d is gone", pid)
+			}
+		}
+	}
+	qctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	conn, err := pg.Connect(qctx, e.node.Local(500*time.Millisecond))
+	if err != nil {
+		return false, ""
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var inRecovery bool
+	if err := conn.QueryRow(qctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err == nil && inRecovery {
+		return true, "the server is in recovery"
+	}
+	return false, ""
+}
