@@ -22,20 +22,19 @@ type Fencer struct {
 	pgid     int
 	token    int64
 	deadline clock.Time
-	fenced   chan struct{} // closed on each fence; replaced when re-armed
+	fired    int // pgid of the last fence, 0 if none since the last Arm
 	wake     chan struct{}
 }
 
 // NewFencer returns a disarmed fencer; Run must be started.
 func NewFencer(c clock.Clock, log zerolog.Logger) *Fencer {
-	return &Fencer{clock: c, log: log, wake: make(chan struct{}, 1), fenced: make(chan struct{})}
+	return &Fencer{clock: c, log: log, wake: make(chan struct{}, 1)}
 }
 
 // Arm watches process group pgid, primary under token, until deadline.
 func (f *Fencer) Arm(pgid int, token int64, deadline clock.Time) {
 	f.mu.Lock()
-	f.armed, f.pgid, f.token, f.deadline = true, pgid, token, deadline
-	f.fenced = make(chan struct{})
+	f.armed, f.pgid, f.token, f.deadline, f.fired = true, pgid, token, deadline, 0
 	f.mu.Unlock()
 	f.poke()
 }
@@ -71,11 +70,11 @@ func (f *Fencer) Disarm() {
 	f.poke()
 }
 
-// Fenced returns a channel closed when the current arming fired.
-func (f *Fencer) Fenced() <-chan struct{} {
+// FiredFor reports whether the fencer killed process group pgid.
+func (f *Fencer) FiredFor(pgid int) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.fenced
+	return pgid != 0 && f.fired == pgid
 }
 
 // Deadline returns the deadline in force and whether the fencer is armed.
@@ -105,8 +104,7 @@ func (f *Fencer) Run(ctx context.Context) {
 			now := f.clock.Now()
 			if !now.Before(f.deadline) {
 				KillGroup(f.pgid)
-				f.armed = false
-				close(f.fenced)
+				f.armed, f.fired = false, f.pgid
 				f.log.Warn().Int("pid", f.pgid).Int64("token", f.token).
 					Dur("late_by", now.Sub(f.deadline)).Msg("validity ran out: fenced the primary (killed its process group)")
 			} else if r := f.deadline.Sub(now); r < wait {

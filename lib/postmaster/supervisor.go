@@ -133,8 +133,6 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		case <-s.reader.Notify():
 		case <-exited:
 			s.reap()
-		case <-s.fencer.Fenced():
-			s.log.Warn().Msg("fenced")
 		case <-tick.C:
 		}
 	}
@@ -362,11 +360,9 @@ func (s *Supervisor) reap() {
 	p := s.proc
 	KillGroup(p.PID()) // backends that outlived their postmaster
 	expected := p.Expected()
-	select {
-	case <-s.fencer.Fenced():
+	if s.fencer.FiredFor(p.PID()) {
 		expected = true
 		s.setState(state.Fenced, "validity ran out")
-	default:
 	}
 	s.fencer.Disarm()
 	s.proc, s.primary, s.upstream = nil, false, ""
