@@ -154,7 +154,10 @@ func (e *Elector) asLeader(ctx context.Context, loc local, cl *dcs.Cluster) {
 			ops = append(ops, dcs.OpDeleteFailover(e.dcs))
 		}
 		if e.promotedFrom > 0 && int(loc.status.Timeline) > e.promotedFrom {
-			ops = append(ops, dcs.OpPutHistory(e.dcs, e.history(cl, loc)))
+			// The first promotion of a new cluster is not a failover.
+			if cl.Status.Optime > 0 || len(cl.History) > 0 {
+				ops = append(ops, dcs.OpPutHistory(e.dcs, e.history(cl, loc)))
+			}
 			e.promotedFrom = 0
 		}
 	} else if e.downSince == 0 {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -59,6 +60,10 @@ type Supervisor struct {
 	st       state.Supervise
 	stateMsg string
 
+	mu        sync.Mutex // guards published
+	published state.Supervise
+	requests chan request
+
 	rewindFailures int
 	slotsAbsent    map[string]time.Time
 	lastStatus     pg.Status
@@ -73,6 +78,7 @@ func NewSupervisor(node *pgdata.Node, r *rolepipe.Reader, c clock.Clock, n Notif
 	s := &Supervisor{
 		node: node, dyn: node.Cfg.Dynamic(), log: log, clock: c, reader: r,
 		fencer: NewFencer(c, log), notify: n, slotsAbsent: map[string]time.Time{},
+		requests: make(chan request),
 	}
 	return s
 }
@@ -101,6 +107,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		return err
 	}
 	s.term = s.readTerm()
+	stopControl, err := s.serveControl(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 	s.setState(state.Stopped, "")
 	_ = s.notify.Ready()
 
@@ -133,6 +144,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		case <-s.reader.Notify():
 		case <-exited:
 			s.reap()
+		case r := <-s.requests:
+			r.reply <- s.reinit(ctx)
 		case <-tick.C:
 		}
 	}
@@ -284,7 +297,15 @@ func (s *Supervisor) rewindAndStart(ctx context.Context, line rolepipe.Line) err
 	if err != nil {
 		return err
 	}
-	res, out, err := s.node.Rewind(ctx, src, !s.dyn.UsePgRewind)
+	var (
+		res pgdata.RewindResult
+		out string
+	)
+	err = s.keepalive(func() error {
+		var e error
+		res, out, e = s.node.Rewind(ctx, src, !s.dyn.UsePgRewind)
+		return e
+	})
 	if err != nil {
 		s.rewindFailures++
 		s.log.Warn().Err(err).Int("failures", s.rewindFailures).Msg("pg_rewind failed")
@@ -311,6 +332,22 @@ func (s *Supervisor) rewindAndStart(ctx context.Context, line rolepipe.Line) err
 	return s.start(line, false, sb)
 }
 
+// reinit rebuilds this replica from the leader it is told to follow: the
+// data directory is moved aside and the leader cloned.
+func (s *Supervisor) reinit(ctx context.Context) error {
+	line, seq, _ := s.reader.Latest()
+	if seq == 0 || line.Verb != rolepipe.Follow {
+		return fmt.Errorf("only a replica following a leader can be reinitialized (the desired role is %q)", line.Verb)
+	}
+	if s.proc != nil {
+		s.setState(state.Stopping, "reinit")
+		if err := s.stop(ctx, Fast, state.Stopped); err != nil {
+			return err
+		}
+	}
+	return s.reclone(ctx, line, "reinit requested")
+}
+
 // reclone is the last resort: the old data directory is moved aside (never
 // deleted) and the leader is cloned.
 func (s *Supervisor) reclone(ctx context.Context, line rolepipe.Line, why string) error {
@@ -324,7 +361,7 @@ func (s *Supervisor) reclone(ctx context.Context, line rolepipe.Line, why string
 	if err != nil {
 		return err
 	}
-	if err := s.node.Clone(ctx, src); err != nil {
+	if err := s.keepalive(func() error { return s.node.Clone(ctx, src) }); err != nil {
 		return err
 	}
 	s.log.Info().Str("old_data", aside).Msg("cloned; the previous data directory was kept")
@@ -391,9 +428,42 @@ func (s *Supervisor) shutdown() error {
 			s.log.Error().Err(err).Msg("stopping postgres")
 		}
 		s.reapExpected()
+		if cd, err := pg.ReadControlData(ctx, s.node.Owner, s.node.BinDir(), s.node.DataDir()); err == nil {
+			s.st.StopLSN = cd.CheckpointLSN.String()
+		}
 	}
 	s.setState(state.Stopped, "")
 	return nil
+}
+
+// keepalive runs a long operation (pg_rewind, a clone) while pinging the
+// watchdog, so systemd does not take a working supervisor for a hung one.
+// The pings stop when op returns.
+func (s *Supervisor) keepalive(op func() error) error {
+	every := s.notify.WatchdogInterval()
+	if every <= 0 {
+		return op()
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = s.notify.Watchdog()
+			}
+		}
+	}()
+	err := op()
+	close(done)
+	wg.Wait()
+	return err
 }
 
 // observe queries the running server, finishes a promotion, keeps the
@@ -499,6 +569,9 @@ func (s *Supervisor) publish() {
 		s.st.Deadline = d
 	}
 	s.st.Updated = s.clock.Now()
+	s.mu.Lock()
+	s.published = s.st
+	s.mu.Unlock()
 	if err := state.Write(s.node.RuntimeDir, state.SuperviseFile, s.st); err != nil {
 		s.log.Warn().Err(err).Msg("writing state file")
 	}
