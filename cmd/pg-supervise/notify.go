@@ -1,5 +1,8 @@
 package main
 
-import "github.com/pg-ha/pg-ha/lib/postmaster"
+import (
+	"github.com/pg-ha/pg-ha/lib/postmaster"
+	"github.com/pg-ha/pg-ha/lib/sdnotify"
+)
 
-func notifier() postmaster.Notifier { return nil }
+func notifier() postmaster.Notifier { return sdnotify.New() }

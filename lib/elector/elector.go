@@ -28,9 +28,12 @@ type Notifier interface {
 	Status(string) error
 	Stopping() error
 	Watchdog() error
+	WatchdogInterval() time.Duration
 }
 
 type nopNotifier struct{}
+
+func (nopNotifier) WatchdogInterval() time.Duration { return 0 }
 
 func (nopNotifier) Ready() error        { return nil }
 func (nopNotifier) Status(string) error { return nil }
@@ -113,6 +116,9 @@ func (e *Elector) Run(ctx context.Context) error {
 			ready = true
 		}
 		_ = e.notify.Watchdog()
+		if wd := e.notify.WatchdogInterval(); wd > 0 {
+			next = min(next, wd)
+		}
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
