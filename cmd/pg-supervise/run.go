@@ -44,16 +44,21 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) er
 
 // input opens where role lines come from: --input (a FIFO, opened read-write
 // so that a restarting pg-lockd never causes end of input), else a FIFO
-// passed by systemd, else stdin.
+// passed by systemd, else stdin. Descriptors passed by systemd are marked
+// close-on-exec either way, so none leaks into the postmaster.
 func input(path string) (io.Reader, error) {
+	files := activation.Files(true)
 	if path != "" {
+		for _, f := range files {
+			f.Close()
+		}
 		f, err := os.OpenFile(path, os.O_RDWR, 0)
 		if err != nil {
 			return nil, fmt.Errorf("--input=%s: %w", path, err)
 		}
 		return f, nil
 	}
-	if files := activation.Files(true); len(files) > 0 {
+	if len(files) > 0 {
 		return files[0], nil
 	}
 	return os.Stdin, nil
