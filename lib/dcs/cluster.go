@@ -45,6 +45,9 @@ type Cluster struct {
 	Status Status
 	// Failsafe is the failsafe key (member name → api_url), nil if absent.
 	Failsafe map[string]string
+	// Requests are the pending requests/<member> keys (a pg-ha extension
+	// Patroni ignores), by member name.
+	Requests map[string]NodeRequest
 }
 
 // Leader is the leader key.
@@ -163,6 +166,19 @@ func parseCluster(log zerolog.Logger, prefix string, rev int64, kvs []*mvccpb.Ke
 			}
 			cl.Failsafe = f
 		default:
+			if rname, ok := strings.CutPrefix(name, "requests/"); ok && rname != "" && !strings.Contains(rname, "/") {
+				var r NodeRequest
+				if err := json.Unmarshal(kv.Value, &r); err != nil {
+					bad(kv, err)
+					continue
+				}
+				r.ModRevision = kv.ModRevision
+				if cl.Requests == nil {
+					cl.Requests = map[string]NodeRequest{}
+				}
+				cl.Requests[rname] = r
+				continue
+			}
 			mname, ok := strings.CutPrefix(name, "members/")
 			if !ok || mname == "" || strings.Contains(mname, "/") {
 				continue
