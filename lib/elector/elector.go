@@ -74,6 +74,10 @@ type Elector struct {
 	downSince    clock.Time        // when, as leader, the server stopped answering as primary
 	promotedFrom int               // timeline before our promotion, for the history key
 	status       string
+
+	restartGrace  clock.Time // no giving up the key for a requested restart until then
+	reinitRunning bool
+	reinitDone    chan struct{}
 }
 
 // New returns an elector; Run starts it.
@@ -83,7 +87,7 @@ func New(cfg *config.Config, node *pgdata.Node, client *dcs.Client, out *rolepip
 	}
 	base := cfg.Dynamic()
 	return &Elector{cfg: cfg, node: node, dcs: client, out: out, clock: c, log: log, notify: n,
-		base: base, dyn: base, leaderURL: map[string]string{}}
+		base: base, dyn: base, leaderURL: map[string]string{}, reinitDone: make(chan struct{}, 1)}
 }
 
 // Run loops until ctx is done; then a leader hands over (PostgreSQL stops
@@ -108,6 +112,8 @@ func (e *Elector) Run(ctx context.Context) error {
 			if !e.relevant(ev) {
 				continue
 			}
+		case <-e.reinitDone:
+			e.reinitRunning = false
 		case <-timer.C:
 		}
 		next := e.iterate(ctx)
@@ -175,6 +181,9 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 	}
 	if leaseOK {
 		e.publishMember(ctx, loc, cl)
+	}
+	if r, ok := cl.Requests[e.cfg.Name]; ok && r.Error == "" && leaseOK {
+		e.handleRequest(ctx, cl, r)
 	}
 	e.decide(ctx, loc, cl, leaseOK)
 	e.writeHeartbeat()

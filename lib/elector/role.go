@@ -172,7 +172,7 @@ func (e *Elector) asLeader(ctx context.Context, loc local, cl *dcs.Cluster) {
 	}
 	// A leader whose PostgreSQL is down and not coming back gives the key
 	// up, but only with evidence that it no longer accepts writes.
-	if e.downSince != 0 && !e.dyn.Pause {
+	if e.downSince != 0 && !e.dyn.Pause && !e.clock.Now().Before(e.restartGrace) {
 		down := e.clock.Now().Sub(e.downSince)
 		supGone := !loc.supOK || loc.sup.State == state.Stopped || loc.sup.State == state.Fenced
 		if (supGone && down > 2*e.dyn.LoopWait) || down > e.dyn.PrimaryStartTimeout {
