@@ -43,7 +43,11 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) er
 		Log:     log.With().Str("component", "bootstrap").Logger(),
 		Timeout: c.Timeout,
 	}
-	err = b.Run(ctx)
+	if c.Rebuild {
+		err = b.Rebuild(ctx, c.Force)
+	} else {
+		err = b.Run(ctx)
+	}
 	switch {
 	case errors.Is(err, bootstrap.ErrOtherCluster):
 		return cli.Exit(exitOtherCluster, err)
