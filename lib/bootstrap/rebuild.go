@@ -42,8 +42,23 @@ func (b *Bootstrapper) Rebuild(ctx context.Context, force bool) error {
 	case st == pgdata.Broken:
 		why = "the data directory holds no usable cluster"
 	default:
-		if ok, reason := b.streaming(ctx); !ok {
-			why = reason
+		// A replica may be between leaders for a moment: only one that
+		// does not stream for a whole minute is rebuilt.
+		deadline := time.Now().Add(time.Minute)
+		for {
+			ok, reason := b.streaming(ctx)
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				why = reason
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(2 * time.Second):
+			}
 		}
 	}
 	if why == "" {
