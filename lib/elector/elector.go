@@ -78,6 +78,8 @@ type Elector struct {
 	restartGrace  clock.Time // no giving up the key for a requested restart until then
 	reinitRunning bool
 	reinitDone    chan struct{}
+
+	leaderDeletedRev int64 // revision of the last deletion of the leader key seen
 }
 
 // New returns an elector; Run starts it.
@@ -144,7 +146,12 @@ func (e *Elector) relevant(ev dcs.Event) bool {
 	}
 	name := strings.TrimPrefix(ev.Key, e.dcs.Prefix())
 	switch {
-	case name == "leader", name == "failover", name == "config", name == "initialize":
+	case name == "leader":
+		if ev.Deleted {
+			e.leaderDeletedRev = ev.Revision
+		}
+		return true
+	case name == "failover", name == "config", name == "initialize":
 		return true
 	case strings.HasPrefix(name, "members/"):
 		return e.cluster != nil && e.cluster.Leader == nil
@@ -173,6 +180,7 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 	}
 	e.etcdOK = true
 	e.cluster = cl
+	e.trackLeaderless(cl)
 	e.applyConfig(cl)
 	for _, m := range cl.Members {
 		if m.Data.ConnURL != "" {
@@ -191,6 +199,22 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 		next = min(next, 200*time.Millisecond)
 	}
 	return next
+}
+
+// trackLeaderless remembers since when, and since which revision, the
+// cluster has had no leader: members that published after that revision
+// report positions that are final for this election.
+func (e *Elector) trackLeaderless(cl *dcs.Cluster) {
+	if cl.Leader != nil {
+		e.noLeader.since, e.noLeader.rev, e.leaderDeletedRev = 0, 0, 0
+		return
+	}
+	if e.noLeader.rev == 0 {
+		e.noLeader.since, e.noLeader.rev = e.clock.Now(), cl.Revision
+		if r := e.leaderDeletedRev; r > 0 && r <= cl.Revision {
+			e.noLeader.rev = r
+		}
+	}
 }
 
 // renew keeps the lease: one keepalive per loop (or a new grant when there

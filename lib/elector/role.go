@@ -16,11 +16,6 @@ import (
 // decide chooses this node's role from one consistent view of the cluster.
 func (e *Elector) decide(ctx context.Context, loc local, cl *dcs.Cluster, leaseOK bool) {
 	ld := cl.Leader
-	if ld != nil {
-		e.noLeader.since, e.noLeader.rev = 0, 0
-	} else if e.noLeader.rev == 0 {
-		e.noLeader.since, e.noLeader.rev = e.clock.Now(), cl.Revision
-	}
 	mine := ld != nil && ld.Name == e.cfg.Name && ld.Lease == e.lease.ID && leaseOK
 	switch {
 	case mine:

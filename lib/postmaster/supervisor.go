@@ -64,6 +64,9 @@ type Supervisor struct {
 	published state.Supervise
 	requests chan request
 
+	promoteSent time.Time
+	conn        *pgx.Conn
+
 	rewindFailures int
 	slotsAbsent    map[string]time.Time
 	lastStatus     pg.Status
@@ -287,6 +290,7 @@ func (s *Supervisor) promote(line rolepipe.Line) error {
 	if err := s.proc.Promote(s.node.Owner); err != nil {
 		return fmt.Errorf("promote: %w", err)
 	}
+	s.promoteSent = time.Now()
 	s.log.Info().Int64("token", line.Token).Msg("promoting")
 	return nil
 }
@@ -404,6 +408,10 @@ func (s *Supervisor) reap() {
 	s.fencer.Disarm()
 	s.proc, s.primary, s.upstream = nil, false, ""
 	s.statusOK = false
+	if s.conn != nil {
+		_ = s.conn.Close(context.Background())
+		s.conn = nil
+	}
 	if !expected {
 		s.crashed = true
 		s.log.Error().Int("pid", p.PID()).AnErr("exit", p.Err()).Msg("postmaster exited unexpectedly")
@@ -475,15 +483,20 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 	}
 	qctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	conn, err := pg.Connect(qctx, s.node.Local(time.Second))
-	if err != nil {
-		s.statusOK = false
-		s.publish()
-		return
+	if s.conn == nil || s.conn.IsClosed() {
+		conn, err := pg.Connect(qctx, s.node.Local(time.Second))
+		if err != nil {
+			s.statusOK = false
+			s.publish()
+			return
+		}
+		s.conn = conn
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	conn := s.conn
 	st, err := pg.QueryStatus(qctx, conn)
 	if err != nil {
+		_ = conn.Close(context.WithoutCancel(ctx))
+		s.conn = nil
 		s.statusOK = false
 		s.publish()
 		return
@@ -498,7 +511,15 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 			s.keepSlots(qctx, conn, line.Slots)
 		}
 	case s.primary && st.InRecovery:
-		// promotion in progress
+		// Promotion in progress. A request sent before the startup
+		// process ran is not forwarded to it: ask again.
+		if time.Since(s.promoteSent) > time.Second {
+			s.log.Info().Msg("still in recovery: asking again to promote")
+			if err := s.proc.Promote(s.node.Owner); err != nil {
+				s.log.Warn().Err(err).Msg("promote")
+			}
+			s.promoteSent = time.Now()
+		}
 	case !s.primary && st.InRecovery:
 		if s.st.State != state.Running {
 			s.setState(state.Running, "")
