@@ -62,7 +62,7 @@ type Supervisor struct {
 
 	mu        sync.Mutex // guards published
 	published state.Supervise
-	requests chan request
+	requests  chan request
 
 	promoteSent time.Time
 	conn        *pgx.Conn
