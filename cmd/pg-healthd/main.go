@@ -25,7 +25,7 @@ var program = cli.Program{
 type CLI struct {
 	cli.Common
 	cli.Runtime
-	Standalone bool   `help:"Do not use etcd: roles come from PostgreSQL alone."`
+	Standalone bool   `help:"Do not use etcd: roles come from PostgreSQL alone (implied when the configuration names no etcd3 hosts)."`
 	Listen     string `placeholder:"ADDR" help:"Listen on ADDR instead of restapi.listen (ignored under socket activation)."`
 }
 
@@ -33,7 +33,9 @@ func main() {
 	var c CLI
 	cli.Parse(&c, program, os.Args[1:])
 	os.Exit(cli.Main(program.Name, os.Stderr, func(ctx context.Context) error {
-		log, cfg, err := c.Setup(program.Name, config.Need{Postgres: true, Etcd: !c.Standalone})
+		// etcd is optional: without etcd3 in the configuration pg-healthd
+		// runs standalone; run checks the etcd settings when they are used.
+		log, cfg, err := c.Setup(program.Name, config.Need{Postgres: true})
 		if err != nil || cfg == nil {
 			return err
 		}

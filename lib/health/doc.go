@@ -1,0 +1,60 @@
+// Package health is pg-healthd's logic: the HTTP health API that answers
+// the requests HAProxy, load balancers and monitoring send to Patroni's REST
+// API, with the same status codes, paths, query parameters and JSON field
+// names (Patroni 3.0.2).
+//
+// # Shape
+//
+// Background refreshers (Service.Run) observe the node: PostgreSQL's status
+// query every 250 ms, each attempt bounded by 1 s; etcd through a watch
+// (every event triggers a read) and a confirming read every second; the
+// state files of pg-lockd (lockd.json) and pg-supervise (supervise.json)
+// every 250 ms. Each change publishes a new immutable Snapshot with its JSON
+// bodies already rendered, behind an atomic pointer. A request reads that
+// pointer and calls Decide, a pure function of the snapshot and the time of
+// the request; it never queries PostgreSQL or etcd, so it is answered in
+// microseconds even while PostgreSQL or etcd hangs. A snapshot part older
+// than its bound (Bounds) is refused: the checks fail closed.
+//
+// # Endpoints (GET, HEAD and OPTIONS; 200 when the condition holds, else 503)
+//
+//	/primary, /, /master, /read-write   PostgreSQL answered within 2 s and is not in recovery; with etcd,
+//	                                    also: the etcd view was confirmed within min(ttl/2, 2 s), its leader
+//	                                    key names this node, not a standby cluster, pg-lockd (if lockd.json
+//	                                    exists) says "leader" with more than 1 s of lease validity left;
+//	                                    always: pg-supervise (if supervise.json exists) is running or
+//	                                    promoting and its fence deadline, if any, is more than 1 s away.
+//	/leader                             /primary, or /standby-leader
+//	/standby-leader                     as /primary, but PostgreSQL in recovery in a standby cluster
+//	/replica                            PostgreSQL answered within 2 s, is in recovery, no noloadbalance
+//	                                    tag, not the standby leader; ?lag=<bytes|16MB>: the leader's optime
+//	                                    in etcd is at most that far ahead of the replayed position;
+//	                                    ?replication_state=streaming: the WAL receiver streams;
+//	                                    ?tag_<key>=<value>: the tag has that value
+//	/read-only                          /primary or /standby-leader or /replica (same filters)
+//	/health                             PostgreSQL answered within 2 s (tag filters apply)
+//	/async                              as /replica, with etcd only: every replica is asynchronous
+//	                                    while pg-ha has no synchronous mode
+//	/sync, /read-only-sync              /sync is always 503 (no synchronous mode yet);
+//	                                    /read-only-sync is /primary, with etcd only
+//	/liveness                           the refresh loop ran within 2 s and, with etcd, pg-lockd's
+//	                                    heartbeat is younger than ttl (primary) or 2·ttl, or paused
+//	/readiness                          /primary or /standby-leader, or PostgreSQL in recovery, etcd
+//	                                    confirmed, and replayed within maximum_lag_on_failover of the
+//	                                    leader's optime (standalone: of what it received)
+//	/patroni                            always 200, this node's status
+//	/cluster, /history                  200 with the last etcd view; 503 standalone or before the first read
+//	/config                             200 with the config key; 502 if absent (as Patroni); 503 standalone
+//	/metrics                            200, Prometheus text: Patroni's patroni_* and pg-ha's pgha_*
+//	any other path                      503 with the status, as Patroni
+//
+// The health checks return this node's status JSON (state, postmaster_start_time,
+// role, server_version, xlog, timeline, replication, cluster_unlocked,
+// dcs_last_seen, tags, database_system_identifier, pending_restart, patroni
+// {version, scope, name}); /liveness and /readiness return no body. HEAD
+// returns the same code and headers without a body, OPTIONS the same code
+// and no body. Other methods get 405.
+//
+// Standalone (no etcd): the roles come from PostgreSQL alone; /primary is
+// PostgreSQL running and not in recovery (and pg-supervise not objecting).
+package health

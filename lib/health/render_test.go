@@ -1,0 +1,153 @@
+package health
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pg-ha/pg-ha/lib/dcs"
+)
+
+func decode(t *testing.T, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return m
+}
+
+func TestStatusJSONPrimary(t *testing.T) {
+	s := primary()
+	f := Evaluate(s, bounds, now)
+	b := StatusJSON(s, &f)
+	got := decode(t, b)
+	want := map[string]any{
+		"state":                      "running",
+		"postmaster_start_time":      "2024-05-01 10:00:00.123456+00:00",
+		"role":                       "master",
+		"server_version":             150010.0,
+		"xlog":                       map[string]any{"location": float64(0x5000060)},
+		"timeline":                   3.0,
+		"replication":                []any{map[string]any{"application_name": "node2", "client_addr": "10.0.0.2", "state": "streaming", "sync_state": "async"}},
+		"dcs_last_seen":              1714557600.0,
+		"tags":                       map[string]any{"zone": "a", "weight": 1.0, "ssd": true},
+		"database_system_identifier": "7300000000000000001",
+		"patroni":                    map[string]any{"version": "0.1.0", "scope": "demo", "name": "node1"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("status\n got %v\nwant %v", got, want)
+	}
+	// Patroni's field order, so a diff against Patroni's output reads well.
+	order := []string{`"state"`, `"postmaster_start_time"`, `"role"`, `"server_version"`, `"xlog"`, `"timeline"`,
+		`"replication"`, `"dcs_last_seen"`, `"tags"`, `"database_system_identifier"`, `"patroni"`}
+	last := -1
+	for _, k := range order {
+		i := strings.Index(string(b), k)
+		if i < last {
+			t.Errorf("%s out of Patroni's order in %s", k, b)
+		}
+		last = i
+	}
+}
+
+func TestStatusJSONReplicaAndDown(t *testing.T) {
+	s := with(replica(), func(s *Snapshot) { s.PG.Status.ReplayLSN -= 0x60; s.PG.Status.ReplayPaused = true })
+	f := Evaluate(s, bounds, now)
+	got := decode(t, StatusJSON(s, &f))
+	wantXLog := map[string]any{"received_location": float64(0x5000060), "replayed_location": float64(0x5000000),
+		"replayed_timestamp": nil, "paused": true}
+	if !reflect.DeepEqual(got["xlog"], wantXLog) || got["role"] != "replica" || got["replication_state"] != "streaming" {
+		t.Errorf("replica status %v", got)
+	}
+	if got["postmaster_start_time"] != "2024-05-01 10:00:00+00:00" {
+		t.Errorf("postmaster_start_time %v: Python omits zero microseconds", got["postmaster_start_time"])
+	}
+
+	s = with(stoppedPG(), func(s *Snapshot) { s.DCS.Cluster = cluster("", 1) })
+	f = Evaluate(s, bounds, now)
+	got = decode(t, StatusJSON(s, &f))
+	for _, k := range []string{"xlog", "timeline", "server_version", "postmaster_start_time", "replication"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("stopped: %s present in %v", k, got)
+		}
+	}
+	if got["state"] != "stopped" || got["role"] != "master" || got["cluster_unlocked"] != true {
+		t.Errorf("stopped status %v", got)
+	}
+
+	s = standalone(replica())
+	f = Evaluate(s, bounds, now)
+	got = decode(t, StatusJSON(s, &f))
+	if _, ok := got["dcs_last_seen"]; ok {
+		t.Errorf("standalone: dcs_last_seen in %v", got)
+	}
+}
+
+func TestClusterJSON(t *testing.T) {
+	cl := cluster("node1", 0x5000060)
+	when := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	cl.Failover = &dcs.Failover{Leader: "node1", Member: "node2", ScheduledAt: &when}
+	got := decode(t, ClusterJSON(cl, false, true))
+	members := got["members"].([]any)
+	if len(members) != 3 {
+		t.Fatalf("members %v", members)
+	}
+	m1, m2, m3 := members[0].(map[string]any), members[1].(map[string]any), members[2].(map[string]any)
+	if m1["name"] != "node1" || m1["role"] != "leader" || m1["host"] != "10.0.0.1" || m1["port"] != 5432.0 || m1["lag"] != nil {
+		t.Errorf("leader %v", m1)
+	}
+	if m2["role"] != "replica" || m2["lag"] != float64(2<<20) || m2["api_url"] != "http://10.0.0.2:8008/patroni" {
+		t.Errorf("replica %v", m2)
+	}
+	if m3["lag"] != "unknown" || m3["state"] != "stopped" {
+		t.Errorf("member without xlog_location %v", m3)
+	}
+	if got["pause"] != true {
+		t.Errorf("pause missing: %v", got)
+	}
+	sw, _ := got["scheduled_switchover"].(map[string]any)
+	if sw["at"] != "2024-05-01T12:00:00+00:00" || sw["from"] != "node1" || sw["to"] != "node2" {
+		t.Errorf("scheduled_switchover %v", sw)
+	}
+	if got := decode(t, ClusterJSON(cluster("node1", 1), true, false)); got["members"].([]any)[0].(map[string]any)["role"] != "standby_leader" {
+		t.Errorf("standby cluster leader role: %v", got)
+	}
+}
+
+func TestRender(t *testing.T) {
+	r := Render(primary(), bounds, now)
+	if string(r.Config) != `{"ttl":8,"loop_wait":1}` {
+		t.Errorf("config %s", r.Config)
+	}
+	if string(r.History) != `[[1,100,"no recovery target specified"]]` {
+		t.Errorf("history %s", r.History)
+	}
+	r = Render(standalone(primary()), bounds, now)
+	if r.Cluster != nil || r.History != nil || r.Config != nil {
+		t.Errorf("standalone rendered etcd bodies: %+v", r)
+	}
+}
+
+func TestDynamicFlags(t *testing.T) {
+	tests := []struct {
+		raw             string
+		standby, paused bool
+	}{
+		{`{"ttl":8}`, false, false},
+		{`{"pause":true}`, false, true},
+		{`{"pause":"on"}`, false, true},
+		{`{"standby_cluster":{"host":"10.1.0.1","port":5432}}`, true, false},
+		{`{"standby_cluster":{"restore_command":"cp x y"}}`, true, false},
+		{`{"standby_cluster":{}}`, false, false},
+		{`not json`, false, false},
+	}
+	for _, tt := range tests {
+		standby, paused := dynamicFlags([]byte(tt.raw))
+		if standby != tt.standby || paused != tt.paused {
+			t.Errorf("%s: standby %v paused %v", tt.raw, standby, paused)
+		}
+	}
+}

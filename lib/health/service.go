@@ -1,0 +1,535 @@
+package health
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pg-ha/pg-ha/lib/clock"
+	"github.com/pg-ha/pg-ha/lib/config"
+	"github.com/pg-ha/pg-ha/lib/dcs"
+	"github.com/pg-ha/pg-ha/lib/pg"
+	"github.com/pg-ha/pg-ha/lib/state"
+)
+
+// Default refresh timings.
+const (
+	// DefaultPGInterval is the pause between two PostgreSQL status queries.
+	DefaultPGInterval = 250 * time.Millisecond
+	// DefaultPGTimeout bounds one connection attempt plus query.
+	DefaultPGTimeout = 1 * time.Second
+	// DefaultConfirmInterval is the pause between two confirming etcd reads
+	// when the watch reports nothing.
+	DefaultConfirmInterval = 1 * time.Second
+	// DefaultTickInterval is how often the state files are read, the bodies
+	// re-rendered, and OnTick called.
+	DefaultTickInterval = 250 * time.Millisecond
+)
+
+// Options configure a Service. Settings come from the node's configuration
+// (see OptionsFromConfig); the caller adds the connections and hooks.
+type Options struct {
+	// Name and Scope identify the member; Version is reported as
+	// patroni.version.
+	Name, Scope, Version string
+	// Standalone: no etcd, roles from PostgreSQL alone. DCS is ignored.
+	Standalone bool
+	// Tags are the member's tags.
+	Tags config.Tags
+	// TTL and MaxLagOnFailover come from the dynamic configuration.
+	TTL              time.Duration
+	MaxLagOnFailover int64
+	// RestoreCommand says a restore_command is configured.
+	RestoreCommand bool
+	// RuntimeDir holds lockd.json and supervise.json.
+	RuntimeDir string
+	// PG reaches the local PostgreSQL.
+	PG pg.ConnParams
+	// DCS is the etcd client, required unless Standalone. The Service does
+	// not close it.
+	DCS *dcs.Client
+	// Clock is CLOCK_BOOTTIME (default clock.System{}).
+	Clock clock.Clock
+	// Log receives the service's logs.
+	Log zerolog.Logger
+
+	// Bounds default to DefaultBounds(TTL); intervals to the Default*
+	// constants.
+	Bounds                                               Bounds
+	PGInterval, PGTimeout, ConfirmInterval, TickInterval time.Duration
+
+	// OnTick is called from the refresh loop after every tick: a place for
+	// the systemd watchdog ping, which then stops when the loop hangs.
+	OnTick func()
+	// OnChange is called, from the goroutine that published the change,
+	// whenever the one-line summary of the node changes (for systemd's
+	// STATUS=).
+	OnChange func(summary string)
+
+	// Authentication, when set with AuthReadEndpoints, is required on
+	// /config, /cluster and /history.
+	Authentication    *config.BasicAuth
+	AuthReadEndpoints bool
+	// ExtraHeaders are added to every response (restapi.http_extra_headers,
+	// and https_extra_headers under TLS).
+	ExtraHeaders map[string]string
+}
+
+// OptionsFromConfig fills the settings of Options from cfg. standalone is
+// forced when cfg names no etcd endpoint.
+func OptionsFromConfig(cfg *config.Config, standalone bool) Options {
+	d := cfg.Dynamic()
+	o := Options{
+		Name: cfg.Name, Scope: cfg.Scope,
+		Standalone:        standalone || len(cfg.Endpoints()) == 0,
+		Tags:              cfg.Tags,
+		TTL:               d.TTL,
+		MaxLagOnFailover:  d.MaximumLagOnFailover,
+		Authentication:    cfg.RestAPI.Authentication,
+		AuthReadEndpoints: cfg.RestAPI.AuthReadEndpoints,
+	}
+	if _, ok := cfg.Postgres.RecoveryConf["restore_command"]; ok {
+		o.RestoreCommand = true
+	}
+	if _, ok := d.Parameters["restore_command"]; ok {
+		o.RestoreCommand = true
+	}
+	if len(cfg.RestAPI.HTTPExtraHeaders) > 0 || (cfg.RestAPI.CertFile != "" && len(cfg.RestAPI.HTTPSExtraHeaders) > 0) {
+		o.ExtraHeaders = map[string]string{}
+		for k, v := range cfg.RestAPI.HTTPExtraHeaders {
+			o.ExtraHeaders[k] = v
+		}
+		if cfg.RestAPI.CertFile != "" {
+			for k, v := range cfg.RestAPI.HTTPSExtraHeaders {
+				o.ExtraHeaders[k] = v
+			}
+		}
+	}
+	return o
+}
+
+// Service keeps the latest Snapshot of the node, refreshed in the
+// background by Run, and answers HTTP requests from it (ServeHTTP). A
+// request never waits for PostgreSQL or etcd.
+type Service struct {
+	o      Options
+	bounds Bounds
+	clock  clock.Clock
+	log    zerolog.Logger
+	debug  bool
+
+	mu      sync.Mutex // serialises publishing
+	cur     *Snapshot
+	summary string
+	prev    Facts
+
+	view atomic.Pointer[view]
+
+	extra   map[string][]string
+	authKey []byte
+	metrics *prometheus.Registry
+	metricH http.Handler
+}
+
+// view is a published snapshot with its rendered bodies.
+type view struct {
+	snap    *Snapshot
+	r       *Rendered
+	lengths [BodyMetrics][]string // Content-Length of each body
+}
+
+// New checks o and returns a Service whose first snapshot (nothing observed
+// yet: every check answers 503) is already published. It does no I/O.
+func New(o Options) (*Service, error) {
+	if o.Name == "" || o.Scope == "" {
+		return nil, errors.New("health: name and scope are required")
+	}
+	if !o.Standalone && o.DCS == nil {
+		return nil, errors.New("health: an etcd client is required unless standalone")
+	}
+	if o.AuthReadEndpoints && (o.Authentication == nil || o.Authentication.Username == "" || o.Authentication.Password == "") {
+		return nil, errors.New("restapi.auth_read_endpoints: needs restapi.authentication with a username and a password")
+	}
+	if o.Clock == nil {
+		o.Clock = clock.System{}
+	}
+	if o.TTL <= 0 {
+		o.TTL = config.DefaultTTL
+	}
+	if o.Bounds == (Bounds{}) {
+		o.Bounds = DefaultBounds(o.TTL)
+	}
+	defaults := []struct {
+		d   *time.Duration
+		def time.Duration
+	}{{&o.PGInterval, DefaultPGInterval}, {&o.PGTimeout, DefaultPGTimeout},
+		{&o.ConfirmInterval, DefaultConfirmInterval}, {&o.TickInterval, DefaultTickInterval}}
+	for _, d := range defaults {
+		if *d.d <= 0 {
+			*d.d = d.def
+		}
+	}
+	s := &Service{
+		o: o, bounds: o.Bounds, clock: o.Clock,
+		log:   o.Log.With().Str("component", "health").Logger(),
+		extra: map[string][]string{},
+	}
+	s.debug = s.log.GetLevel() <= zerolog.DebugLevel
+	for k, v := range o.ExtraHeaders {
+		s.extra[http.CanonicalHeaderKey(k)] = []string{v}
+	}
+	if a := o.Authentication; a != nil && a.Username != "" {
+		s.authKey = []byte(base64.StdEncoding.EncodeToString([]byte(a.Username + ":" + a.Password)))
+	}
+	tags, text := effectiveTags(o.Tags)
+	s.cur = &Snapshot{
+		Name: o.Name, Scope: o.Scope, Version: o.Version, Standalone: o.Standalone,
+		Tags: tags, TagText: text, NoLoadBalance: o.Tags.NoLoadBalance(),
+		MaxLagOnFailover: o.MaxLagOnFailover, TTL: o.TTL, RestoreCommand: o.RestoreCommand,
+	}
+	s.metrics = prometheus.NewRegistry()
+	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		newCollector(s))
+	s.metricH = promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{ErrorLog: promLog{s.log}})
+	s.update(nil)
+	return s, nil
+}
+
+// effectiveTags drops the special tags that are false, as Patroni does, and
+// renders each value for ?tag_ comparisons.
+func effectiveTags(t config.Tags) (map[string]any, map[string]string) {
+	tags := map[string]any{}
+	text := map[string]string{}
+	for k, v := range t {
+		switch k {
+		case "clonefrom", "nofailover", "noloadbalance", "nosync":
+			if !truthyTag(v) {
+				continue
+			}
+		}
+		tags[k] = v
+		text[k] = pyStr(v)
+	}
+	if len(tags) == 0 {
+		tags = nil
+	}
+	return tags, text
+}
+
+// truthyTag is Python's bool() of a YAML value.
+func truthyTag(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return false
+	case bool:
+		return x
+	case string:
+		return x != ""
+	case int:
+		return x != 0
+	case float64:
+		return x != 0
+	}
+	return true
+}
+
+// Snapshot returns the latest published snapshot. It never blocks on I/O.
+func (s *Service) Snapshot() *Snapshot { return s.view.Load().snap }
+
+// Facts evaluates the latest snapshot now. It never blocks on I/O.
+func (s *Service) Facts() Facts { return Evaluate(s.view.Load().snap, s.bounds, s.clock.Now()) }
+
+// Bounds returns the staleness bounds in force.
+func (s *Service) Bounds() Bounds { return s.bounds }
+
+// update publishes a copy of the current snapshot changed by fn, with its
+// bodies rendered.
+func (s *Service) update(fn func(*Snapshot)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := *s.cur
+	if fn != nil {
+		fn(&next)
+	}
+	now := s.clock.Now()
+	next.At = now
+	s.cur = &next
+	v := &view{snap: &next, r: Render(&next, s.bounds, now)}
+	for b, body := range [][]byte{BodyNone: nil, BodyStatus: v.r.Status, BodyCluster: v.r.Cluster, BodyHistory: v.r.History, BodyConfig: v.r.Config} {
+		v.lengths[b] = []string{strconv.Itoa(len(body))}
+	}
+	s.view.Store(v)
+	s.noteChange(&next, now)
+}
+
+// noteChange logs what changed in the conclusions and reports a new summary.
+func (s *Service) noteChange(snap *Snapshot, now clock.Time) {
+	f := Evaluate(snap, s.bounds, now)
+	p := s.prev
+	if f.Running != p.Running {
+		if f.Running {
+			s.log.Info().Bool("in_recovery", f.InRecovery).Msg("postgres answering")
+		} else if snap.PG.Known || snap.PG.Err != "" {
+			s.log.Warn().Str("error", snap.PG.Err).Msg("postgres not answering")
+		}
+	}
+	if !snap.Standalone && f.LeaderConfirmed != p.LeaderConfirmed {
+		if f.LeaderConfirmed {
+			s.log.Info().Str("leader", f.Leader).Msg("etcd view confirmed")
+		} else if snap.DCS.Cluster != nil {
+			s.log.Warn().Str("error", snap.DCS.Err).Dur("bound", s.bounds.DCS).Msg("etcd view no longer confirmed")
+		}
+	}
+	if f.Primary != p.Primary || f.Role != p.Role || f.Leader != p.Leader {
+		ev := s.log.Info().Str("role", f.Role).Str("leader", f.Leader).Bool("primary", f.Primary)
+		if !f.Primary {
+			ev = ev.Str("reason", f.Why)
+		}
+		ev.Msg("health changed")
+	}
+	s.prev = f
+	summary := Summary(&f)
+	if summary != s.summary {
+		s.summary = summary
+		if s.o.OnChange != nil {
+			s.o.OnChange(summary)
+		}
+	}
+}
+
+// Summary is a one-line description of f for systemd's STATUS=.
+func Summary(f *Facts) string {
+	switch {
+	case f.Primary:
+		return "primary: /primary answers 200"
+	case f.StandbyLeader:
+		return "standby leader"
+	case f.Running && f.InRecovery:
+		return "replica"
+	case f.Running:
+		return "postgres not in recovery, /primary answers 503: " + firstClause(f.Why)
+	}
+	return "postgres " + f.State + ", /primary answers 503"
+}
+
+func firstClause(s string) string {
+	if i := strings.Index(s, ": "); i > 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Run refreshes the snapshot until ctx is cancelled: PostgreSQL every
+// PGInterval (each attempt bounded by PGTimeout), etcd on every watch event
+// and every ConfirmInterval otherwise (each read bounded by the client's
+// request timeout), the state files and OnTick every TickInterval. It
+// returns nil once every refresher has stopped after ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { s.runPG(gctx); return nil })
+	g.Go(func() error { s.runTick(gctx); return nil })
+	if !s.o.Standalone {
+		g.Go(func() error { s.runDCS(gctx); return nil })
+	}
+	return g.Wait()
+}
+
+func (s *Service) runPG(ctx context.Context) {
+	var conn *pgx.Conn
+	defer func() { closeConn(conn) }()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		sent := s.clock.Now()
+		st, err := s.queryPG(ctx, &conn)
+		if ctx.Err() != nil {
+			return
+		}
+		s.update(func(n *Snapshot) {
+			if err != nil {
+				n.PG.Failed, n.PG.Err, n.PG.Refused = sent, oneLine(err.Error()), refused(err)
+				return
+			}
+			n.PG = PGObservation{Status: st, Known: true, OK: sent}
+		})
+		timer.Reset(s.o.PGInterval)
+	}
+}
+
+func (s *Service) queryPG(ctx context.Context, connp **pgx.Conn) (pg.Status, error) {
+	qctx, cancel := context.WithTimeout(ctx, s.o.PGTimeout)
+	defer cancel()
+	if *connp == nil || (*connp).IsClosed() {
+		closeConn(*connp)
+		*connp = nil
+		c, err := pg.Connect(qctx, s.o.PG)
+		if err != nil {
+			return pg.Status{}, err
+		}
+		*connp = c
+	}
+	st, err := pg.QueryStatus(qctx, *connp)
+	if err != nil {
+		closeConn(*connp)
+		*connp = nil
+	}
+	return st, err
+}
+
+// closeConn closes conn without waiting long for a server that hangs.
+func closeConn(conn *pgx.Conn) {
+	if conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_ = conn.Close(ctx)
+}
+
+// refused reports a connection refused or a missing socket: nothing listens.
+func refused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func (s *Service) runDCS(ctx context.Context) {
+	wctx, cancel := context.WithCancel(ctx)
+	events := s.o.DCS.Watch(wctx, 0)
+	defer func() {
+		cancel()
+		for range events { // wait for the watch to stop
+		}
+	}()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+			drain(events) // one read covers every pending event
+		case <-timer.C:
+		}
+		s.readDCS(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		timer.Reset(s.o.ConfirmInterval)
+	}
+}
+
+func drain(ch <-chan dcs.Event) {
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+func (s *Service) readDCS(ctx context.Context) {
+	sent, wall := s.clock.Now(), time.Now()
+	cl, err := s.o.DCS.Get(ctx)
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		s.update(func(n *Snapshot) { n.DCS.Err = oneLine(err.Error()) })
+		return
+	}
+	standby, paused := dynamicFlags(cl.Config)
+	s.update(func(n *Snapshot) {
+		n.DCS = DCSObservation{Cluster: cl, Confirmed: sent, LastSeen: wall, StandbyCluster: standby, Paused: paused}
+	})
+}
+
+func (s *Service) runTick(ctx context.Context) {
+	t := time.NewTicker(s.o.TickInterval)
+	defer t.Stop()
+	var lastErr [2]string
+	for {
+		lockd, lerr := state.ReadLockd(s.o.RuntimeDir)
+		sup, serr := state.ReadSupervise(s.o.RuntimeDir)
+		for i, err := range []error{lerr, serr} {
+			msg := ""
+			if err != nil && !errors.Is(err, state.ErrNotExist) {
+				msg = err.Error()
+			}
+			if msg != lastErr[i] && msg != "" {
+				s.log.Warn().Err(err).Msg("cannot read state file")
+			}
+			lastErr[i] = msg
+		}
+		s.update(func(n *Snapshot) {
+			n.Lockd, n.Supervise = nil, nil
+			if lerr == nil {
+				n.Lockd = &lockd
+			}
+			if serr == nil {
+				n.Supervise = &sup
+			}
+		})
+		if s.o.OnTick != nil {
+			s.o.OnTick()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// dynamicFlags reads standby_cluster and pause from the config key, as
+// Patroni's is_standby_cluster does.
+func dynamicFlags(raw []byte) (standby, paused bool) {
+	var d struct {
+		StandbyCluster map[string]any `json:"standby_cluster"`
+		Pause          any            `json:"pause"`
+	}
+	if raw == nil || json.Unmarshal(raw, &d) != nil {
+		return false, false
+	}
+	sc := d.StandbyCluster
+	standby = sc != nil && (truthyTag(sc["host"]) || truthyTag(sc["port"]) || truthyTag(sc["restore_command"]))
+	switch p := d.Pause.(type) {
+	case bool:
+		paused = p
+	case string:
+		paused = strings.EqualFold(p, "true") || strings.EqualFold(p, "on") || strings.EqualFold(p, "yes") || p == "1"
+	}
+	return standby, paused
+}
+
+type promLog struct{ log zerolog.Logger }
+
+func (p promLog) Println(v ...any) { p.log.Warn().Msg(fmt.Sprint(v...)) }
