@@ -1,0 +1,173 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pg-ha/pg-ha/lib/testcluster"
+)
+
+// warmUp is how long the workload runs before a fault is injected, so that
+// every writer has acknowledged writes on the primary.
+const warmUp = 2 * time.Second
+
+// start starts a cluster with o and the workload, and lets the workload
+// warm up.
+func start(t testing.TB, o testcluster.Options) (*testcluster.Cluster, *testcluster.Workload) {
+	t.Helper()
+	c := testcluster.Start(t, o)
+	w := testcluster.StartWorkload(t, c)
+	time.Sleep(warmUp)
+	return c, w
+}
+
+// finish waits for the cluster to be whole again (one primary, every
+// running node streaming from it), stops the workload, and checks its
+// history against the final primary and every replica against the
+// primary. Asynchronous loss before a failover is tolerated up to
+// maximum_lag_on_failover and reported.
+func finish(t testing.TB, c *testcluster.Cluster, w *testcluster.Workload) *testcluster.History {
+	t.Helper()
+	c.WaitReplicasStreaming(t, 45*time.Second)
+	h := w.Stop()
+	final, p := testcluster.FinalWrites(t, c)
+	testcluster.AssertSafe(t, h, final, testcluster.LossPolicy{
+		AllowAsync: true,
+		MaxBytes:   uint64(c.Options.MaximumLagOnFailover),
+	})
+	c.WaitReplicasCaughtUp(t, 20*time.Second)
+	for _, n := range c.Nodes {
+		if n == p || !n.Running(testcluster.Supervise) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		rows, err := n.ReadWrites(ctx)
+		cancel()
+		if err != nil {
+			t.Errorf("replica %s: %v", n.Name, err)
+			continue
+		}
+		if !sameRows(rows, final) {
+			t.Errorf("replica %s diverges from primary %s: %s", n.Name, p.Name, diffRows(rows, final))
+		}
+	}
+	return h
+}
+
+func sameRows(a, b map[string][]int64) bool {
+	return maps.EqualFunc(a, b, func(x, y []int64) bool { return slices.Equal(x, y) })
+}
+
+// diffRows summarises how replica rows r differ from primary rows p.
+func diffRows(r, p map[string][]int64) string {
+	writers := map[string]bool{}
+	for k := range r {
+		writers[k] = true
+	}
+	for k := range p {
+		writers[k] = true
+	}
+	var b strings.Builder
+	for _, writer := range slices.Sorted(maps.Keys(writers)) {
+		if slices.Equal(r[writer], p[writer]) {
+			continue
+		}
+		extra, missing := setDiff(r[writer], p[writer]), setDiff(p[writer], r[writer])
+		fmt.Fprintf(&b, "%s: %d rows only on the replica %v, %d only on the primary %v; ",
+			writer, len(extra), head(extra), len(missing), head(missing))
+	}
+	return b.String()
+}
+
+func setDiff(a, b []int64) []int64 {
+	in := map[int64]bool{}
+	for _, x := range b {
+		in[x] = true
+	}
+	var out []int64
+	for _, x := range a {
+		if !in[x] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func head(s []int64) []int64 {
+	if len(s) > 5 {
+		return s[:5]
+	}
+	return s
+}
+
+// leaderWatch polls the leader key every 100ms until stop is closed and
+// returns every distinct value seen, in order ("" for no key, "?" when etcd
+// did not answer).
+func leaderWatch(c *testcluster.Cluster, stop <-chan struct{}) <-chan []string {
+	out := make(chan []string, 1)
+	go func() {
+		var seen []string
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			name, err := c.Leader(ctx)
+			cancel()
+			if err != nil {
+				name = "?"
+			}
+			if len(seen) == 0 || seen[len(seen)-1] != name {
+				seen = append(seen, name)
+			}
+			select {
+			case <-stop:
+				out <- seen
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return out
+}
+
+// lastAck returns the last write node acknowledged in h at or before
+// before, and whether there is one.
+func lastAck(h *testcluster.History, node string, before time.Time) (testcluster.Write, bool) {
+	var last testcluster.Write
+	ok := false
+	for _, w := range h.ByNode(node) {
+		if w.Ack.After(before) {
+			break
+		}
+		last, ok = w, true
+	}
+	return last, ok
+}
+
+// fmtJSON renders a member key's value for messages.
+func fmtJSON(m map[string]any) string {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Sprint(m)
+	}
+	return string(b)
+}
+
+// waitUntil polls cond every 50ms for up to timeout and fails t if it never
+// holds.
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %s", what, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -1,0 +1,509 @@
+package testcluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+
+	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
+)
+
+// Cluster is a running pg-ha cluster: one etcd and its nodes.
+type Cluster struct {
+	// Etcd is the cluster's etcd; tests stop, restart and pause it.
+	Etcd *etcdtest.Etcd
+	// Nodes are node1…nodeN in order.
+	Nodes []*Node
+	// Scope is the cluster's scope, unique per Cluster.
+	Scope string
+	// Options are the options Start used, defaults filled in.
+	Options Options
+	// Dir holds every node's directory.
+	Dir string
+
+	t       testing.TB
+	bin     string
+	secrets secrets
+
+	etcdMu  sync.Mutex
+	etcdCli *clientv3.Client
+
+	closeOnce sync.Once
+}
+
+// Start starts etcd and o.Nodes nodes (all at once, so they race for the
+// initialize key), then waits up to o.StartTimeout (default 60s) until
+// exactly one node is a primary holding the leader key and every other node
+// is a streaming replica of it. It fails t if a node cannot start, a daemon
+// exits, or the wait times out. Everything is
+// killed and removed in t's Cleanup, where the logs are written to the
+// test log if t failed.
+func Start(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	SkipUnlessAvailable(t)
+	o = o.withDefaults()
+	bin := Binaries(t)
+	etcd := etcdtest.Start(t)
+	base, err := os.MkdirTemp(shortTempDir(), "pgha-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{
+		Etcd:    etcd,
+		Scope:   "pgha-" + randomHex(4),
+		Options: o,
+		Dir:     base,
+		t:       t,
+		bin:     bin,
+		secrets: newSecrets(),
+	}
+	t.Cleanup(c.cleanup)
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ports, err := freePorts(2 * o.Nodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := etcdHosts(etcd.Endpoints())
+	for i := range o.Nodes {
+		name := fmt.Sprintf("node%d", i+1)
+		dir := filepath.Join(base, name)
+		n := &Node{
+			Name:       name,
+			Index:      i,
+			PGPort:     ports[2*i],
+			APIPort:    ports[2*i+1],
+			Dir:        dir,
+			DataDir:    filepath.Join(dir, "data"),
+			RuntimeDir: filepath.Join(dir, "run"),
+			ConfigPath: filepath.Join(dir, name+".yml"),
+			c:          c,
+			procs:      map[Proc]*process{},
+		}
+		if err := ensureOwned(dir); err != nil {
+			t.Fatal(err)
+		}
+		if err := ensureOwned(n.RuntimeDir); err != nil {
+			t.Fatal(err)
+		}
+		if o.FIFO {
+			n.FIFOPath = filepath.Join(dir, "role.fifo")
+			if err := mkfifoOwned(n.FIFOPath); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg, err := nodeConfig(c, n, hosts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := writeOwned(n.ConfigPath, cfg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.Nodes = append(c.Nodes, n)
+	}
+
+	began := time.Now()
+	errs := make([]error, len(c.Nodes))
+	var wg sync.WaitGroup
+	for i, n := range c.Nodes {
+		wg.Go(func() { errs[i] = n.start() })
+	}
+	wg.Wait()
+	var failed []string
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, c.Nodes[i].Name+": "+err.Error())
+		}
+	}
+	if len(failed) > 0 {
+		t.Fatalf("start cluster %s: %s", c.Scope, strings.Join(failed, "; "))
+	}
+	if desc, ok := c.waitReady(began.Add(o.StartTimeout)); !ok {
+		t.Fatalf("cluster %s not ready within %s: %s", c.Scope, o.StartTimeout, desc)
+	}
+	t.Logf("cluster %s ready in %s (%s)", c.Scope, time.Since(began).Round(time.Millisecond), c.describe())
+	return c
+}
+
+// etcdHosts turns client URLs into the host:port list of etcd3.hosts.
+func etcdHosts(endpoints []string) []string {
+	out := make([]string, 0, len(endpoints))
+	for _, e := range endpoints {
+		e = strings.TrimPrefix(strings.TrimPrefix(e, "http://"), "https://")
+		out = append(out, strings.TrimSuffix(e, "/"))
+	}
+	return out
+}
+
+// Close kills every node process, stops etcd and removes the nodes'
+// directories now rather than in the test's Cleanup (which then does
+// nothing more). After a failed test it logs every node's logs first.
+func (c *Cluster) Close() {
+	c.cleanup()
+	c.Etcd.Stop()
+}
+
+// cleanup kills every node process and removes the directories; after a
+// failed test it logs every node's logs first. Only the first call acts.
+func (c *Cluster) cleanup() { c.closeOnce.Do(c.doCleanup) }
+
+func (c *Cluster) doCleanup() {
+	if c.t.Failed() {
+		c.t.Logf("node logs of cluster %s:\n%s", c.Scope, c.Logs())
+	}
+	began := time.Now()
+	var wg sync.WaitGroup
+	for _, n := range c.Nodes {
+		wg.Go(n.KillAll)
+	}
+	wg.Wait()
+	killUnder(c.Dir, 10*time.Second)
+	if d := time.Since(began); d > 3*time.Second {
+		c.t.Logf("killing cluster %s took %s; left: %v", c.Scope, d.Round(time.Millisecond), pidsUnder(c.Dir))
+	}
+	c.etcdMu.Lock()
+	if c.etcdCli != nil {
+		c.etcdCli.Close()
+		c.etcdCli = nil
+	}
+	c.etcdMu.Unlock()
+	if os.Getenv("PGHA_TEST_KEEP") == "1" {
+		c.t.Logf("kept %s (PGHA_TEST_KEEP=1)", c.Dir)
+		return
+	}
+	if err := os.RemoveAll(c.Dir); err != nil {
+		c.t.Logf("remove %s: %v", c.Dir, err)
+	}
+}
+
+// Logs returns every node's Logs.
+func (c *Cluster) Logs() string {
+	var b strings.Builder
+	for _, n := range c.Nodes {
+		b.WriteString(n.Logs())
+	}
+	return b.String()
+}
+
+// Node returns the node called name, or nil.
+func (c *Cluster) Node(name string) *Node {
+	for _, n := range c.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// Key returns the etcd key /service/<scope>/<name>.
+func (c *Cluster) Key(name string) string { return "/service/" + c.Scope + "/" + name }
+
+func (c *Cluster) etcd() (*clientv3.Client, error) {
+	c.etcdMu.Lock()
+	defer c.etcdMu.Unlock()
+	if c.etcdCli != nil {
+		return c.etcdCli, nil
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   c.Etcd.Endpoints(),
+		DialTimeout: 2 * time.Second,
+		Logger:      zap.NewNop(),
+		// gRPC's reconnect backoff grows to 120s by default; tests restart
+		// etcd and must see it again at once.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond},
+			MinConnectTimeout: time.Second,
+		})},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd client: %w", err)
+	}
+	c.etcdCli = cli
+	return cli, nil
+}
+
+// dropEtcd closes cli after a failed request, so that the next request
+// dials afresh instead of waiting out a reconnect backoff.
+func (c *Cluster) dropEtcd(cli *clientv3.Client) {
+	c.etcdMu.Lock()
+	if c.etcdCli == cli {
+		c.etcdCli = nil
+	}
+	c.etcdMu.Unlock()
+	cli.Close()
+}
+
+// Get reads one etcd key; a missing key is "" with a nil error. It blocks
+// for at most 2s or until ctx ends.
+func (c *Cluster) Get(ctx context.Context, key string) (string, error) {
+	cli, err := c.etcd()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	resp, err := cli.Get(clientv3.WithRequireLeader(ctx), key)
+	if err != nil {
+		c.dropEtcd(cli)
+		return "", fmt.Errorf("etcd get %s: %w", key, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", nil
+	}
+	return string(resp.Kvs[0].Value), nil
+}
+
+// Leader returns the value of the leader key (/service/<scope>/leader): the
+// leader's member name, or "" when there is none. It blocks for at most 2s.
+func (c *Cluster) Leader(ctx context.Context) (string, error) {
+	return c.Get(ctx, c.Key("leader"))
+}
+
+// Members returns the decoded JSON of every members/<name> key, by name.
+// It blocks for at most 2s.
+func (c *Cluster) Members(ctx context.Context) (map[string]map[string]any, error) {
+	cli, err := c.etcd()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	prefix := c.Key("members/")
+	resp, err := cli.Get(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix())
+	if err != nil {
+		c.dropEtcd(cli)
+		return nil, fmt.Errorf("etcd get %s*: %w", prefix, err)
+	}
+	out := map[string]map[string]any{}
+	for _, kv := range resp.Kvs {
+		var m map[string]any
+		if err := json.Unmarshal(kv.Value, &m); err != nil {
+			return nil, fmt.Errorf("member key %s: %w (value %q)", kv.Key, err, kv.Value)
+		}
+		out[strings.TrimPrefix(string(kv.Key), prefix)] = m
+	}
+	return out, nil
+}
+
+// Primaries returns the nodes whose PostgreSQL answers
+// pg_is_in_recovery() = false right now; each node is asked at once, with
+// a 1s timeout. Nodes that do not answer are not primaries.
+func (c *Cluster) Primaries(ctx context.Context) []*Node {
+	res := make([]bool, len(c.Nodes))
+	var wg sync.WaitGroup
+	for i, n := range c.Nodes {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			res[i], _ = n.IsPrimary(ctx)
+		})
+	}
+	wg.Wait()
+	var out []*Node
+	for i, ok := range res {
+		if ok {
+			out = append(out, c.Nodes[i])
+		}
+	}
+	return out
+}
+
+// WaitPrimary waits up to timeout for a node, not one of exclude, that
+// holds the leader key, is not in recovery and commits a write, and
+// returns it. It fails t with the cluster's state on timeout.
+func (c *Cluster) WaitPrimary(t testing.TB, timeout time.Duration, exclude ...*Node) *Node {
+	t.Helper()
+	n, desc := c.waitPrimary(timeout, exclude...)
+	if n == nil {
+		t.Fatalf("no primary within %s: %s", timeout, desc)
+	}
+	return n
+}
+
+func (c *Cluster) waitPrimary(timeout time.Duration, exclude ...*Node) (*Node, string) {
+	deadline := time.Now().Add(timeout)
+	desc := ""
+	for {
+		n, err := c.Primary(context.Background(), exclude...)
+		if err == nil {
+			return n, ""
+		}
+		desc = err.Error()
+		if time.Now().After(deadline) {
+			return nil, desc
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Primary returns the node named by the leader key if it is not one of
+// exclude and commits a write right now; otherwise an error says why not.
+// It blocks for at most about 4s or until ctx ends.
+func (c *Cluster) Primary(ctx context.Context, exclude ...*Node) (*Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+	defer cancel()
+	name, err := c.Leader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		return nil, errors.New("no leader key")
+	}
+	n := c.Node(name)
+	if n == nil {
+		return nil, fmt.Errorf("leader key names unknown member %q", name)
+	}
+	for _, x := range exclude {
+		if x == n {
+			return nil, fmt.Errorf("leader is still %s (excluded)", name)
+		}
+	}
+	if err := n.acceptsWrite(ctx); err != nil {
+		return nil, fmt.Errorf("leader %s does not accept a write: %w", name, err)
+	}
+	return n, nil
+}
+
+// WaitReplicasStreaming waits up to timeout until every running node other
+// than the current primary (the leader-key holder, writable) streams from
+// it: pg_stat_wal_receiver status 'streaming' with the primary's port. It
+// fails t with the cluster's state on timeout. Nodes whose
+// pg-supervise is not running are skipped.
+func (c *Cluster) WaitReplicasStreaming(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		desc, ok := c.replicasStreaming()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replicas not streaming within %s: %s", timeout, desc)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) replicasStreaming() (string, bool) {
+	p, err := c.Primary(context.Background())
+	if err != nil {
+		return err.Error(), false
+	}
+	var problems []string
+	for _, n := range c.Nodes {
+		if n == p || !n.Running(Supervise) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		r, err := n.WALReceiver(ctx)
+		cancel()
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("%s: %v", n.Name, err))
+		case r.Status != "streaming" || r.SenderPort != p.PGPort:
+			problems = append(problems, fmt.Sprintf("%s: wal receiver %q from port %d, want streaming from %s (port %d)",
+				n.Name, r.Status, r.SenderPort, p.Name, p.PGPort))
+		}
+	}
+	if len(problems) > 0 {
+		return "primary " + p.Name + "; " + strings.Join(problems, "; "), false
+	}
+	return "", true
+}
+
+// waitReady waits until deadline for one primary holding the leader key and
+// every other node streaming from it. It gives up early when a daemon
+// exits.
+func (c *Cluster) waitReady(deadline time.Time) (string, bool) {
+	desc := ""
+	for {
+		for _, n := range c.Nodes {
+			for _, p := range []Proc{Lockd, Supervise, Healthd} {
+				if e := n.Exited(p); e != "" {
+					return fmt.Sprintf("%s %s exited: %s", n.Name, p, e), false
+				}
+			}
+		}
+		d, ok := c.replicasStreaming()
+		if ok {
+			ps := c.Primaries(context.Background())
+			if len(ps) == 1 {
+				return "", true
+			}
+			d = fmt.Sprintf("%d primaries: %s", len(ps), names(ps))
+		}
+		desc = d
+		if time.Now().After(deadline) {
+			return desc, false
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// WaitReplicasCaughtUp waits up to timeout until every running replica has
+// replayed the primary's WAL up to the primary's position when the call
+// began. It fails t on timeout.
+func (c *Cluster) WaitReplicasCaughtUp(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	p := c.WaitPrimary(t, timeout)
+	var target string
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	err := p.QueryRow(ctx, "SELECT pg_current_wal_lsn()::text", nil, &target)
+	cancel()
+	if err != nil {
+		t.Fatalf("primary %s position: %v", p.Name, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for _, n := range c.Nodes {
+		if n == p || !n.Running(Supervise) {
+			continue
+		}
+		for {
+			var done bool
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err := n.QueryRow(ctx, "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::pg_lsn, false)", []any{target}, &done)
+			cancel()
+			if err == nil && done {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not replay up to %s of %s within %s (last error: %v)", n.Name, target, p.Name, timeout, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// describe is a one-line summary of leader and roles, for logs.
+func (c *Cluster) describe() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	leader, err := c.Leader(ctx)
+	if err != nil {
+		leader = "(" + err.Error() + ")"
+	}
+	return fmt.Sprintf("leader %s, primaries %s", leader, names(c.Primaries(ctx)))
+}
+
+func names(ns []*Node) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = n.Name
+	}
+	sort.Strings(s)
+	return "[" + strings.Join(s, " ") + "]"
+}

@@ -1,0 +1,19 @@
+// Package testcluster runs whole pg-ha clusters for integration tests: a
+// real etcd (lib/dcs/etcdtest), and per node the real binaries started the
+// way DESIGN.md's "Running a node without systemd" does —
+//
+//	pg-bootstrap --config F && pg-lockd --config F | pg-supervise --config F
+//	pg-healthd --config F
+//
+// — each as the postgres OS user in its own process group, with real
+// PostgreSQL. It also holds the application workload used by the end-to-end
+// fault tests (StartWorkload) and the pure checker that judges its history
+// (Windows, SplitBrain, Lost, LossPolicy, MaxGap, MaxGapSince, AssertSafe).
+//
+// Everything a Cluster starts is killed, and every directory it made removed,
+// in the test's Cleanup; when the test failed, every node's logs are written
+// to the test log first.
+//
+// Integration tests need /usr/bin/etcd, PostgreSQL 15, the postgres OS user
+// and root. Without them they skip, or fail when PGHA_TEST_DISALLOW_SKIP=1.
+package testcluster

@@ -1,0 +1,66 @@
+package testcluster
+
+import "time"
+
+// Defaults applied to zero Options fields. The timings are pg-ha's defaults
+// (lib/config).
+const (
+	DefaultNodes                = 3
+	DefaultTTL                  = 8 * time.Second
+	DefaultLoopWait             = 1 * time.Second
+	DefaultRetryTimeout         = 3 * time.Second
+	DefaultMaximumLagOnFailover = 1 << 20
+	DefaultStartTimeout         = 60 * time.Second
+)
+
+// Options describes a cluster for Start. The zero value is a 3-node cluster
+// with pg-ha's default timings, replication slots and pg_rewind.
+type Options struct {
+	// Nodes is the number of nodes (default 3).
+	Nodes int
+	// TTL, LoopWait and RetryTimeout go to bootstrap.dcs as seconds
+	// (fractions allowed); defaults 8s, 1s and 3s.
+	TTL, LoopWait, RetryTimeout time.Duration
+	// MaximumLagOnFailover goes to bootstrap.dcs (default 1048576 bytes).
+	MaximumLagOnFailover int64
+	// DisableSlots and DisablePgRewind turn off use_slots and use_pg_rewind,
+	// which are on by default.
+	DisableSlots, DisablePgRewind bool
+	// Healthd also runs pg-healthd on every node.
+	Healthd bool
+	// FIFO wires pg-lockd to pg-supervise through a named pipe
+	// (pg-lockd --output F, pg-supervise --input F), so that either may be
+	// restarted alone with Node.StartLockd or Node.StartSupervise, as
+	// systemd does. Without it the two run joined by a plain pipe, exactly
+	// like `pg-lockd --config F | pg-supervise --config F`.
+	FIFO bool
+	// Tags, when set, returns the tags of node i (0-based).
+	Tags func(i int) map[string]any
+	// ExtraParameters are added to postgresql.parameters of every node.
+	ExtraParameters map[string]string
+	// StartTimeout bounds Start's wait for one primary and streaming
+	// replicas (default 60s).
+	StartTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Nodes <= 0 {
+		o.Nodes = DefaultNodes
+	}
+	if o.TTL <= 0 {
+		o.TTL = DefaultTTL
+	}
+	if o.LoopWait <= 0 {
+		o.LoopWait = DefaultLoopWait
+	}
+	if o.RetryTimeout <= 0 {
+		o.RetryTimeout = DefaultRetryTimeout
+	}
+	if o.MaximumLagOnFailover <= 0 {
+		o.MaximumLagOnFailover = DefaultMaximumLagOnFailover
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = DefaultStartTimeout
+	}
+	return o
+}
