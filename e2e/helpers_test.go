@@ -28,19 +28,27 @@ func start(t testing.TB, o testcluster.Options) (*testcluster.Cluster, *testclus
 }
 
 // finish waits for the cluster to be whole again (one primary, every
-// running node streaming from it), stops the workload, and checks its
-// history against the final primary and every replica against the
-// primary. Asynchronous loss before a failover is tolerated up to
-// maximum_lag_on_failover and reported.
+// running node streaming from it; 45s, or 5s if t already failed), stops
+// the workload, and checks its history against the final primary, then
+// every replica's rows against the primary's. Asynchronous loss before a
+// failover is tolerated up to maximum_lag_on_failover and reported. The
+// history is checked even when the cluster did not become whole.
 func finish(t testing.TB, c *testcluster.Cluster, w *testcluster.Workload) *testcluster.History {
 	t.Helper()
-	c.WaitReplicasStreaming(t, 45*time.Second)
+	wait := 45 * time.Second
+	if t.Failed() {
+		wait = 5 * time.Second
+	}
+	streamErr := c.ReplicasStreamingWithin(wait)
 	h := w.Stop()
 	final, p := testcluster.FinalWrites(t, c)
 	testcluster.AssertSafe(t, h, final, testcluster.LossPolicy{
 		AllowAsync: true,
 		MaxBytes:   uint64(c.Options.MaximumLagOnFailover),
 	})
+	if streamErr != nil {
+		t.Fatal(streamErr)
+	}
 	c.WaitReplicasCaughtUp(t, 20*time.Second)
 	for _, n := range c.Nodes {
 		if n == p || !n.Running(testcluster.Supervise) {

@@ -381,18 +381,26 @@ func (c *Cluster) Primary(ctx context.Context, exclude ...*Node) (*Node, error) 
 // WaitReplicasStreaming waits up to timeout until every running node other
 // than the current primary (the leader-key holder, writable) streams from
 // it: pg_stat_wal_receiver status 'streaming' with the primary's port. It
-// fails t with the cluster's state on timeout. Nodes whose
-// pg-supervise is not running are skipped.
+// fails t with the cluster's state on timeout. Nodes whose pg-supervise is
+// not running are skipped.
 func (c *Cluster) WaitReplicasStreaming(t testing.TB, timeout time.Duration) {
 	t.Helper()
+	if err := c.ReplicasStreamingWithin(timeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ReplicasStreamingWithin is WaitReplicasStreaming returning an error that
+// describes the cluster's state instead of failing a test.
+func (c *Cluster) ReplicasStreamingWithin(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		desc, ok := c.replicasStreaming()
 		if ok {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("replicas not streaming within %s: %s", timeout, desc)
+			return fmt.Errorf("replicas not streaming within %s: %s", timeout, desc)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

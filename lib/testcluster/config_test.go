@@ -1,0 +1,77 @@
+package testcluster
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pg-ha/pg-ha/lib/config"
+)
+
+// TestConfigLoads checks that the YAML the harness writes is a valid node
+// configuration for lib/config, with no unknown keys, and carries the
+// options' timings, switches, tags and parameters.
+func TestConfigLoads(t *testing.T) {
+	dir := t.TempDir()
+	c := &Cluster{
+		Scope: "pgha-test",
+		Options: Options{
+			TTL: 10 * time.Second, LoopWait: 500 * time.Millisecond, RetryTimeout: 4 * time.Second,
+			DisablePgRewind: true,
+			Tags:            func(i int) map[string]any { return map[string]any{"nofailover": i == 1} },
+			ExtraParameters: map[string]string{"work_mem": "8MB"},
+		}.withDefaults(),
+		secrets: newSecrets(),
+	}
+	for i := range 2 {
+		name := fmt.Sprintf("node%d", i+1)
+		n := &Node{Name: name, Index: i, PGPort: 5432 + i, APIPort: 8008 + i, Dir: filepath.Join(dir, name)}
+		n.DataDir = filepath.Join(n.Dir, "data")
+		b, err := nodeConfig(c, n, etcdHosts([]string{"http://127.0.0.1:2379"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, n.Name+".yml")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, warns, err := config.Load(path, nil)
+		if err != nil {
+			t.Fatalf("load %s: %v\n%s", n.Name, err, b)
+		}
+		if len(warns) > 0 {
+			t.Errorf("%s: warnings %v\n%s", n.Name, warns, b)
+		}
+		if problems := cfg.Validate(config.NeedAll); len(problems) > 0 {
+			t.Errorf("%s: problems %v\n%s", n.Name, problems, b)
+		}
+		d := cfg.Dynamic()
+		if d.TTL != 10*time.Second || d.LoopWait != 500*time.Millisecond || d.RetryTimeout != 4*time.Second {
+			t.Errorf("%s: timings %s/%s/%s, want 10s/500ms/4s", n.Name, d.TTL, d.LoopWait, d.RetryTimeout)
+		}
+		if d.MaximumLagOnFailover != DefaultMaximumLagOnFailover || d.UsePgRewind || !d.UseSlots {
+			t.Errorf("%s: lag %d, use_pg_rewind %v, use_slots %v; want %d, false, true",
+				n.Name, d.MaximumLagOnFailover, d.UsePgRewind, d.UseSlots, DefaultMaximumLagOnFailover)
+		}
+		if err := d.CheckBudget(); err != nil {
+			t.Errorf("%s: %v", n.Name, err)
+		}
+		if cfg.Name != n.Name || cfg.Scope != c.Scope || cfg.Postgres.DataDir != n.DataDir {
+			t.Errorf("%s: name %q scope %q data_dir %q", n.Name, cfg.Name, cfg.Scope, cfg.Postgres.DataDir)
+		}
+		if got, want := cfg.Endpoints(), []string{"http://127.0.0.1:2379"}; len(got) != 1 || got[0] != want[0] {
+			t.Errorf("%s: etcd endpoints %v, want %v", n.Name, got, want)
+		}
+		if cfg.Tags.NoFailover() != (i == 1) {
+			t.Errorf("%s: nofailover %v", n.Name, cfg.Tags.NoFailover())
+		}
+		if cfg.Postgres.Parameters["work_mem"] == nil || cfg.Postgres.Parameters["unix_socket_directories"] == nil {
+			t.Errorf("%s: parameters %v lack work_mem or unix_socket_directories", n.Name, cfg.Postgres.Parameters)
+		}
+		if cfg.Postgres.Authentication.Superuser.Password != c.secrets.superuser {
+			t.Errorf("%s: superuser password not the cluster's", n.Name)
+		}
+	}
+}
