@@ -44,6 +44,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) er
 	o := health.OptionsFromConfig(cfg, standalone)
 	o.Version, o.RuntimeDir, o.Log = cli.Version, dir, log
 	o.PG = (&pgdata.Node{Cfg: cfg, RuntimeDir: dir}).Local(health.DefaultPGTimeout)
+	o.PG.ApplicationName = program.Name
 	o.OnChange = func(summary string) { _ = notify.Status(summary) }
 	o.OnTick = func() { // the refresh loop: a hung loop stops the pings
 		if iv := notify.WatchdogInterval(); iv > 0 && time.Since(lastPing) >= iv/2 {

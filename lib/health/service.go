@@ -261,6 +261,15 @@ func (s *Service) Bounds() Bounds { return s.bounds }
 // update publishes a copy of the current snapshot changed by fn, with its
 // bodies rendered.
 func (s *Service) update(fn func(*Snapshot)) {
+	changed := s.publish(fn)
+	if changed != "" && s.o.OnChange != nil {
+		s.o.OnChange(changed) // outside the lock: it may block on systemd
+	}
+}
+
+// publish does update's work under the lock and returns the new summary if
+// it changed.
+func (s *Service) publish(fn func(*Snapshot)) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := *s.cur
@@ -275,11 +284,12 @@ func (s *Service) update(fn func(*Snapshot)) {
 		v.lengths[b] = []string{strconv.Itoa(len(body))}
 	}
 	s.view.Store(v)
-	s.noteChange(&next, now)
+	return s.noteChange(&next, now)
 }
 
-// noteChange logs what changed in the conclusions and reports a new summary.
-func (s *Service) noteChange(snap *Snapshot, now clock.Time) {
+// noteChange logs what changed in the conclusions and returns the new
+// summary if it changed.
+func (s *Service) noteChange(snap *Snapshot, now clock.Time) string {
 	f := Evaluate(snap, s.bounds, now)
 	p := s.prev
 	if f.Running != p.Running {
@@ -305,12 +315,11 @@ func (s *Service) noteChange(snap *Snapshot, now clock.Time) {
 	}
 	s.prev = f
 	summary := Summary(&f)
-	if summary != s.summary {
-		s.summary = summary
-		if s.o.OnChange != nil {
-			s.o.OnChange(summary)
-		}
+	if summary == s.summary {
+		return ""
 	}
+	s.summary = summary
+	return summary
 }
 
 // Summary is a one-line description of f for systemd's STATUS=.
@@ -415,6 +424,17 @@ func refused(err error) bool {
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func (s *Service) runDCS(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		s.watchDCS(ctx, timer)
+	}
+}
+
+// watchDCS reads etcd on every watch event and whenever timer fires, until
+// ctx ends or the watch does (lib/dcs ends it only after cancellation; if
+// it ever did otherwise, runDCS would watch again rather than go deaf).
+func (s *Service) watchDCS(ctx context.Context, timer *time.Timer) {
 	wctx, cancel := context.WithCancel(ctx)
 	events := s.o.DCS.Watch(wctx, 0)
 	defer func() {
@@ -422,14 +442,13 @@ func (s *Service) runDCS(ctx context.Context) {
 		for range events { // wait for the watch to stop
 		}
 	}()
-	timer := time.NewTimer(0)
-	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case _, ok := <-events:
 			if !ok {
+				s.log.Error().Msg("etcd watch ended; watching again")
 				return
 			}
 			drain(events) // one read covers every pending event
