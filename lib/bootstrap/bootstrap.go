@@ -252,7 +252,11 @@ func (b *Bootstrapper) clone(ctx context.Context) error {
 	for {
 		cl, err := b.DCS.Get(ctx)
 		if err == nil && cl.Leader != nil {
-			if m := cl.Member(cl.Leader.Name); m != nil && m.Data.State == "running" && m.Data.ConnURL != "" && m.Name != b.Node.Cfg.Name {
+			// Clone a leader that runs as a primary, never one still being
+			// promoted: pg_basebackup fails when the source is promoted
+			// during the backup.
+			if m := cl.Member(cl.Leader.Name); m != nil && m.Data.State == "running" && m.Data.Role == "primary" &&
+				m.Data.ConnURL != "" && m.Name != b.Node.Cfg.Name {
 				leader = m
 				break
 			}
@@ -275,8 +279,20 @@ func (b *Bootstrapper) clone(ctx context.Context) error {
 	}
 	b.Log.Info().Str("leader", leader.Name).Msg("cloning the leader with pg_basebackup")
 	start := time.Now()
-	if err := b.Node.Clone(ctx, src); err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		err := b.Node.Clone(ctx, src)
+		if err == nil {
+			break
+		}
+		if attempt == 3 || time.Now().After(deadline) {
+			return err
+		}
+		b.Log.Warn().Err(err).Int("attempt", attempt).Msg("clone failed; retrying")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
 	}
 	b.Log.Info().Dur("took", time.Since(start)).Msg("clone done")
 	return nil

@@ -207,3 +207,36 @@ func (n *Node) Rewind(ctx context.Context, src pg.ConnParams, dryRun bool) (Rewi
 	}
 	return Rewound, text, nil
 }
+
+// EnsureSourceCheckpoint makes sure the server at src (a new primary) has
+// completed a checkpoint on its current timeline, running CHECKPOINT there
+// if not. pg_rewind reads the source's timeline from its control file, which
+// a promotion updates only at the next checkpoint: without one it would
+// wrongly report "no rewind required". src must name a superuser. It fails
+// while the source is still in recovery (being promoted): retry later.
+func (n *Node) EnsureSourceCheckpoint(ctx context.Context, src pg.ConnParams) error {
+	src.Replication = false
+	conn, err := pg.Connect(ctx, src)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var inRecovery bool
+	var ckptTL, curTL int64
+	err = conn.QueryRow(ctx, `SELECT pg_is_in_recovery(), (SELECT timeline_id FROM pg_control_checkpoint()),
+		CASE WHEN pg_is_in_recovery() THEN 0 ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::bigint END`).
+		Scan(&inRecovery, &ckptTL, &curTL)
+	if err != nil {
+		return fmt.Errorf("read the source's timeline: %w", err)
+	}
+	if inRecovery {
+		return fmt.Errorf("the source %s:%d is still in recovery", src.Host, src.Port)
+	}
+	if ckptTL >= curTL {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		return fmt.Errorf("checkpoint on the source: %w", err)
+	}
+	return nil
+}

@@ -301,6 +301,20 @@ func (s *Supervisor) rewindAndStart(ctx context.Context, line rolepipe.Line) err
 	if err != nil {
 		return err
 	}
+	// pg_rewind trusts the source's control file for its timeline: make
+	// sure the new leader has checkpointed since its promotion.
+	su, err := s.node.Remote(line.ConnURL, s.node.Cfg.Postgres.Authentication.Superuser, false)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	err = s.node.EnsureSourceCheckpoint(cctx, su)
+	cancel()
+	if err != nil {
+		s.log.Info().Err(err).Msg("waiting for the leader to be ready for pg_rewind")
+		time.Sleep(500 * time.Millisecond)
+		return nil
+	}
 	var (
 		res pgdata.RewindResult
 		out string
@@ -504,6 +518,9 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 	s.lastStatus, s.statusOK = st, true
 	switch {
 	case s.primary && !st.InRecovery:
+		if s.st.State == state.Promoting {
+			s.checkpointAfterPromote(ctx)
+		}
 		if s.st.State != state.Running {
 			s.setState(state.Running, "")
 		}
@@ -537,6 +554,29 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 		}
 	}
 	s.publish()
+}
+
+// checkpointAfterPromote starts a checkpoint on the new primary in the
+// background, as Patroni does: until one completes, the control file still
+// names the old timeline and pg_rewind against this server would be fooled.
+func (s *Supervisor) checkpointAfterPromote(ctx context.Context) {
+	p := s.node.Local(5 * time.Second)
+	log := s.log
+	go func() {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		conn, err := pg.Connect(cctx, p)
+		if err != nil {
+			log.Warn().Err(err).Msg("checkpoint after promotion")
+			return
+		}
+		defer conn.Close(context.WithoutCancel(cctx))
+		if err := pg.Checkpoint(cctx, conn); err != nil {
+			log.Warn().Err(err).Msg("checkpoint after promotion")
+			return
+		}
+		log.Info().Msg("checkpoint after promotion done")
+	}()
 }
 
 // keepSlots creates the physical slots the leader's followers stream from.
