@@ -52,7 +52,11 @@ var superviseServing = map[string]bool{state.Running: true, state.Promoting: tru
 
 // Evaluate draws the Facts from s at now with bounds b. It is pure: no I/O,
 // no clock but now.
-func Evaluate(s *Snapshot, b Bounds, now clock.Time) Facts {
+func Evaluate(s *Snapshot, b Bounds, now clock.Time) Facts { return evaluate(s, b, now, true) }
+
+// evaluate is Evaluate; without explain it leaves Why terse, which spares
+// the request path from formatting a message nobody reads.
+func evaluate(s *Snapshot, b Bounds, now clock.Time, explain bool) Facts {
 	var f Facts
 	pgo := &s.PG
 	f.Running = pgo.OK != 0 && pgo.OK > pgo.Failed && within(now, pgo.OK, b.PG)
@@ -85,12 +89,12 @@ func Evaluate(s *Snapshot, b Bounds, now clock.Time) Facts {
 		f.Paused = s.Lockd.Paused
 	}
 
-	supOK, supWhy := superviseAllows(s.Supervise, b, now)
-	lockdOK, lockdWhy := lockdAllows(s.Lockd, b, now)
+	supOK, supWhy := superviseAllows(s.Supervise, b, now, explain)
+	lockdOK, lockdWhy := lockdAllows(s.Lockd, b, now, explain)
 	switch {
 	case !f.Running:
 		f.Why = "postgres is not answering"
-		if pgo.Err != "" {
+		if pgo.Err != "" && explain {
 			f.Why += ": " + pgo.Err
 		}
 	case s.Standalone && f.InRecovery:
@@ -100,11 +104,17 @@ func Evaluate(s *Snapshot, b Bounds, now clock.Time) Facts {
 	case s.Standalone:
 		f.Primary = true
 	case !f.LeaderConfirmed:
-		f.Why = "leader key not confirmed: " + dcsWhy(s, b, now)
+		f.Why = "leader key not confirmed"
+		if explain {
+			f.Why += ": " + dcsWhy(s, b, now)
+		}
 	case f.Leader == "":
 		f.Why = "nobody holds the leader key"
 	case f.Leader != s.Name:
-		f.Why = "leader key held by " + f.Leader
+		f.Why = "leader key held by another member"
+		if explain {
+			f.Why = "leader key held by " + f.Leader
+		}
 	case !lockdOK:
 		f.Why = lockdWhy
 	case s.DCS.StandbyCluster:
@@ -145,13 +155,19 @@ func dcsWhy(s *Snapshot, b Bounds, now clock.Time) string {
 // superviseAllows: without supervise.json there is nothing to object;
 // with it, the state must be running or promoting and the fence deadline
 // in force, if any, more than the margin away.
-func superviseAllows(sup *state.Supervise, b Bounds, now clock.Time) (bool, string) {
+func superviseAllows(sup *state.Supervise, b Bounds, now clock.Time, explain bool) (bool, string) {
 	switch {
 	case sup == nil:
 		return true, ""
 	case !superviseServing[sup.State]:
+		if !explain {
+			return false, "pg-supervise objects"
+		}
 		return false, "pg-supervise state is " + sup.State
 	case sup.Deadline != 0 && sup.Deadline.Sub(now) <= b.ValidityMargin:
+		if !explain {
+			return false, "pg-supervise fences soon"
+		}
 		return false, fmt.Sprintf("pg-supervise fences in %s", sup.Deadline.Sub(now).Round(time.Millisecond))
 	}
 	return true, ""
@@ -161,13 +177,19 @@ func superviseAllows(sup *state.Supervise, b Bounds, now clock.Time) (bool, stri
 // pg-lockd must say it leads and its lease validity must last longer than
 // the margin. valid_until is an absolute deadline, so it holds even when
 // the file is old.
-func lockdAllows(l *state.Lockd, b Bounds, now clock.Time) (bool, string) {
+func lockdAllows(l *state.Lockd, b Bounds, now clock.Time, explain bool) (bool, string) {
 	switch {
 	case l == nil:
 		return true, ""
 	case l.Role != "leader":
+		if !explain {
+			return false, "pg-lockd does not lead"
+		}
 		return false, "pg-lockd role is " + l.Role
 	case l.ValidUntil.Sub(now) <= b.ValidityMargin:
+		if !explain {
+			return false, "pg-lockd lease validity ends"
+		}
 		return false, fmt.Sprintf("pg-lockd lease validity ends in %s", l.ValidUntil.Sub(now).Round(time.Millisecond))
 	}
 	return true, ""
@@ -285,7 +307,7 @@ const (
 // /standby-leader; the lag filter compares the leader's optime from etcd
 // with the replayed position.
 func Decide(s *Snapshot, b Bounds, now clock.Time, req Request) (int, Body) {
-	f := Evaluate(s, b, now)
+	f := evaluate(s, b, now, false)
 	return DecideFacts(s, &f, req)
 }
 
