@@ -37,6 +37,7 @@ var routeNames = [...]string{
 	RouteMetrics: "metrics",
 }
 
+// String names the route ("primary", "replica", …).
 func (r Route) String() string {
 	if int(r) < len(routeNames) {
 		return routeNames[r]

@@ -134,10 +134,11 @@ type Service struct {
 	log    zerolog.Logger
 	debug  bool
 
-	mu      sync.Mutex // serialises publishing
-	cur     *Snapshot
-	summary string
-	prev    Facts
+	mu       sync.Mutex // serialises publishing
+	notifyMu sync.Mutex // serialises OnChange
+	cur      *Snapshot
+	summary  string
+	prev     Facts
 
 	view atomic.Pointer[view]
 
@@ -261,10 +262,17 @@ func (s *Service) Bounds() Bounds { return s.bounds }
 // update publishes a copy of the current snapshot changed by fn, with its
 // bodies rendered.
 func (s *Service) update(fn func(*Snapshot)) {
-	changed := s.publish(fn)
-	if changed != "" && s.o.OnChange != nil {
-		s.o.OnChange(changed) // outside the lock: it may block on systemd
+	if s.publish(fn) == "" || s.o.OnChange == nil {
+		return
 	}
+	// Outside the publishing lock, as it may block on systemd; serialised,
+	// and reading the summary again, so the last report is the latest one.
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	s.mu.Lock()
+	latest := s.summary
+	s.mu.Unlock()
+	s.o.OnChange(latest)
 }
 
 // publish does update's work under the lock and returns the new summary if
