@@ -321,7 +321,9 @@ func (s *Supervisor) rewindAndStart(ctx context.Context, line rolepipe.Line) err
 	)
 	err = s.keepalive(func() error {
 		var e error
-		res, out, e = s.node.Rewind(ctx, src, !s.dyn.UsePgRewind)
+		// An interrupted pg_rewind can leave the data directory unusable:
+		// let it finish even if we are asked to exit.
+		res, out, e = s.node.Rewind(context.WithoutCancel(ctx), src, !s.dyn.UsePgRewind)
 		return e
 	})
 	if err != nil {
@@ -396,8 +398,13 @@ func (s *Supervisor) stop(ctx context.Context, mode syscall.Signal, final string
 	if s.proc == nil {
 		return nil
 	}
-	timeout := 30 * time.Second
-	err := s.proc.Stop(ctx, mode, timeout)
+	// A stop, once begun, is finished even if we are asked to exit
+	// meanwhile: a clean shutdown is what hands the last WAL to the
+	// replicas.
+	err := s.proc.Stop(context.WithoutCancel(ctx), mode, 30*time.Second)
+	if !s.proc.Exited() {
+		return fmt.Errorf("postmaster %d did not stop: %w", s.proc.PID(), err)
+	}
 	s.reapExpected()
 	cd, cerr := pg.ReadControlData(ctx, s.node.Owner, s.node.BinDir(), s.node.DataDir())
 	if cerr == nil {
@@ -434,7 +441,7 @@ func (s *Supervisor) reap() {
 }
 
 func (s *Supervisor) reapExpected() {
-	if s.proc != nil {
+	if s.proc != nil && s.proc.Exited() {
 		s.proc.stopping.Store(true)
 		s.reap()
 	}
