@@ -57,4 +57,20 @@
 //
 // Standalone (no etcd): the roles come from PostgreSQL alone; /primary is
 // PostgreSQL running and not in recovery (and pg-supervise not objecting).
+//
+// # Differences from Patroni 3.0.2
+//
+//   - HEAD and OPTIONS answer every path as GET does. Patroni sends them all
+//     through its health-check routing, so there HEAD /liveness or
+//     OPTIONS /patroni is 503.
+//   - /leader needs PostgreSQL to answer as the primary or standby leader;
+//     Patroni answers 200 from the leader lock alone. Failing closed.
+//   - Other methods get 405 with an Allow header; Patroni answers 501, and
+//     serves POST /switchover, PATCH /config …, which pg-ha leaves to
+//     pg-failover.
+//   - /cluster and /history come from the last etcd view instead of a read
+//     per request.
+//   - The status has no usename or sync_priority in replication entries, and
+//     xlog.replayed_timestamp is null. /failsafe is not served.
+//   - Headers (request line included) over 16 KiB get 431.
 package health
