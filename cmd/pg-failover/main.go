@@ -1,26 +1,32 @@
 // Command pg-failover is the operator's tool: switchover, failover, list,
-// history, pause and resume, for scripts and for people.
+// history, pause and resume, restart and reinit, for scripts and for
+// people. It talks to etcd only.
 package main
 
 import (
+	"context"
 	"os"
+	"time"
 
 	"github.com/pg-ha/pg-ha/lib/cli"
+	"github.com/pg-ha/pg-ha/lib/clusterctl"
 )
 
 var program = cli.Program{
 	Name: "pg-failover",
 	Description: "Control a pg-ha cluster through etcd. Without a command, perform a planned switchover: " +
-		"pg-failover --config node1.yml --to node2 waits until node2 is the primary and accepts writes, then exits 0.",
-}
-
-// CLI is pg-failover's command line.
-type CLI struct {
-	cli.Common
+		"pg-failover --config node1.yml --to node2 waits until node2 is the primary and accepts writes, then prints " +
+		"one line on stdout and exits 0; any other outcome exits with the code listed below and one line on stderr. " +
+		"It asks for confirmation only when stdin is a terminal (never with --yes, --json or --dry-run). " +
+		"The switchover's flags: pg-failover switchover --help.",
+	ExitStatus: clusterctl.ExitStatus(),
 }
 
 func main() {
+	began := time.Now()
 	var c CLI
-	cli.Parse(&c, program, os.Args[1:])
-	os.Exit(cli.ExitFailure)
+	k := cli.Parse(&c, program, os.Args[1:])
+	os.Exit(cli.Main(program.Name, os.Stderr, func(ctx context.Context) error {
+		return run(ctx, k.Command(), &c, began)
+	}))
 }
