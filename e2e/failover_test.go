@@ -815,3 +815,46 @@ func TestFailoverNoLeader(t *testing.T) {
 	l := testcluster.Lost(h, final)
 	t.Logf("forced failover onto a replica about 4 MB behind: %d acknowledged writes lost, as --force accepts", len(l.Lost))
 }
+
+// TestRestartReinit: restart and reinit requests travel through etcd to the
+// member's own daemons; pg-failover returns once the member runs again.
+func TestRestartReinit(t *testing.T) {
+	c, w := start(t, testcluster.Options{})
+	p := c.WaitPrimary(t, 10*time.Second)
+	r := replicasOf(c, p)[0]
+
+	pid := r.PID(testcluster.Postmaster)
+	w.Mark("restart " + r.Name)
+	out, stderr, code := pgFailover(t, p, "restart", r.Name)
+	if code != 0 || !strings.HasPrefix(out, "restart of "+r.Name+" done in ") {
+		t.Fatalf("restart %s: exit %d, %q, %s", r.Name, code, out, lastLine(stderr))
+	}
+	if np := r.PID(testcluster.Postmaster); np == 0 || np == pid {
+		t.Errorf("%s postmaster pid %d after restart returned, was %d", r.Name, np, pid)
+	}
+	c.WaitReplicasStreaming(t, 30*time.Second)
+
+	pid = p.PID(testcluster.Postmaster)
+	w.Mark("restart the primary " + p.Name)
+	out, stderr, code = pgFailover(t, r, "restart", p.Name)
+	if code != 0 {
+		t.Fatalf("restart %s: exit %d, %q, %s", p.Name, code, out, lastLine(stderr))
+	}
+	if np := p.PID(testcluster.Postmaster); np == 0 || np == pid {
+		t.Errorf("%s postmaster pid %d after restart returned, was %d", p.Name, np, pid)
+	}
+	leaderIs(t, c, p)
+
+	_, stderr, code = pgFailover(t, r, "reinit", p.Name)
+	wantExit(t, code, stderr, 11, p.Name, "leader")
+	_, stderr, code = pgFailover(t, r, "restart", "node9")
+	wantExit(t, code, stderr, 10, "node9")
+
+	w.Mark("reinit " + r.Name)
+	out, stderr, code = pgFailover(t, p, "--json", "reinit", r.Name)
+	if code != 0 || parseResult(t, out).Result != "done" {
+		t.Fatalf("reinit %s: exit %d, %q, %s", r.Name, code, out, lastLine(stderr))
+	}
+	c.WaitReplicasStreaming(t, 30*time.Second)
+	finishLossless(t, c, w)
+}
