@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -665,7 +667,7 @@ func TestSwitchoverRepeated(t *testing.T) {
 // TestPauseResume: while paused, the death of the primary's node promotes
 // nobody; resume brings automatic failover back.
 func TestPauseResume(t *testing.T) {
-	c, w := start(t, testcluster.Options{})
+	c, w := start(t, testcluster.Options{Healthd: true})
 	p := c.WaitPrimary(t, 10*time.Second)
 	r := replicasOf(c, p)[0]
 	out, stderr, code := pgFailover(t, r, "pause")
@@ -688,6 +690,8 @@ func TestPauseResume(t *testing.T) {
 	if tbl, _, _ := pgFailover(t, r, "list"); !strings.Contains(tbl, "Maintenance mode: on") {
 		t.Errorf("list does not show maintenance mode:\n%s", tbl)
 	}
+	// pg-healthd's JSON, like Patroni's, says so too.
+	waitHealthPause(t, r, true)
 	if _, stderr, code := pgFailover(t, r, "--to", r.Name); code != 17 {
 		t.Errorf("switchover while paused: exit %d (%s), want 17", code, lastLine(stderr))
 	}
@@ -715,9 +719,37 @@ func TestPauseResume(t *testing.T) {
 		t.Fatalf("resume: exit %d, %q, %s", code, out, lastLine(stderr))
 	}
 	np := c.WaitPrimary(t, 15*time.Second, p)
+	waitHealthPause(t, r, false)
 	w.WaitAck(t, testcluster.MultiWriter, np.Name, resumed, 10*time.Second)
 	t.Logf("after resume, %s took over in %s", np.Name, time.Since(resumed).Round(time.Millisecond))
 	finish(t, c, w)
+}
+
+// waitHealthPause polls n's pg-healthd GET /patroni until its "pause" is
+// want (Patroni omits it when false).
+func waitHealthPause(t testing.TB, n *testcluster.Node, want bool) {
+	t.Helper()
+	url := fmt.Sprintf("http://127.0.0.1:%d/patroni", n.APIPort)
+	deadline := time.Now().Add(10 * time.Second)
+	var last string
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			var doc map[string]any
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			last = string(b)
+			if json.Unmarshal(b, &doc) == nil && (doc["pause"] == true) == want {
+				return
+			}
+		} else {
+			last = err.Error()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pg-healthd of %s: pause is not %v within 10s: %s", n.Name, want, last)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // TestFailoverNoLeader: both replicas lag more than
