@@ -656,7 +656,7 @@ func TestSwitchoverRepeated(t *testing.T) {
 		to := c.Nodes[(p.Index+1)%len(c.Nodes)]
 		w.Mark(fmt.Sprintf("switchover %d to %s", i+1, to.Name))
 		switchTo(t, c, c.Nodes[i%3], to)
-		time.Sleep(1200 * time.Millisecond)
+		time.Sleep(700 * time.Millisecond)
 		p = to
 	}
 	t.Logf("20 switchovers in %s", time.Since(began).Round(time.Millisecond))
