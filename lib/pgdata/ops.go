@@ -72,7 +72,7 @@ func (n *Node) InitDB(ctx context.Context) error {
 		}
 	}
 	if !hasAuth {
-		args = append(args, "--auth-local=trust", "--auth-host=md5")
+		args = append(args, "--auth-local=trust", "--auth-host=scram-sha-256")
 	}
 	if pw := n.Cfg.Postgres.Authentication.Superuser.Password; pw != "" {
 		pwfile := filepath.Join(n.RuntimeDir, ".initdb-pw")
