@@ -79,7 +79,9 @@ func (b *Bootstrapper) Run(ctx context.Context) error {
 		b.Log.Info().Str("data_dir", dir).Str("sysid", sysid).Msg("data directory is ready")
 		return nil
 	}
-	if !cl.InitializeSet {
+	// A node that may never lead does not initialize the cluster: it
+	// would leave it without a leader. It waits to clone one instead.
+	if !cl.InitializeSet && !b.Node.Cfg.Tags.NoFailover() && b.Node.Cfg.Tags.FailoverPriority() > 0 {
 		won, err := b.DCS.Initialize(ctx, "")
 		if err != nil {
 			return err

@@ -73,12 +73,8 @@ func Ahead(a, b Member) bool {
 // Elect decides whether this node races for the free leader key, and why.
 func Elect(e Election) (bool, string) {
 	self := e.Self
-	if e.Paused {
-		if self.Running && self.Primary {
-			return true, "paused, but this node runs the primary"
-		}
-		return false, "paused: no automatic failover"
-	}
+	// An operator's switchover or failover is honoured even in maintenance
+	// mode, as in Patroni.
 	if e.FailoverTo != "" && e.FailoverToAlive {
 		if e.FailoverTo != self.Name {
 			return false, "a failover to " + e.FailoverTo + " is requested"
@@ -87,6 +83,12 @@ func Elect(e Election) (bool, string) {
 			return false, "the requested failover target's PostgreSQL is not running"
 		}
 		return true, "the requested failover target"
+	}
+	if e.Paused {
+		if self.Running && self.Primary {
+			return true, "paused, but this node runs the primary"
+		}
+		return false, "paused: no automatic failover"
 	}
 	if ok, why := Eligible(self, e.LastLeaderPosition, e.MaxLag); !ok {
 		return false, why

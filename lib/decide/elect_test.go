@@ -33,6 +33,8 @@ func TestElect(t *testing.T) {
 		{"failover to another member", Election{Self: m("n1", 1, 900), Others: []Member{m("n2", 1, 100)}, FailoverTo: "n2", FailoverToAlive: true}, false},
 		{"failover to me despite a fresher member", Election{Self: m("n2", 1, 100), Others: []Member{m("n1", 1, 900)}, FailoverTo: "n2", FailoverToAlive: true}, true},
 		{"failover target gone: normal election", Election{Self: m("n1", 1, 900), FailoverTo: "n9"}, true},
+		{"paused: a requested failover still happens", Election{Self: m("n2", 1, 100), FailoverTo: "n2", FailoverToAlive: true, Paused: true}, true},
+		{"paused: others still wait for the target", Election{Self: m("n1", 1, 900), FailoverTo: "n2", FailoverToAlive: true, Paused: true}, false},
 	}
 	for _, tt := range tests {
 		if got, why := Elect(tt.e); got != tt.want {

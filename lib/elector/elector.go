@@ -198,6 +198,10 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 	if cl.Leader == nil && e.token == 0 {
 		next = min(next, 200*time.Millisecond)
 	}
+	if e.token != 0 && !loc.primary() {
+		// Promotion in progress: publish role primary as soon as it is.
+		next = min(next, 100*time.Millisecond)
+	}
 	return next
 }
 
@@ -326,9 +330,11 @@ func (e *Elector) memberData(loc local, cl *dcs.Cluster) dcs.MemberData {
 	case loc.running():
 		d.State = "running"
 	case loc.supOK && loc.sup.State != "":
-		d.State = loc.sup.State
-		if d.State == state.Stopped || d.State == state.Fenced {
+		switch d.State = loc.sup.State; d.State {
+		case state.Stopped, state.Fenced:
 			d.State = "stopped"
+		case state.Running:
+			d.State = "unknown" // pg-supervise saw it run, but it does not answer us
 		}
 	}
 	if loc.primary() {

@@ -3,6 +3,9 @@ package elector
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/pg-ha/pg-ha/lib/config"
@@ -185,7 +188,12 @@ func (e *Elector) history(cl *dcs.Cluster, loc local) []dcs.HistoryEntry {
 	if cl.Failover != nil && cl.Failover.Member == e.cfg.Name {
 		reason = "switchover"
 	}
-	h = append(h, dcs.HistoryEntry{Timeline: e.promotedFrom, LSN: cl.Status.Optime, Reason: reason,
+	tl, lsn := int(loc.status.Timeline)-1, cl.Status.Optime
+	if entries, err := readHistoryFile(e.node.DataDir(), loc.status.Timeline); err == nil && len(entries) > 0 {
+		last := entries[len(entries)-1]
+		tl, lsn = int(last.Timeline), int64(last.SwitchLSN)
+	}
+	h = append(h, dcs.HistoryEntry{Timeline: tl, LSN: lsn, Reason: reason,
 		Timestamp: time.Now().Format("2006-01-02T15:04:05.000000-07:00"), NewLeader: e.cfg.Name})
 	return h
 }
@@ -259,12 +267,7 @@ func (e *Elector) stopWrites(ctx context.Context, reason string, within time.Dur
 // release deletes the leader key (guarded by the token) together with the
 // last position: the supervisor's clean-stop checkpoint if known.
 func (e *Elector) release(ctx context.Context, why string) error {
-	pos := int64(0)
-	if s, err := state.ReadSupervise(e.node.RuntimeDir); err == nil && s.StopLSN != "" {
-		if l, err := pg.ParseLSN(s.StopLSN); err == nil {
-			pos = int64(l)
-		}
-	}
+	pos := e.stopPosition(ctx)
 	var ops []clientOp
 	if pos > 0 {
 		ops = append(ops, dcs.OpPutStatus(e.dcs, dcs.Status{Optime: pos}))
@@ -303,4 +306,26 @@ func (e *Elector) shutdown() error {
 	}
 	e.writeHeartbeat()
 	return nil
+}
+
+// stopPosition is the location of the shutdown checkpoint of a cleanly
+// stopped local server, read from its control file; 0 if it did not stop
+// cleanly (then the last published position stands).
+func (e *Elector) stopPosition(ctx context.Context) int64 {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cd, err := pg.ReadControlData(cctx, e.node.Owner, e.node.BinDir(), e.node.DataDir())
+	if err != nil || cd.State != pg.StateShutDown {
+		return 0
+	}
+	return int64(cd.CheckpointLSN)
+}
+
+// readHistoryFile reads pg_wal/<tli>.history of the local data directory.
+func readHistoryFile(dataDir string, tli uint32) ([]pg.HistoryEntry, error) {
+	data, err := os.ReadFile(filepath.Join(dataDir, "pg_wal", fmt.Sprintf("%08X.history", tli)))
+	if err != nil {
+		return nil, err
+	}
+	return pg.ParseHistory(string(data))
 }

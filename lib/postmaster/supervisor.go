@@ -264,6 +264,7 @@ func (s *Supervisor) start(line rolepipe.Line, primary bool, sb *pgdata.Standby)
 		s.term = line.Token
 		s.markDiverge()
 	}
+	s.st.StopLSN = ""
 	s.setState(state.Starting, "")
 	p, err := Start(s.node.Owner, s.node.BinDir(), dir)
 	if err != nil {
