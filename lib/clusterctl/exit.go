@@ -33,10 +33,6 @@ const (
 	// Refused: the leader dropped the switchover request and kept leading:
 	// exit 16.
 	Refused
-	// Paused: the cluster is in maintenance mode, where pg-lockd runs no
-	// election, so a switchover or failover would leave it without a
-	// leader: exit 17.
-	Paused
 	// Pending: another switchover or failover request is in etcd: exit 18.
 	Pending
 	// Diverted: the switchover or failover ended with another member as the
@@ -57,7 +53,6 @@ var exitCodes = map[Reason]int{
 	NotFromLeader: 14,
 	LeaderAlive:   15,
 	Refused:       16,
-	Paused:        17,
 	Pending:       18,
 	Diverted:      19,
 	RequestFailed: 20,
@@ -73,7 +68,6 @@ var reasonNames = map[Reason]string{
 	NotFromLeader: "not_from_leader",
 	LeaderAlive:   "leader_alive",
 	Refused:       "refused",
-	Paused:        "paused",
 	Pending:       "pending",
 	Diverted:      "diverted",
 	RequestFailed: "request_failed",
@@ -97,7 +91,6 @@ func ExitStatus() []string {
 		"14   refused: --from is not the current leader",
 		"15   refused: --failover while a leader is alive (add --force to make it a switchover)",
 		"16   the leader refused the switchover and keeps leading",
-		"17   refused: the cluster is paused (maintenance mode); run resume first",
 		"18   refused: another switchover, failover, or request for that member is pending",
 		"19   the switchover or failover ended with another member as the leader",
 		"20   the member could not carry out the restart or reinit (its reason on stderr)",

@@ -14,7 +14,7 @@ import (
 func TestExitCodes(t *testing.T) {
 	want := map[Reason]int{
 		Unknown: 1, Usage: 2, NoSuchMember: 10, NotEligible: 11, NoLeader: 12, TimedOut: 13, NotFromLeader: 14,
-		LeaderAlive: 15, Refused: 16, Paused: 17, Pending: 18, Diverted: 19, RequestFailed: 20,
+		LeaderAlive: 15, Refused: 16, Pending: 18, Diverted: 19, RequestFailed: 20,
 	}
 	seen := map[int]Reason{}
 	status := strings.Join(ExitStatus(), "\n")

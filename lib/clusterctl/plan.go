@@ -79,11 +79,12 @@ func (p Plan) Describe() string {
 
 // MakePlan checks req against the cluster and returns the plan, or a
 // *Failure saying why it cannot be carried out. Failures are checked in
-// this order: Usage (--at with --failover and no leader), Paused, Pending,
+// this order: Usage (--at with --failover and no leader), Pending,
 // then for a switchover NoLeader, NotFromLeader, NoSuchMember,
 // NotEligible; for a failover LeaderAlive (without --force), NoSuchMember,
-// NotEligible. A candidate that leads already gives a Noop plan. It is
-// pure.
+// NotEligible. A candidate that leads already gives a Noop plan. A paused
+// cluster (maintenance mode) still honours a switchover or failover, as in
+// Patroni. It is pure.
 func MakePlan(cl *dcs.Cluster, s Settings, req Request) (Plan, error) {
 	p := Plan{Kind: Switchover, ScheduledAt: req.At, Members: Assess(cl, s)}
 	if cl.Leader != nil {
@@ -110,10 +111,6 @@ func MakePlan(cl *dcs.Cluster, s Settings, req Request) (Plan, error) {
 				return p, fail(Usage, "--at: a failover cannot be scheduled, only a switchover")
 			}
 		}
-	}
-	if s.Paused && !(req.Candidate != "" && req.Candidate == p.Leader) {
-		return p, fail(Paused, "the cluster is paused (maintenance mode): pg-lockd elects no leader while paused, "+
-			"so a %s would leave it without one; run `pg-failover resume` first", p.Kind)
 	}
 	if f := cl.Failover; f != nil {
 		return p, fail(Pending, "a %s is already pending in etcd; wait for it to finish", describeKey(*f))

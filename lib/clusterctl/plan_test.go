@@ -47,7 +47,6 @@ func TestMakePlan(t *testing.T) {
 		{"no leader", noLeader(), false, Request{Candidate: "node2"}, NoLeader, "no leader", dcs.Failover{}},
 		{"already leads", healthy(), false, Request{Candidate: "node1"}, Unknown, "to node1", dcs.Failover{}},
 		{"already leads, paused", healthy(), true, Request{Candidate: "node1"}, Unknown, "to node1", dcs.Failover{}},
-		{"paused", healthy(), true, Request{Candidate: "node2"}, Paused, "the cluster is paused", dcs.Failover{}},
 		{"pending", pending(), false, Request{Candidate: "node2"}, Pending, "a switchover from node1 to node3 scheduled at 2030-01-02T03:04:05Z is already pending", dcs.Failover{}},
 		{"failover", noLeader(), false, Request{Failover: true, Candidate: "node2"}, Unknown, "failover to node2",
 			dcs.Failover{Member: "node2"}},
