@@ -6,6 +6,7 @@
 #   demo/demo.sh start     build first with `make build` (make demo does both)
 #   demo/demo.sh stop
 set -euo pipefail
+trap 'echo "demo: a step failed (line $LINENO); logs are in .demo/node*/*.log" >&2' ERR
 cd "$(dirname "$0")/.."
 top=$(pwd)
 dir=$top/.demo
