@@ -28,11 +28,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) er
 	if err != nil {
 		return err
 	}
-	client, err := dcs.New(ctx, dcs.Options{
-		Endpoints: cfg.Endpoints(), Prefix: cfg.Prefix(),
-		Username: cfg.Etcd3.Username, Password: cfg.Etcd3.Password,
-		Log: log.With().Str("component", "dcs").Logger(),
-	})
+	client, err := dcs.NewFromConfig(ctx, cfg, log.With().Str("component", "dcs").Logger(), 0)
 	if err != nil {
 		return err
 	}

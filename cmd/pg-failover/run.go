@@ -63,15 +63,8 @@ func run(ctx context.Context, command string, c *CLI, began time.Time) error {
 	if err != nil || cfg == nil {
 		return err
 	}
+	client, err := dcs.NewFromConfig(ctx, cfg, log.With().Str("component", "dcs").Logger(), 0)
 	log = log.With().Str("component", "failover").Logger()
-	user, pass := "", ""
-	if cfg.Etcd3 != nil {
-		user, pass = cfg.Etcd3.Username, cfg.Etcd3.Password
-	}
-	client, err := dcs.New(ctx, dcs.Options{
-		Endpoints: cfg.Endpoints(), Prefix: cfg.Prefix(), Username: user, Password: pass,
-		Log: log.With().Str("component", "dcs").Logger(),
-	})
 	if err != nil {
 		return err
 	}

@@ -53,14 +53,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) er
 		}
 	}
 	if !standalone {
-		var user, password string
-		if cfg.Etcd3 != nil {
-			user, password = cfg.Etcd3.Username, cfg.Etcd3.Password
-		}
-		client, err := dcs.New(ctx, dcs.Options{
-			Endpoints: cfg.Endpoints(), Prefix: cfg.Prefix(), Username: user, Password: password,
-			RequestTimeout: etcdRequestTimeout, Log: log.With().Str("component", "dcs").Logger(),
-		})
+		client, err := dcs.NewFromConfig(ctx, cfg, log.With().Str("component", "dcs").Logger(), etcdRequestTimeout)
 		if err != nil {
 			return err
 		}

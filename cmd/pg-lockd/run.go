@@ -40,12 +40,8 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) er
 	if err != nil {
 		return err
 	}
+	client, err := dcs.NewFromConfig(ctx, cfg, log.With().Str("component", "dcs").Logger(), 0)
 	log = log.With().Str("component", "lockd").Logger()
-	client, err := dcs.New(ctx, dcs.Options{
-		Endpoints: cfg.Endpoints(), Prefix: cfg.Prefix(),
-		Username: cfg.Etcd3.Username, Password: cfg.Etcd3.Password,
-		Log: log.With().Str("component", "dcs").Logger(),
-	})
 	if err != nil {
 		return err
 	}
