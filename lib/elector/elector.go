@@ -166,8 +166,14 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 	if !leaseOK {
 		next = 500 * time.Millisecond
 	}
+	// Each step is bounded by a timeout; ping between them so that a loop
+	// slowed by an unreachable etcd is not taken for a hung one.
+	_ = e.notify.Watchdog()
 	loc := e.observeLocal(ctx)
-	cl, err := e.dcs.Get(ctx)
+	gctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
+	cl, err := e.dcs.Get(gctx)
+	cancel()
+	_ = e.notify.Watchdog()
 	if err != nil {
 		if e.etcdOK {
 			e.log.Warn().Err(err).Msg("cannot read the cluster from etcd")
