@@ -97,10 +97,10 @@ func Supervise(l Local, want rolepipe.Line, have bool, now clock.Time) Action {
 		switch {
 		case l.Running && l.Primary:
 			return Demote
+		case l.Running && l.MayHaveDiverged:
+			// Stop it so that pg_rewind can check it against the leader.
+			return Demote
 		case l.Running && l.Upstream != want.Leader:
-			if l.MayHaveDiverged {
-				return Demote
-			}
 			return Retarget
 		case l.Running:
 			return Nothing

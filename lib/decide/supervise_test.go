@@ -50,6 +50,7 @@ func TestSupervise(t *testing.T) {
 		{"standby of the old leader: retarget", replicaOf("n1"), follow("n2"), true, Retarget},
 		{"standby of the right leader: nothing", replicaOf("n2"), follow("n2"), true, Nothing},
 		{"diverged running standby with new leader: demote to rewind", Local{Running: true, Upstream: "", MayHaveDiverged: true}, follow("n2"), true, Demote},
+		{"standby suspected of divergence: demote to rewind", Local{Running: true, Upstream: "n2", MayHaveDiverged: true}, follow("n2"), true, Demote},
 		{"down ex-primary told to follow: rewind first", exPrimaryDown, follow("n2"), true, RewindAndStart},
 		{"down replica told to follow: start", down, follow("n2"), true, StartStandby},
 		{"no leader, down: start read-only standby", exPrimaryDown, standby, true, StartStandby},

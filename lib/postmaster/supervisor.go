@@ -64,8 +64,9 @@ type Supervisor struct {
 	published state.Supervise
 	requests  chan request
 
-	promoteSent time.Time
-	conn        *pgx.Conn
+	promoteSent       time.Time
+	conn              *pgx.Conn
+	notStreamingSince time.Time
 
 	rewindFailures int
 	slotsAbsent    map[string]time.Time
@@ -549,6 +550,7 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 		if s.st.State != state.Running {
 			s.setState(state.Running, "")
 		}
+		s.watchStreaming(line, st)
 	case !s.primary && !st.InRecovery:
 		// A standby that is not in recovery was promoted behind our back:
 		// it can accept writes. Fence it unless we hold validity.
@@ -585,6 +587,28 @@ func (s *Supervisor) checkpointAfterPromote(ctx context.Context) {
 		}
 		log.Info().Msg("checkpoint after promotion done")
 	}()
+}
+
+// notStreamingFor is how long a replica may fail to stream from the leader
+// it follows before it is suspected of having diverged (it received WAL the
+// new leader never had) and is checked with pg_rewind.
+const notStreamingFor = 30 * time.Second
+
+func (s *Supervisor) watchStreaming(line rolepipe.Line, st pg.Status) {
+	if line.Verb != rolepipe.Follow || s.upstream != line.Leader || st.ReceiverStatus == "streaming" {
+		s.notStreamingSince = time.Time{}
+		return
+	}
+	if s.notStreamingSince.IsZero() {
+		s.notStreamingSince = time.Now()
+		return
+	}
+	if time.Since(s.notStreamingSince) > notStreamingFor && !s.mayHaveDiverged() {
+		s.log.Warn().Str("leader", line.Leader).Str("receiver", st.ReceiverStatus).
+			Msg("not streaming from the leader for a while: checking for divergence with pg_rewind")
+		s.markDiverge()
+		s.notStreamingSince = time.Time{}
+	}
 }
 
 // keepSlots creates the physical slots the leader's followers stream from.
