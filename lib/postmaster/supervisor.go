@@ -603,12 +603,30 @@ func (s *Supervisor) watchStreaming(line rolepipe.Line, st pg.Status) {
 		s.notStreamingSince = time.Now()
 		return
 	}
-	if time.Since(s.notStreamingSince) > notStreamingFor && !s.mayHaveDiverged() {
+	if time.Since(s.notStreamingSince) > notStreamingFor && !s.mayHaveDiverged() && s.reachable(line.ConnURL) {
 		s.log.Warn().Str("leader", line.Leader).Str("receiver", st.ReceiverStatus).
 			Msg("not streaming from the leader for a while: checking for divergence with pg_rewind")
 		s.markDiverge()
 		s.notStreamingSince = time.Time{}
 	}
+}
+
+// reachable reports whether the leader at connURL answers: a replica that
+// cannot reach its leader is not stopped for a divergence check it could
+// not run anyway.
+func (s *Supervisor) reachable(connURL string) bool {
+	p, err := s.node.Remote(connURL, s.node.Cfg.Postgres.Authentication.Superuser, false)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	conn, err := pg.Connect(ctx, p)
+	if err != nil {
+		return false
+	}
+	_ = conn.Close(ctx)
+	return true
 }
 
 // keepSlots creates the physical slots the leader's followers stream from.
