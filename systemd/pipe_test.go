@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -31,16 +32,19 @@ import (
 
 // pipeEnds are the programs at the two ends of the role pipe and how to
 // tell what the reader received. standInEnds uses the stand-ins of
-// standin_test.go; the real pg-lockd and pg-supervise slot in with their
-// own pipeEnds: a directory holding them, a configuration that reaches a
-// test cluster, and a received that reads what pg-supervise acted on (its
-// state file in the runtime directory).
+// standin_test.go (TestRolePipe: fast, checks the FIFO's mechanics line by
+// line). The real programs (TestRolePipeRealPrograms, realpipe_test.go)
+// come as a directory holding them and pg-bootstrap, with a configuration
+// that reaches a test etcd, and no received: that test reads what
+// pg-supervise acted on from its state file in the runtime directory.
 type pipeEnds struct {
-	// dir holds executables named pg-lockd and pg-supervise.
+	// dir holds executables named pg-lockd and pg-supervise, and
+	// pg-bootstrap for the real programs.
 	dir string
 	// config is written to /etc/pg-ha/<instance>.yml.
 	config []byte
-	// received returns what each reader received, oldest first.
+	// received returns what each reader received, oldest first; nil for
+	// the real programs.
 	received func(runtimeDir string) ([]pipeRecord, error)
 }
 
@@ -150,8 +154,12 @@ func newPipeHarness(t *testing.T, ends pipeEnds) *pipeHarness {
 	if err := os.MkdirAll(filepath.Join(h.root, "bin"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"pg-lockd", "pg-supervise"} {
-		if err := os.Symlink(filepath.Join(ends.dir, p), filepath.Join(h.root, "bin", p)); err != nil {
+	for _, p := range []string{"pg-bootstrap", "pg-lockd", "pg-supervise"} {
+		src := filepath.Join(ends.dir, p)
+		if _, err := os.Stat(src); err != nil && p == "pg-bootstrap" {
+			continue // the stand-ins have no pg-bootstrap
+		}
+		if err := os.Symlink(src, filepath.Join(h.root, "bin", p)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -259,6 +267,27 @@ type daemon struct {
 	log  string
 	done chan struct{}
 	err  error
+
+	notify <-chan string // its NOTIFY_SOCKET's datagrams; nil unless Type=notify
+	notes  []string      // assignments received so far ("READY=1", "STATUS=…")
+}
+
+// notifications returns every assignment the daemon sent to its
+// NOTIFY_SOCKET so far, oldest first. It never blocks.
+func (d *daemon) notifications() []string {
+	for d.notify != nil {
+		select {
+		case m, ok := <-d.notify:
+			if !ok {
+				d.notify = nil
+				break
+			}
+			d.notes = append(d.notes, strings.Split(strings.TrimSpace(m), "\n")...)
+		default:
+			return d.notes
+		}
+	}
+	return d.notes
 }
 
 func (d *daemon) pid() int { return d.cmd.Process.Pid }
@@ -370,7 +399,7 @@ func (h *pipeHarness) start(template string) (*daemon, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", instanceName(template), err)
 	}
-	d := &daemon{unit: instanceName(template), cmd: cmd, log: logPath, done: make(chan struct{})}
+	d := &daemon{unit: instanceName(template), cmd: cmd, log: logPath, done: make(chan struct{}), notify: notify}
 	go func() {
 		d.err = cmd.Wait()
 		close(d.done)
@@ -387,11 +416,9 @@ func (h *pipeHarness) start(template string) (*daemon, error) {
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
-		case m := <-notify:
-			for _, l := range strings.Split(m, "\n") {
-				if l == "READY=1" {
-					return d, nil
-				}
+		case <-time.After(5 * time.Millisecond):
+			if slices.Contains(d.notifications(), "READY=1") {
+				return d, nil
 			}
 		case <-d.done:
 			return nil, fmt.Errorf("%s exited before READY=1 (%v): %s", d.unit, d.err, d.logText())

@@ -17,8 +17,9 @@ import (
 	"github.com/pg-ha/pg-ha/lib/sdnotify"
 )
 
-// The stand-ins take the places of pg-lockd and pg-supervise in the
-// role-pipe test until the real programs are finished. TestMain runs this
+// The stand-ins take the places of pg-lockd and pg-supervise in
+// TestRolePipe, the fast role-pipe test that follows every line through the
+// FIFO; TestRolePipeRealPrograms runs the real programs. TestMain runs this
 // test binary as one of them when it is started under that name. They take
 // the real programs' flags and open the pipe the way the real programs do:
 //

@@ -86,9 +86,13 @@ var (
 )
 
 // buildPrograms builds the real programs from cmd/ once per test binary
-// and returns the directory holding them.
+// and returns the directory holding them, which other users (postgres) may
+// read. With PGHA_BIN_DIR set it returns that directory and builds nothing.
 func buildPrograms(t testing.TB) string {
 	t.Helper()
+	if d := os.Getenv("PGHA_BIN_DIR"); d != "" {
+		return d
+	}
 	if testing.Short() {
 		t.Skip("-short: not building the programs")
 	}
@@ -96,6 +100,9 @@ func buildPrograms(t testing.TB) string {
 	buildOnce.Do(func() {
 		buildDir, buildErr = os.MkdirTemp("", "pgha-programs-")
 		if buildErr != nil {
+			return
+		}
+		if buildErr = os.Chmod(buildDir, 0o755); buildErr != nil {
 			return
 		}
 		cmd := exec.Command(goTool, "build", "-o", buildDir+"/", "../cmd/...")
