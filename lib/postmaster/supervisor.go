@@ -67,6 +67,9 @@ type Supervisor struct {
 	promoteSent       time.Time
 	conn              *pgx.Conn
 	notStreamingSince time.Time
+	lastStart         time.Time // when the postmaster was last started
+	nextStart         time.Time // no start before then (crash backoff)
+	quickExits        int       // unexpected exits within a minute of their start
 
 	rewindFailures int
 	slotsAbsent    map[string]time.Time
@@ -128,6 +131,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			MayHaveDiverged: s.mayHaveDiverged(), Crashed: s.crashed,
 		}
 		act := decide.Supervise(local, line, seq > 0, s.clock.Now())
+		if s.startBackoff(act) {
+			act = decide.Nothing
+		}
 		if act != decide.Nothing {
 			s.log.Info().Str("action", act.String()).Str("line", line.String()).Msg("acting")
 			if err := s.do(ctx, act, line); err != nil {
@@ -276,6 +282,7 @@ func (s *Supervisor) start(line rolepipe.Line, primary bool, sb *pgdata.Standby)
 		s.fencer.Arm(p.PID(), line.Token, line.Until)
 	}
 	s.proc, s.primary, s.crashed = p, primary, false
+	s.lastStart = time.Now()
 	s.upstream = ""
 	if !primary && line.Verb == rolepipe.Follow {
 		s.upstream = line.Leader
@@ -416,6 +423,32 @@ func (s *Supervisor) stop(ctx context.Context, mode syscall.Signal, final string
 	return err
 }
 
+// startBackoff reports whether a start must wait: after a postmaster that
+// exited unexpectedly within a minute of its start, starts are spaced
+// 100 ms, 200 ms, … up to 5 s apart, so a server that cannot start (bad
+// configuration, port in use) is not restarted twenty times a second. The
+// first restart after a crash is immediate.
+func (s *Supervisor) startBackoff(act decide.Action) bool {
+	switch act {
+	case decide.StartPrimary, decide.StartStandby, decide.RewindAndStart:
+	default:
+		return false
+	}
+	return time.Now().Before(s.nextStart)
+}
+
+// noteExit schedules the next start after an unexpected exit.
+func (s *Supervisor) noteExit() {
+	if time.Since(s.lastStart) > time.Minute {
+		s.quickExits = 0
+	}
+	if s.quickExits > 0 {
+		d := min(100*time.Millisecond<<min(s.quickExits-1, 6), 5*time.Second)
+		s.nextStart = time.Now().Add(d)
+	}
+	s.quickExits++
+}
+
 // reap handles the postmaster's exit.
 func (s *Supervisor) reap() {
 	if s.proc == nil {
@@ -436,6 +469,7 @@ func (s *Supervisor) reap() {
 		s.conn = nil
 	}
 	if !expected {
+		s.noteExit()
 		s.crashed = true
 		s.log.Error().Int("pid", p.PID()).AnErr("exit", p.Err()).Msg("postmaster exited unexpectedly")
 		s.setState(state.Crashed, fmt.Sprint(p.Err()))
