@@ -21,10 +21,14 @@ import (
 	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
 )
 
-// Cluster is a running pg-ha cluster: one etcd and its nodes.
+// Cluster is a running pg-ha cluster: its etcd (one member unless
+// Options.EtcdMembers says more) and its nodes.
 type Cluster struct {
-	// Etcd is the cluster's etcd; tests stop, restart and pause it.
+	// Etcd is the cluster's etcd; tests stop, restart and pause it. With
+	// Options.EtcdMembers > 1 it is the first member.
 	Etcd *etcdtest.Etcd
+	// EtcdMembers are all etcd members, Etcd first.
+	EtcdMembers []*etcdtest.Etcd
 	// Nodes are node1…nodeN in order.
 	Nodes []*Node
 	// Scope is the cluster's scope, unique per Cluster.
@@ -41,6 +45,9 @@ type Cluster struct {
 	etcdMu  sync.Mutex
 	etcdCli *clientv3.Client
 
+	proxyMu sync.Mutex
+	proxies []*Proxy // every node's, closed after the nodes are killed
+
 	closeOnce sync.Once
 }
 
@@ -56,19 +63,25 @@ func Start(t testing.TB, o Options) *Cluster {
 	SkipUnlessAvailable(t)
 	o = o.withDefaults()
 	bin := Binaries(t)
-	etcd := etcdtest.Start(t)
+	var members []*etcdtest.Etcd
+	if o.EtcdMembers > 1 {
+		members = etcdtest.StartCluster(t, o.EtcdMembers)
+	} else {
+		members = []*etcdtest.Etcd{etcdtest.Start(t)}
+	}
 	base, err := os.MkdirTemp(shortTempDir(), "pgha-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := &Cluster{
-		Etcd:    etcd,
-		Scope:   "pgha-" + randomHex(4),
-		Options: o,
-		Dir:     base,
-		t:       t,
-		bin:     bin,
-		secrets: newSecrets(),
+		Etcd:        members[0],
+		EtcdMembers: members,
+		Scope:       "pgha-" + randomHex(4),
+		Options:     o,
+		Dir:         base,
+		t:           t,
+		bin:         bin,
+		secrets:     newSecrets(),
 	}
 	t.Cleanup(c.cleanup)
 	if err := os.Chmod(base, 0o755); err != nil {
@@ -78,7 +91,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hosts := etcdHosts(etcd.Endpoints())
+	hosts := etcdHosts(c.etcdEndpoints())
 	for i := range o.Nodes {
 		name := fmt.Sprintf("node%d", i+1)
 		dir := filepath.Join(base, name)
@@ -106,7 +119,13 @@ func Start(t testing.TB, o Options) *Cluster {
 				t.Fatal(err)
 			}
 		}
-		cfg, err := nodeConfig(c, n, hosts)
+		nodeHosts := hosts
+		if o.EtcdProxy {
+			if nodeHosts, err = c.startProxies(n, hosts); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cfg, err := nodeConfig(c, n, nodeHosts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,12 +168,41 @@ func etcdHosts(endpoints []string) []string {
 	return out
 }
 
+// startProxies starts n's proxies, one per etcd host, and returns their
+// addresses for n's etcd3.hosts.
+func (c *Cluster) startProxies(n *Node, hosts []string) ([]string, error) {
+	var addrs []string
+	for _, h := range hosts {
+		p, err := StartProxy(h)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", n.Name, err)
+		}
+		c.proxyMu.Lock()
+		c.proxies = append(c.proxies, p)
+		c.proxyMu.Unlock()
+		n.proxies = append(n.proxies, p)
+		addrs = append(addrs, p.Addr())
+	}
+	return addrs, nil
+}
+
 // Close kills every node process, stops etcd and removes the nodes'
 // directories now rather than in the test's Cleanup (which then does
 // nothing more). After a failed test it logs every node's logs first.
 func (c *Cluster) Close() {
 	c.cleanup()
-	c.Etcd.Stop()
+	for _, m := range c.EtcdMembers {
+		m.Stop()
+	}
+}
+
+// etcdEndpoints returns every etcd member's client URL.
+func (c *Cluster) etcdEndpoints() []string {
+	var out []string
+	for _, m := range c.EtcdMembers {
+		out = append(out, m.Endpoints()...)
+	}
+	return out
 }
 
 // cleanup kills every node process and removes the directories; after a
@@ -175,6 +223,12 @@ func (c *Cluster) doCleanup() {
 	if d := time.Since(began); d > 3*time.Second {
 		c.t.Logf("killing cluster %s took %s; left: %v", c.Scope, d.Round(time.Millisecond), pidsUnder(c.Dir))
 	}
+	c.proxyMu.Lock()
+	for _, p := range c.proxies {
+		p.Close()
+	}
+	c.proxies = nil
+	c.proxyMu.Unlock()
 	c.etcdMu.Lock()
 	if c.etcdCli != nil {
 		c.etcdCli.Close()
@@ -219,7 +273,7 @@ func (c *Cluster) etcd() (*clientv3.Client, error) {
 		return c.etcdCli, nil
 	}
 	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   c.Etcd.Endpoints(),
+		Endpoints:   c.etcdEndpoints(),
 		DialTimeout: 2 * time.Second,
 		Logger:      zap.NewNop(),
 		// gRPC's reconnect backoff grows to 120s by default; tests restart

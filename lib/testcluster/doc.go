@@ -10,6 +10,11 @@
 // fault tests (StartWorkload) and the pure checker that judges its history
 // (Windows, SplitBrain, Lost, LossPolicy, MaxGap, MaxGapSince, AssertSafe).
 //
+// For network partitions, Options.EtcdProxy puts a Proxy of its own between
+// each node and etcd, so that Node.PartitionFromEtcd cuts that node alone off
+// from etcd (silently, like dropped packets) and Node.HealEtcd reconnects it;
+// Options.EtcdMembers runs etcd as a cluster of several members.
+//
 // Everything a Cluster starts is killed, and every directory it made removed,
 // in the test's Cleanup; when the test failed, every node's logs are written
 // to the test log first.

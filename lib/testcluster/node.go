@@ -103,9 +103,60 @@ type Node struct {
 	// mode only.
 	FIFOPath string
 
-	c     *Cluster
-	mu    sync.Mutex
-	procs map[Proc]*process
+	c       *Cluster
+	proxies []*Proxy // with Options.EtcdProxy: between the node and etcd
+	mu      sync.Mutex
+	procs   map[Proc]*process
+}
+
+// PartitionFromEtcd cuts the node off from etcd, in both directions, as a
+// network partition that drops packets would: its connections to etcd stay
+// open but go silent, and new ones lead nowhere (see Proxy). Its PostgreSQL
+// stays reachable. It needs Options.EtcdProxy and fails the test without
+// it. The moment is noted in the node's pg-lockd and pg-supervise logs.
+func (n *Node) PartitionFromEtcd() {
+	n.c.t.Helper()
+	n.needProxy("PartitionFromEtcd")
+	for _, p := range n.proxies {
+		p.Partition()
+	}
+	n.note("partitioned from etcd")
+}
+
+// HealEtcd ends PartitionFromEtcd: the connections it silenced are closed
+// and new ones reach etcd again. It needs Options.EtcdProxy.
+func (n *Node) HealEtcd() {
+	n.c.t.Helper()
+	n.needProxy("HealEtcd")
+	for _, p := range n.proxies {
+		p.Heal()
+	}
+	n.note("etcd partition healed")
+}
+
+// EtcdPartitioned reports whether the node is cut off from etcd.
+func (n *Node) EtcdPartitioned() bool {
+	return len(n.proxies) > 0 && n.proxies[0].Partitioned()
+}
+
+func (n *Node) needProxy(what string) {
+	n.c.t.Helper()
+	if len(n.proxies) == 0 {
+		n.c.t.Fatalf("%s.%s: the cluster has no etcd proxies (set Options.EtcdProxy)", n.Name, what)
+	}
+}
+
+// note appends a line marking a test action to the node's pg-lockd and
+// pg-supervise logs, so the daemons' logs show when it happened.
+func (n *Node) note(what string) {
+	for _, p := range []Proc{Lockd, Supervise} {
+		f, err := os.OpenFile(n.logPath(p), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(f, "--- testcluster %s: %s\n", stamp(), what)
+		f.Close()
+	}
 }
 
 // Start runs the node the way DESIGN.md does without systemd:

@@ -34,6 +34,16 @@ type Options struct {
 	// systemd does. Without it the two run joined by a plain pipe, exactly
 	// like `pg-lockd --config F | pg-supervise --config F`.
 	FIFO bool
+	// EtcdProxy puts a Proxy of its own between every node and etcd: the
+	// node's etcd3.hosts name its proxy instead of etcd, so that
+	// Node.PartitionFromEtcd can cut that node alone off from etcd (its
+	// PostgreSQL stays reachable). The harness itself talks to etcd
+	// directly.
+	EtcdProxy bool
+	// EtcdMembers is the number of etcd members (default 1). With more than
+	// one, etcd runs as one cluster of that many members
+	// (etcdtest.StartCluster) and every node's etcd3.hosts lists them all.
+	EtcdMembers int
 	// Tags, when set, returns the tags of node i (0-based).
 	Tags func(i int) map[string]any
 	// ExtraParameters are added to postgresql.parameters of every node.
@@ -46,6 +56,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.Nodes <= 0 {
 		o.Nodes = DefaultNodes
+	}
+	if o.EtcdMembers <= 0 {
+		o.EtcdMembers = 1
 	}
 	if o.TTL <= 0 {
 		o.TTL = DefaultTTL
