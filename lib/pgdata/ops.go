@@ -240,3 +240,30 @@ func (n *Node) EnsureSourceCheckpoint(ctx context.Context, src pg.ConnParams) er
 	}
 	return nil
 }
+
+// RecoverCleanly brings a stopped data directory that may have diverged
+// into the state pg_rewind can judge: cleanly shut down, with all of its own
+// WAL replayed. standby.signal is removed (single-user mode refuses standby
+// mode), and unless the control file already says "shut down", PostgreSQL
+// runs once in single-user mode, which replays the local WAL to its end and
+// writes a shutdown checkpoint. Without this, a server stopped in the middle
+// of its recovery leaves a control file whose recovery point lies before the
+// end of its WAL, and pg_rewind would wrongly report "no rewind required".
+func (n *Node) RecoverCleanly(ctx context.Context) error {
+	dir := n.DataDir()
+	if err := SetStandbySignal(dir, n.Owner, false); err != nil {
+		return err
+	}
+	_ = os.Remove(filepath.Join(dir, "recovery.signal"))
+	cd, err := pg.ReadControlData(ctx, n.Owner, n.BinDir(), dir)
+	if err != nil {
+		return err
+	}
+	if cd.State == pg.StateShutDown {
+		return nil
+	}
+	if _, err := pg.Run(ctx, n.Owner, n.BinDir(), "postgres", []string{"--single", "-F", "-D", dir, "template1"}); err != nil {
+		return fmt.Errorf("crash recovery in single-user mode: %w", err)
+	}
+	return nil
+}

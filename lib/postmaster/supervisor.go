@@ -324,17 +324,22 @@ func (s *Supervisor) rewindAndStart(ctx context.Context, line rolepipe.Line) err
 		time.Sleep(500 * time.Millisecond)
 		return nil
 	}
+	rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Minute)
 	var (
 		res pgdata.RewindResult
 		out string
 	)
 	err = s.keepalive(func() error {
+		if e := s.node.RecoverCleanly(rctx); e != nil {
+			return e
+		}
 		var e error
 		// An interrupted pg_rewind can leave the data directory unusable:
 		// let it finish even if we are asked to exit.
-		res, out, e = s.node.Rewind(context.WithoutCancel(ctx), src, !s.dyn.UsePgRewind)
+		res, out, e = s.node.Rewind(rctx, src, !s.dyn.UsePgRewind)
 		return e
 	})
+	rcancel()
 	if err != nil {
 		s.rewindFailures++
 		s.log.Warn().Err(err).Int("failures", s.rewindFailures).Msg("pg_rewind failed")
