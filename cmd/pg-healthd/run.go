@@ -73,7 +73,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) er
 		log.Info().Str("listen", l.Addr().String()).Bool("socket_activated", activated).
 			Bool("tls", tlsCfg != nil).Bool("standalone", standalone).Msg("serving")
 	}
-	srv := health.NewServer(svc, tlsCfg, log.With().Str("component", "http").Logger())
+	srv := health.NewServer(svc.Handle, tlsCfg, log.With().Str("component", "http").Logger())
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return svc.Run(gctx) })

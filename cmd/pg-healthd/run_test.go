@@ -20,7 +20,14 @@ import (
 	"github.com/pg-ha/pg-ha/lib/sdnotify/sdnotifytest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain checks that run leaves no goroutine behind, but fasthttp's own:
+// the Date header refresher, started once per process, and a worker pool's
+// cleaner, which notices that its server stopped only when it next wakes.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+}
 
 // syncBuffer collects log lines from several goroutines.
 type syncBuffer struct {

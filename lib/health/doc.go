@@ -72,5 +72,15 @@
 //     per request.
 //   - The status has no usename or sync_priority in replication entries, and
 //     xlog.replayed_timestamp is null. /failsafe is not served.
-//   - Headers (request line included) over 16 KiB get 431.
+//   - Headers (request line included) over 16 KiB get 431, request bodies
+//     (pg-healthd reads none) over 16 KiB get 413.
+//   - Header lines must end in CRLF, as every HTTP client sends them: the
+//     HTTP server (fasthttp) does not take bare LFs as the end of the
+//     headers, so such a request waits for more and gets 408 after 2 s.
+//
+// # HTTP server
+//
+// The server is fasthttp (NewServer, Serve): it reuses its buffers and
+// request contexts, so a health check on a kept-alive connection allocates
+// nothing. The limits are NewServer's constants. HTTPS speaks HTTP/1.1 only.
 package health

@@ -1,21 +1,32 @@
 package health
 
 import (
+	"bytes"
 	"crypto/subtle"
-	"net/http"
-	"strings"
+	"net/url"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
-// Shared header values; net/http never appends to them.
+// Shared header values.
 var (
-	hdrJSON  = []string{"application/json"}
-	hdrAllow = []string{"GET, HEAD, OPTIONS"}
-	hdrZero  = []string{"0"}
-	hdrRealm = []string{`Basic realm="Patroni"`}
+	hdrJSON      = []byte("application/json")
+	hdrAllow     = []byte("Allow")
+	hdrAllowed   = []byte("GET, HEAD, OPTIONS")
+	hdrAuthn     = []byte("Www-Authenticate")
+	hdrRealm     = []byte(`Basic realm="Patroni"`)
+	hdrNoSniff   = []byte("X-Content-Type-Options")
+	hdrNoSniffV  = []byte("nosniff")
+	hdrPlainText = []byte("text/plain; charset=utf-8")
+	basicPrefix  = []byte("Basic ")
+	http10       = []byte("HTTP/1.0")
 )
 
-// ServeHTTP answers one request from the latest published snapshot. It never
+// headerKV is one extra response header, its name in canonical form.
+type headerKV struct{ k, v []byte }
+
+// Handle answers one request from the latest published snapshot. It never
 // waits for PostgreSQL or etcd.
 //
 // GET returns the code Decide gives and the body (Patroni's status JSON for
@@ -26,49 +37,74 @@ var (
 // header: pg-healthd changes nothing (Patroni 3.0.2 answers 501 to methods
 // it has no handler for, and serves POST /switchover, PATCH /config … which
 // pg-ha leaves to pg-failover). With AuthReadEndpoints, /config, /cluster
-// and /history need HTTP basic authentication (401 otherwise).
-func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// and /history need HTTP basic authentication (401 otherwise). A path with
+// a malformed escape is 400, an HTTP version other than 1.x is 505, and
+// "OPTIONS *" is 200, as net/http answered them.
+func (s *Service) Handle(ctx *fasthttp.RequestCtx) {
 	if !s.debug {
-		s.serve(w, r)
+		s.handle(ctx)
 		return
 	}
 	start := time.Now()
-	code := s.serve(w, r)
-	s.log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Str("query", r.URL.RawQuery).
-		Str("remote", r.RemoteAddr).Int("status", code).Dur("latency", time.Since(start)).Msg("request")
+	code := s.handle(ctx)
+	path, query := target(ctx)
+	s.log.Debug().Bytes("method", ctx.Method()).Bytes("path", path).Bytes("query", query).
+		Str("remote", ctx.RemoteAddr().String()).Int("status", code).Dur("latency", time.Since(start)).Msg("request")
 }
 
-func (s *Service) serve(w http.ResponseWriter, r *http.Request) int {
-	h := w.Header()
-	for k, v := range s.extra {
-		h[k] = v
+func (s *Service) handle(ctx *fasthttp.RequestCtx) int {
+	h := &ctx.Response.Header
+	for _, kv := range s.extra {
+		h.SetCanonical(kv.k, kv.v)
 	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions:
-	default:
-		h["Allow"] = hdrAllow
-		http.Error(w, "method not allowed: pg-healthd answers GET, HEAD and OPTIONS", http.StatusMethodNotAllowed)
-		return http.StatusMethodNotAllowed
+	if rh := &ctx.Request.Header; !rh.IsHTTP11() {
+		// fasthttp reads any HTTP/d.d; net/http serves 1.x only, and
+		// answers 1.0 in kind.
+		switch p := rh.Protocol(); {
+		case bytes.Equal(p, http10):
+			h.SetProtocol(http10)
+		case len(p) < 6 || p[5] != '1':
+			ctx.SetConnectionClose()
+			return plainError(ctx, "unsupported protocol version", fasthttp.StatusHTTPVersionNotSupported)
+		}
 	}
-	req := ParseRequest(r.URL.Path, r.URL.RawQuery)
+	get, head, options := ctx.IsGet(), ctx.IsHead(), ctx.IsOptions()
+	if !get && !head && !options {
+		h.SetCanonical(hdrAllow, hdrAllowed)
+		return plainError(ctx, "method not allowed: pg-healthd answers GET, HEAD and OPTIONS", fasthttp.StatusMethodNotAllowed)
+	}
+	if options && string(ctx.Request.Header.RequestURI()) == "*" {
+		ctx.SetStatusCode(fasthttp.StatusOK) // OPTIONS *: the server's options, as net/http answers
+		return fasthttp.StatusOK
+	}
+	rawPath, rawQuery := target(ctx)
+	var req Request
+	if bytes.IndexByte(rawPath, '%') < 0 {
+		req = ParseRequest(string(rawPath), string(rawQuery)) // a short path is not copied to the heap
+	} else {
+		path, err := url.PathUnescape(string(rawPath))
+		if err != nil {
+			ctx.SetConnectionClose()
+			return plainError(ctx, "bad request: malformed escape in the path", fasthttp.StatusBadRequest)
+		}
+		req = ParseRequest(path, string(rawQuery))
+	}
 	if s.o.AuthReadEndpoints && (req.Route == RouteConfig || req.Route == RouteCluster || req.Route == RouteHistory) {
-		if reason := s.checkAuth(r.Header.Get("Authorization")); reason != "" {
-			h["Www-Authenticate"] = hdrRealm
-			http.Error(w, reason, http.StatusUnauthorized)
-			return http.StatusUnauthorized
+		if reason := s.checkAuth(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)); reason != "" {
+			h.SetCanonical(hdrAuthn, hdrRealm)
+			return plainError(ctx, reason, fasthttp.StatusUnauthorized)
 		}
 	}
 	v := s.view.Load()
 	code, body := Decide(v.snap, s.bounds, s.clock.Now(), req)
-	if r.Method == http.MethodOptions {
-		h["Allow"] = hdrAllow
-		h["Content-Length"] = hdrZero
-		w.WriteHeader(code)
+	if options {
+		h.SetCanonical(hdrAllow, hdrAllowed)
+		ctx.SetStatusCode(code) // and Content-Length: 0
 		return code
 	}
 	if body == BodyMetrics {
-		s.metricH.ServeHTTP(w, r)
-		return http.StatusOK
+		s.metricH(ctx)
+		return ctx.Response.StatusCode()
 	}
 	var b []byte
 	switch body {
@@ -82,24 +118,51 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) int {
 		b = v.r.Config
 	}
 	if body != BodyNone {
-		h["Content-Type"] = hdrJSON
+		h.SetContentTypeBytes(hdrJSON)
 	}
-	h["Content-Length"] = v.lengths[body]
-	w.WriteHeader(code)
-	if r.Method != http.MethodHead && len(b) > 0 {
-		_, _ = w.Write(b)
+	ctx.SetStatusCode(code)
+	// The rendered bodies are never modified: no copy. A HEAD response gets
+	// the same Content-Length and no body (fasthttp leaves out a
+	// Content-Length of 0 unless it is set).
+	ctx.Response.SetBodyRaw(b)
+	if head {
+		h.SetContentLength(len(b))
 	}
+	return code
+}
+
+// target is the request's path, not yet unescaped, and raw query, as
+// net/http splits them: everything after the first '?' is the query.
+func target(ctx *fasthttp.RequestCtx) (path, query []byte) {
+	uri := ctx.Request.Header.RequestURI()
+	if len(uri) > 0 && uri[0] == '/' {
+		if i := bytes.IndexByte(uri, '?'); i >= 0 {
+			return uri[:i], uri[i+1:]
+		}
+		return uri, nil
+	}
+	u := ctx.URI() // absolute form: http://host/path?query
+	return u.PathOriginal(), u.QueryString()
+}
+
+// plainError answers code with msg as text, as net/http's http.Error does.
+func plainError(ctx *fasthttp.RequestCtx, msg string, code int) int {
+	h := &ctx.Response.Header
+	h.SetContentTypeBytes(hdrPlainText)
+	h.SetCanonical(hdrNoSniff, hdrNoSniffV)
+	ctx.SetStatusCode(code)
+	ctx.Response.SetBodyString(msg + "\n")
 	return code
 }
 
 // checkAuth compares an Authorization header with the configured
 // credentials in constant time, as Patroni does, and returns why it is
 // refused ("" when accepted).
-func (s *Service) checkAuth(header string) string {
+func (s *Service) checkAuth(header []byte) string {
 	switch {
-	case header == "":
+	case len(header) == 0:
 		return "no auth header received"
-	case !strings.HasPrefix(header, "Basic ") || subtle.ConstantTimeCompare([]byte(header[len("Basic "):]), s.authKey) != 1:
+	case !bytes.HasPrefix(header, basicPrefix) || subtle.ConstantTimeCompare(header[len(basicPrefix):], s.authKey) != 1:
 		return "not authenticated"
 	}
 	return ""

@@ -2,6 +2,7 @@ package health
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -10,12 +11,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
 
 	"github.com/pg-ha/pg-ha/lib/clock"
 	"github.com/pg-ha/pg-ha/lib/config"
@@ -37,9 +41,10 @@ func newTestService(t testing.TB, snap *Snapshot, mod func(*Options)) *Service {
 	return s
 }
 
-// serve runs h behind the production server settings on a loopback port
-// until the test ends and returns its base URL; with tlsCfg it serves HTTPS.
-func serve(t testing.TB, h http.Handler, tlsCfg ...*tls.Config) string {
+// serve runs svc behind the production server (NewServer, Serve) on a
+// loopback port until the test ends and returns its base URL; with tlsCfg
+// it serves HTTPS.
+func serve(t testing.TB, svc *Service, tlsCfg ...*tls.Config) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -51,7 +56,7 @@ func serve(t testing.TB, h http.Handler, tlsCfg ...*tls.Config) string {
 	if len(tlsCfg) > 0 {
 		cfg, scheme = tlsCfg[0], "https"
 	}
-	srv := NewServer(h, cfg, zerolog.Nop())
+	srv := NewServer(svc.Handle, cfg, zerolog.Nop())
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, srv, []net.Listener{l}) }()
 	t.Cleanup(func() {
@@ -247,6 +252,18 @@ func TestHTTPBadInput(t *testing.T) {
 			"HTTP/1.1 431 Request Header Fields Too Large"},
 		{"100 kB URL", "GET /replica?" + strings.Repeat("tag_a=b&", 12800) + " HTTP/1.1\r\nHost: x\r\n\r\n",
 			"HTTP/1.1 431 Request Header Fields Too Large"},
+		{"HTTP/2.0 in HTTP/1 syntax", "GET /replica HTTP/2.0\r\nHost: x\r\n\r\n", "HTTP/1.1 505 HTTP Version Not Supported"},
+		{"HTTP/0.9", "GET /replica HTTP/0.9\r\nHost: x\r\n\r\n", "HTTP/1.1 505 HTTP Version Not Supported"},
+		{"escaped path", "GET /rep%6Cica HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK"},
+		{"control byte in the path", "GET /repl\x01ica HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+		{"no leading slash", "GET replica HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+		{"malformed Content-Length", "GET /replica HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+		{"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200 OK"},
+		{"small body", "GET /replica HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", "HTTP/1.1 200 OK"},
+		{"chunked body", "POST /replica HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+			"HTTP/1.1 405 Method Not Allowed"},
+		{"100 kB body", "POST /replica HTTP/1.1\r\nHost: x\r\nContent-Length: 102400\r\n\r\n" + strings.Repeat("a", 100<<10),
+			"HTTP/1.1 413 Request Entity Too Large"},
 	}
 	for _, tt := range tests {
 		got, took, err := raw(t, addr, tt.req)
@@ -365,6 +382,173 @@ func TestHTTPSlowloris(t *testing.T) {
 	}
 }
 
+// TestHTTPSlowBody announces a body and never sends it: the connection is
+// answered and closed within ReadTimeout, not held open.
+func TestHTTPSlowBody(t *testing.T) {
+	t.Parallel()
+	addr := strings.TrimPrefix(serve(t, newTestService(t, replica(), nil)), "http://")
+	got, took, err := raw(t, addr, "GET /replica HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+	if min := ReadTimeout - ReadHeaderTimeout; !strings.HasPrefix(got, "HTTP/1.1 408") || took < min || took > ReadTimeout+time.Second {
+		t.Errorf("body never finished: %q (%v) after %v, want 408 after %v to %v", got, err, took, min, ReadTimeout)
+	}
+}
+
+// TestHTTPKeepAlive sends several requests, pipelined, on one connection.
+func TestHTTPKeepAlive(t *testing.T) {
+	t.Parallel()
+	addr := strings.TrimPrefix(serve(t, newTestService(t, primary(), nil)), "http://")
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	for round := range 3 {
+		io.WriteString(c, "GET /primary HTTP/1.1\r\nHost: x\r\n\r\nHEAD /replica HTTP/1.1\r\nHost: x\r\n\r\n")
+		for _, want := range []int{200, 503} {
+			req, _ := http.NewRequest("GET", "/", nil)
+			if want == 503 {
+				req.Method = "HEAD"
+			}
+			resp, err := http.ReadResponse(br, req)
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want || resp.Close {
+				t.Errorf("round %d: %d close=%v, want %d on a kept-alive connection", round, resp.StatusCode, resp.Close, want)
+			}
+		}
+	}
+}
+
+// TestHTTPAccessLog checks the access log at debug level.
+func TestHTTPAccessLog(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	url := serve(t, newTestService(t, primary(), func(o *Options) { o.Log = zerolog.New(&buf).Level(zerolog.DebugLevel) }))
+	do(t, "GET", url+"/replica?lag=1MB")
+	do(t, "DELETE", url+"/primary")
+	logs := buf.String()
+	for _, want := range []string{`"method":"GET","path":"/replica","query":"lag=1MB"`, `"status":503`,
+		`"method":"DELETE","path":"/primary","query":"","remote":"127.0.0.1:`, `"status":405`, `"message":"request"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("access log lacks %s:\n%s", want, logs)
+		}
+	}
+	quiet := &syncBuffer{}
+	url = serve(t, newTestService(t, primary(), func(o *Options) { o.Log = zerolog.New(quiet).Level(zerolog.InfoLevel) }))
+	do(t, "GET", url+"/primary")
+	if strings.Contains(quiet.String(), `"request"`) {
+		t.Errorf("access log at info level:\n%s", quiet.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestServeShutdown cancels Serve while one connection idles between
+// requests and another is in the middle of its headers: Serve returns
+// without waiting for either beyond ReadHeaderTimeout, and both are closed.
+func TestServeShutdown(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := newTestService(t, primary(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, NewServer(svc.Handle, nil, zerolog.Nop()), []net.Listener{l}) }()
+
+	idle, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	idle.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(idle, "GET /primary HTTP/1.1\r\nHost: x\r\n\r\n")
+	br := bufio.NewReader(idle)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first request: %v %v", resp, err)
+	}
+	half, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer half.Close()
+	half.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(half, "GET /primary HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+	time.Sleep(100 * time.Millisecond)
+
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve after cancellation: %v", err)
+		}
+		if took := time.Since(start); took > ReadHeaderTimeout+time.Second {
+			t.Errorf("Serve returned %v after cancellation", took)
+		}
+	case <-time.After(ShutdownTimeout + 2*time.Second):
+		t.Fatal("Serve did not return after cancellation")
+	}
+	for name, r := range map[string]io.Reader{"idle": br, "half-sent": half} {
+		if _, err := io.ReadAll(r); err != nil {
+			t.Errorf("%s connection not closed by the server: %v", name, err)
+		}
+	}
+	if c, err := net.DialTimeout("tcp", l.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Error("listener still open after Serve returned")
+	}
+}
+
+// TestServeListenerFails: a listener closed under Serve ends it with an
+// error instead of leaving it serving nothing.
+func TestServeListenerFails(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(context.Background(), NewServer(newTestService(t, primary(), nil).Handle, nil, zerolog.Nop()), []net.Listener{l})
+	}()
+	time.Sleep(100 * time.Millisecond)
+	l.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Serve with its listener closed: %v", err)
+		}
+	case <-time.After(ShutdownTimeout + 2*time.Second):
+		t.Fatal("Serve did not return after its listener closed")
+	}
+	if err := Serve(context.Background(), nil, nil); err == nil {
+		t.Error("Serve without listeners: no error")
+	}
+}
+
 func TestLimitListener(t *testing.T) {
 	t.Parallel()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
@@ -402,7 +586,14 @@ func TestLimitListener(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("third connection not accepted after one closed")
 	}
-	b.Close()
+	// closeConns closes what is still open, which releases its slot.
+	l.closeConns()
+	if _, err := b.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("write after closeConns: %v", err)
+	}
+	if len(l.sem) != 0 || len(l.conns) != 0 {
+		t.Errorf("after closeConns: %d slots taken, %d connections kept", len(l.sem), len(l.conns))
+	}
 	l.Close()
 	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept after Close: %v", err)
@@ -423,21 +614,71 @@ func TestListenAddress(t *testing.T) {
 	}
 }
 
-func BenchmarkServeHTTP(b *testing.B) {
+// BenchmarkHandle measures the handler alone on a request fasthttp has
+// read, as the server calls it.
+func BenchmarkHandle(b *testing.B) {
 	svc := newTestService(b, primary(), nil)
-	req, _ := http.NewRequest("GET", "/primary", nil)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		w := &discardWriter{h: http.Header{}}
+		var ctx fasthttp.RequestCtx
+		ctx.Request.SetRequestURI("/primary")
+		ctx.Request.Header.SetHost("x")
 		for pb.Next() {
-			clear(w.h)
-			svc.ServeHTTP(w, req)
+			ctx.Response.Reset()
+			svc.Handle(&ctx)
+		}
+		if ctx.Response.StatusCode() != 200 {
+			b.Errorf("status %d", ctx.Response.StatusCode())
 		}
 	})
 }
 
-type discardWriter struct{ h http.Header }
-
-func (d *discardWriter) Header() http.Header         { return d.h }
-func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discardWriter) WriteHeader(int)             {}
+// BenchmarkServe measures a kept-alive GET /primary through the production
+// server (NewServer, Serve) over an in-memory listener.
+func BenchmarkServe(b *testing.B) {
+	svc := newTestService(b, primary(), nil)
+	ln := fasthttputil.NewInmemoryListener()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, NewServer(svc.Handle, nil, zerolog.Nop()), []net.Listener{ln}) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := ln.Dial()
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		req := []byte("GET /primary HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		body := make([]byte, 4096)
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			n := 0
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if len(line) <= 2 {
+					break
+				}
+				if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+					n, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+				}
+			}
+			if _, err := io.ReadFull(br, body[:n]); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

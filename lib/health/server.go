@@ -7,9 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	stdlog "log"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pg-ha/pg-ha/lib/config"
@@ -25,14 +24,17 @@ import (
 // HTTP server limits. A client gets a bounded answer in bounded time and
 // memory whatever it sends: headers (request line included) larger than
 // MaxHeaderBytes are refused with 431, a client that does not finish its
-// headers within ReadHeaderTimeout is disconnected, and at most MaxConns
-// connections are open at once (more wait in the kernel's accept queue).
+// headers within ReadHeaderTimeout is disconnected, a body (pg-healthd reads
+// none) larger than MaxBodyBytes is refused with 413 and must arrive within
+// ReadTimeout, and at most MaxConns connections are open at once (more wait
+// in the kernel's accept queue).
 const (
 	ReadHeaderTimeout = 2 * time.Second
 	ReadTimeout       = 5 * time.Second
 	WriteTimeout      = 5 * time.Second
 	IdleTimeout       = 30 * time.Second
 	MaxHeaderBytes    = 16 << 10
+	MaxBodyBytes      = 16 << 10
 	MaxConns          = 1024
 	// ShutdownTimeout bounds how long Serve waits for requests in flight.
 	ShutdownTimeout = 5 * time.Second
@@ -40,50 +42,100 @@ const (
 	DefaultListen = "127.0.0.1:8008"
 )
 
-// NewServer returns the HTTP server for h with the limits above; with
-// tlsConfig it serves HTTPS. net/http's own messages (TLS handshake
-// failures, accept errors) go to log at debug level.
-func NewServer(h http.Handler, tlsConfig *tls.Config, log zerolog.Logger) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		TLSConfig:         tlsConfig,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      WriteTimeout,
-		IdleTimeout:       IdleTimeout,
-		MaxHeaderBytes:    MaxHeaderBytes,
-		ErrorLog:          stdlog.New(debugWriter{log}, "", 0),
+// NewServer returns the HTTP server (fasthttp) for h with the limits above;
+// with tlsConfig Serve serves HTTPS. The server's own messages (TLS
+// handshake failures, accept and connection errors) go to log at debug
+// level.
+//
+// fasthttp has one read deadline per request where net/http has two: the
+// server's ReadTimeout is ReadHeaderTimeout, from the connection's opening
+// (or, on a kept-alive connection, from the request's first byte) to the
+// end of the headers; a request that announces a body then has
+// ReadTimeout-ReadHeaderTimeout more to send it, so none takes longer than
+// ReadTimeout to read. The read buffer, which also bounds the headers, is
+// MaxHeaderBytes: longer headers get 431.
+func NewServer(h fasthttp.RequestHandler, tlsConfig *tls.Config, log zerolog.Logger) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:        h,
+		TLSConfig:      tlsConfig,
+		ErrorHandler:   errorHandler,
+		HeaderReceived: bodyDeadline,
+		// Serve caps the connections at the listener, so they queue instead
+		// of being refused; the worker limit is only a backstop above it
+		// (a worker is busy a moment longer than its connection is open).
+		Concurrency:                  2 * MaxConns,
+		ReadBufferSize:               MaxHeaderBytes,
+		ReadTimeout:                  ReadHeaderTimeout,
+		WriteTimeout:                 WriteTimeout,
+		IdleTimeout:                  IdleTimeout,
+		MaxRequestBodySize:           MaxBodyBytes,
+		DisablePreParseMultipartForm: true,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		Logger:                       debugLogger{log},
 	}
 }
 
-type debugWriter struct{ log zerolog.Logger }
+// bodyDeadline gives a request that announces a body the rest of
+// ReadTimeout to send it, as net/http's ReadTimeout did; a request without
+// one keeps the header deadline.
+func bodyDeadline(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	if h.ContentLength() == 0 {
+		return fasthttp.RequestConfig{}
+	}
+	return fasthttp.RequestConfig{ReadTimeout: ReadTimeout - ReadHeaderTimeout}
+}
 
-func (d debugWriter) Write(p []byte) (int, error) {
-	d.log.Debug().Msg(strings.TrimSpace(string(p)))
-	return len(p), nil
+// errorHandler answers a request that could not be read: 431 for headers
+// over MaxHeaderBytes, 413 for a body over MaxBodyBytes, 408 when the
+// client was too slow, else 400. The connection is closed after it.
+func errorHandler(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		plainError(ctx, "request header fields too large", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		plainError(ctx, "request body too large", fasthttp.StatusRequestEntityTooLarge)
+	case errors.As(err, &ne) && ne.Timeout():
+		plainError(ctx, "request timeout", fasthttp.StatusRequestTimeout)
+	default:
+		plainError(ctx, "bad request", fasthttp.StatusBadRequest)
+	}
+}
+
+type debugLogger struct{ log zerolog.Logger }
+
+func (d debugLogger) Printf(format string, args ...any) {
+	d.log.Debug().Msg(strings.TrimSpace(fmt.Sprintf(format, args...)))
 }
 
 // Serve serves srv on every listener (HTTPS when srv.TLSConfig is set), at
-// most MaxConns connections at once, until ctx is cancelled or a listener
-// fails; then it shuts the server down, waiting up to ShutdownTimeout for
-// requests in flight, and closes the listeners. It returns nil after a
-// cancellation, else the listener's error.
-func Serve(ctx context.Context, srv *http.Server, listeners []net.Listener) error {
+// most MaxConns connections at once per listener, until ctx is cancelled or
+// a listener fails; then it shuts the server down, waiting up to
+// ShutdownTimeout for requests in flight before closing the connections
+// left, and closes the listeners. It returns nil after a cancellation, else
+// the listener's error.
+func Serve(ctx context.Context, srv *fasthttp.Server, listeners []net.Listener) error {
 	if len(listeners) == 0 {
 		return errors.New("serve: no listener")
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	for _, l := range listeners {
-		l := newLimitListener(l, MaxConns)
+	limited := make([]*limitListener, len(listeners))
+	for i, l := range listeners {
+		ll := newLimitListener(l, MaxConns)
+		limited[i] = ll
+		var served net.Listener = ll
+		if srv.TLSConfig != nil {
+			served = tls.NewListener(ll, srv.TLSConfig)
+		}
 		g.Go(func() error {
-			var err error
-			if srv.TLSConfig != nil {
-				err = srv.ServeTLS(l, "", "")
-			} else {
-				err = srv.Serve(l)
-			}
-			if errors.Is(err, http.ErrServerClosed) {
+			err := srv.Serve(served)
+			switch {
+			case gctx.Err() != nil: // shut down
 				return nil
+			case err == nil: // fasthttp says nil for a listener closed under it
+				return fmt.Errorf("serve %s: %w", l.Addr(), net.ErrClosed)
 			}
 			return fmt.Errorf("serve %s: %w", l.Addr(), err)
 		})
@@ -92,8 +144,14 @@ func Serve(ctx context.Context, srv *http.Server, listeners []net.Listener) erro
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			srv.Close()
+		err := srv.ShutdownWithContext(sctx)
+		// Closed here too: a Serve that had not yet registered its listener
+		// when Shutdown ran returns once it is closed.
+		for _, l := range limited {
+			l.Close()
+			if err != nil {
+				l.closeConns()
+			}
 		}
 		return nil
 	})
@@ -141,16 +199,21 @@ func Listeners(addr string) (ls []net.Listener, activated bool, err error) {
 	return []net.Listener{l}, false, nil
 }
 
-// limitListener accepts at most n connections at once.
+// limitListener accepts at most n connections at once and keeps the open
+// ones, so they can be closed when a graceful shutdown times out.
 type limitListener struct {
 	net.Listener
 	sem  chan struct{}
 	done chan struct{}
 	once sync.Once
+
+	mu    sync.Mutex
+	conns map[*limitConn]struct{}
 }
 
 func newLimitListener(l net.Listener, n int) *limitListener {
-	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
+	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{}),
+		conns: map[*limitConn]struct{}{}}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -164,7 +227,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		<-l.sem
 		return nil, err
 	}
-	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+	lc := &limitConn{Conn: c, l: l}
+	l.mu.Lock()
+	l.conns[lc] = struct{}{}
+	l.mu.Unlock()
+	return lc, nil
 }
 
 func (l *limitListener) Close() error {
@@ -172,15 +239,33 @@ func (l *limitListener) Close() error {
 	return l.Listener.Close()
 }
 
+// closeConns closes every connection still open.
+func (l *limitListener) closeConns() {
+	l.mu.Lock()
+	conns := make([]*limitConn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
 type limitConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	l    *limitListener
+	once sync.Once
 }
 
 func (c *limitConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(c.release)
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+		<-c.l.sem
+	})
 	return err
 }
 
@@ -203,7 +288,8 @@ func TLSConfig(r config.RestAPI) (cfg *tls.Config, warning string, err error) {
 	if _, err := kl.get(nil); err != nil {
 		return nil, "", err
 	}
-	cfg = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kl.get}
+	// HTTP/1.1 only: the server speaks no HTTP/2.
+	cfg = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kl.get, NextProtos: []string{"http/1.1"}}
 	if r.CAFile != "" {
 		pemData, err := os.ReadFile(r.CAFile)
 		if err != nil {

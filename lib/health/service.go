@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pg-ha/pg-ha/lib/clock"
@@ -125,8 +126,8 @@ func OptionsFromConfig(cfg *config.Config, standalone bool) Options {
 }
 
 // Service keeps the latest Snapshot of the node, refreshed in the
-// background by Run, and answers HTTP requests from it (ServeHTTP). A
-// request never waits for PostgreSQL or etcd.
+// background by Run, and answers HTTP requests from it (Handle). A request
+// never waits for PostgreSQL or etcd.
 type Service struct {
 	o      Options
 	bounds Bounds
@@ -142,17 +143,16 @@ type Service struct {
 
 	view atomic.Pointer[view]
 
-	extra   map[string][]string
+	extra   []headerKV
 	authKey []byte
 	metrics *prometheus.Registry
-	metricH http.Handler
+	metricH fasthttp.RequestHandler
 }
 
 // view is a published snapshot with its rendered bodies.
 type view struct {
-	snap    *Snapshot
-	r       *Rendered
-	lengths [BodyMetrics][]string // Content-Length of each body
+	snap *Snapshot
+	r    *Rendered
 }
 
 // New checks o and returns a Service whose first snapshot (nothing observed
@@ -188,12 +188,11 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{
 		o: o, bounds: o.Bounds, clock: o.Clock,
-		log:   o.Log.With().Str("component", "health").Logger(),
-		extra: map[string][]string{},
+		log: o.Log.With().Str("component", "health").Logger(),
 	}
 	s.debug = s.log.GetLevel() <= zerolog.DebugLevel
 	for k, v := range o.ExtraHeaders {
-		s.extra[http.CanonicalHeaderKey(k)] = []string{v}
+		s.extra = append(s.extra, headerKV{[]byte(http.CanonicalHeaderKey(k)), []byte(v)})
 	}
 	if a := o.Authentication; a != nil && a.Username != "" {
 		s.authKey = []byte(base64.StdEncoding.EncodeToString([]byte(a.Username + ":" + a.Password)))
@@ -207,7 +206,7 @@ func New(o Options) (*Service, error) {
 	s.metrics = prometheus.NewRegistry()
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newCollector(s))
-	s.metricH = promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{ErrorLog: promLog{s.log}})
+	s.metricH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{ErrorLog: promLog{s.log}}))
 	s.update(nil)
 	return s, nil
 }
@@ -287,11 +286,7 @@ func (s *Service) publish(fn func(*Snapshot)) string {
 	now := s.clock.Now()
 	next.At = now
 	s.cur = &next
-	v := &view{snap: &next, r: Render(&next, s.bounds, now)}
-	for b, body := range [][]byte{BodyNone: nil, BodyStatus: v.r.Status, BodyCluster: v.r.Cluster, BodyHistory: v.r.History, BodyConfig: v.r.Config} {
-		v.lengths[b] = []string{strconv.Itoa(len(body))}
-	}
-	s.view.Store(v)
+	s.view.Store(&view{snap: &next, r: Render(&next, s.bounds, now)})
 	return s.noteChange(&next, now)
 }
 
