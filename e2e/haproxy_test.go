@@ -2,14 +2,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
-	"net"
-	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,154 +27,15 @@ import (
 
 const haproxyExample = "../examples/haproxy.cfg"
 
-func haproxyBinary(t testing.TB) string {
-	bin := os.Getenv("PGHA_HAPROXY_BIN")
-	if bin == "" {
-		bin = "/usr/sbin/haproxy"
-	}
-	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("PGHA_TEST_DISALLOW_SKIP") == "1" {
-			t.Fatalf("haproxy not installed: %v", err)
-		}
-		t.Skipf("haproxy not installed: %v", err)
-	}
-	return bin
-}
-
-func freeTCPPort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// haproxyConfig rewrites the example: listeners on the given loopback
-// ports, and "server nodeN" lines pointing at the cluster's node of that
-// name (PostgreSQL's port, pg-healthd's port for the check).
+// haproxyConfig rewrites the example for the cluster: listeners on the
+// given loopback ports, each "server nodeN" line at the node of that name.
 func haproxyConfig(t *testing.T, c *testcluster.Cluster, rw, ro, stats int) string {
 	t.Helper()
-	data, err := os.ReadFile(haproxyExample)
-	if err != nil {
-		t.Fatal(err)
+	var servers []testcluster.HAProxyServer
+	for _, n := range c.Nodes {
+		servers = append(servers, testcluster.HAProxyServer{Name: n.Name, PGPort: n.PGPort, CheckPort: n.APIPort})
 	}
-	binds := map[string]int{"5000": rw, "5001": ro, "7000": stats}
-	var out strings.Builder
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) == 2 && f[0] == "bind":
-			_, port, _ := net.SplitHostPort(f[1])
-			p, ok := binds[port]
-			if !ok {
-				t.Fatalf("the example binds %s, which the test does not map", f[1])
-			}
-			line = fmt.Sprintf("    bind 127.0.0.1:%d", p)
-		case len(f) > 2 && f[0] == "server":
-			n := c.Node(f[1])
-			if n == nil {
-				continue
-			}
-			f[2] = fmt.Sprintf("127.0.0.1:%d", n.PGPort)
-			for i := range f {
-				if f[i] == "port" && i+1 < len(f) {
-					f[i+1] = strconv.Itoa(n.APIPort)
-				}
-			}
-			line = "    " + strings.Join(f, " ")
-		}
-		out.WriteString(line + "\n")
-	}
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func runHAProxy(t *testing.T, bin, cfg string) {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "haproxy.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "-f", cfg, "-db")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("haproxy log:\n%s", b)
-		}
-	})
-}
-
-var statsClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
-
-// haproxyServers reads the stats CSV: "proxy/server" → UP, DOWN, …
-func haproxyServers(statsURL string) (map[string]string, error) {
-	resp, err := statsClient.Get(statsURL + "/;csv")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	r := csv.NewReader(resp.Body)
-	r.FieldsPerRecord = -1
-	rows, err := r.ReadAll()
-	if err != nil || len(rows) == 0 {
-		return nil, fmt.Errorf("stats CSV: %v", err)
-	}
-	col := -1
-	for i, h := range rows[0] {
-		if strings.TrimPrefix(h, "# ") == "status" {
-			col = i
-		}
-	}
-	if col < 0 {
-		return nil, fmt.Errorf("no status column in %v", rows[0])
-	}
-	out := map[string]string{}
-	for _, row := range rows[1:] {
-		if len(row) > col {
-			out[row[0]+"/"+row[1]] = strings.Fields(row[col] + " ")[0]
-		}
-	}
-	return out, nil
-}
-
-func waitServers(t *testing.T, statsURL string, within time.Duration, want map[string]string) {
-	t.Helper()
-	var got map[string]string
-	var err error
-	deadline := time.Now().Add(within)
-	for {
-		got, err = haproxyServers(statsURL)
-		ok := err == nil
-		for k, v := range want {
-			ok = ok && got[k] == v
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("haproxy servers %v (%v) after %s, want %v", got, err, within, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return testcluster.RewriteHAProxyConfig(t, haproxyExample, map[string]int{"5000": rw, "5001": ro, "7000": stats}, servers)
 }
 
 // hop is one connection through HAProxy: which PostgreSQL answered.
@@ -220,13 +75,13 @@ func psqlThrough(t *testing.T, dsn string) string {
 }
 
 func TestHAProxy(t *testing.T) {
-	bin := haproxyBinary(t)
+	bin := testcluster.HAProxyBinary(t)
 	c, w := start(t, testcluster.Options{Healthd: true})
 	old := c.WaitPrimary(t, 10*time.Second)
 	c.WaitReplicasStreaming(t, 30*time.Second)
 
-	rw, ro, stats := freeTCPPort(t), freeTCPPort(t), freeTCPPort(t)
-	runHAProxy(t, bin, haproxyConfig(t, c, rw, ro, stats))
+	rw, ro, stats := testcluster.FreePort(t), testcluster.FreePort(t), testcluster.FreePort(t)
+	testcluster.StartHAProxy(t, bin, haproxyConfig(t, c, rw, ro, stats))
 	statsURL := fmt.Sprintf("http://127.0.0.1:%d", stats)
 	// HAProxy 2.6 starts every server UP: wait until the checks sort them.
 	want := map[string]string{}
@@ -234,7 +89,7 @@ func TestHAProxy(t *testing.T) {
 		want["primary/"+n.Name], want["replicas/"+n.Name] = "DOWN", "UP"
 	}
 	want["primary/"+old.Name], want["replicas/"+old.Name] = "UP", "DOWN"
-	waitServers(t, statsURL, 15*time.Second, want)
+	testcluster.WaitHAProxyStatus(t, statsURL, 15*time.Second, want)
 
 	if got := psqlThrough(t, through(old, rw)); got != fmt.Sprintf("%d false", old.PGPort) {
 		t.Fatalf("psql through :5000 answered %q, want the primary %s (port %d)", got, old.Name, old.PGPort)

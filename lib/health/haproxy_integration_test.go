@@ -2,16 +2,12 @@ package health
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +15,7 @@ import (
 	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
 	"github.com/pg-ha/pg-ha/lib/pg"
 	"github.com/pg-ha/pg-ha/lib/state"
+	"github.com/pg-ha/pg-ha/lib/testcluster"
 )
 
 // The HAProxy end-to-end test runs the real haproxy (2.6) with
@@ -31,16 +28,9 @@ import (
 
 const exampleConfig = "../../examples/haproxy.cfg"
 
-var haproxyBin = func() string {
-	if b := os.Getenv("PGHA_HAPROXY_BIN"); b != "" {
-		return b
-	}
-	return "/usr/sbin/haproxy"
-}()
-
 func TestExampleHAProxyConfigIsValid(t *testing.T) {
 	t.Parallel()
-	requireBinary(t, haproxyBin, "haproxy")
+	haproxyBin := testcluster.HAProxyBinary(t)
 	out, err := exec.Command(haproxyBin, "-c", "-f", exampleConfig).CombinedOutput()
 	if err != nil {
 		t.Fatalf("haproxy -c %s: %v\n%s", exampleConfig, err, out)
@@ -48,134 +38,6 @@ func TestExampleHAProxyConfigIsValid(t *testing.T) {
 	if strings.Contains(strings.ToLower(string(out)), "warning") {
 		t.Errorf("haproxy -c warns:\n%s", out)
 	}
-}
-
-// backend is one server in the rewritten configuration.
-type backend struct {
-	name           string
-	pgPort, hcPort int
-}
-
-// rewriteExample points the example at 127.0.0.1: the listeners at the
-// ports given, each "server <name> …" line at the backend of that name
-// (dropping the others).
-func rewriteExample(t *testing.T, binds map[string]int, servers []backend) string {
-	t.Helper()
-	data, err := os.ReadFile(exampleConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	byName := map[string]backend{}
-	for _, b := range servers {
-		byName[b.name] = b
-	}
-	var out strings.Builder
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		switch {
-		case len(f) == 2 && f[0] == "bind":
-			_, port, _ := net.SplitHostPort(f[1])
-			p, ok := binds[port]
-			if !ok {
-				t.Fatalf("example binds %s, which the test does not map", f[1])
-			}
-			line = fmt.Sprintf("    bind 127.0.0.1:%d", p)
-		case len(f) > 2 && f[0] == "server":
-			b, ok := byName[f[1]]
-			if !ok {
-				continue
-			}
-			f[2] = fmt.Sprintf("127.0.0.1:%d", b.pgPort)
-			for i := range f {
-				if f[i] == "port" && i+1 < len(f) {
-					f[i+1] = strconv.Itoa(b.hcPort)
-				}
-			}
-			line = "    " + strings.Join(f, " ")
-		}
-		out.WriteString(line + "\n")
-	}
-	path := filepath.Join(t.TempDir(), "haproxy.cfg")
-	if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// startHAProxy runs haproxy in the foreground until the test ends.
-func startHAProxy(t *testing.T, cfg string) {
-	t.Helper()
-	logPath := filepath.Join(t.TempDir(), "haproxy.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(haproxyBin, "-f", cfg, "-db")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-exited
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("haproxy log:\n%s", b)
-		}
-	})
-}
-
-// serverStatus reads the stats CSV: "proxy/server" → status (UP, DOWN, …).
-func serverStatus(statsURL string) (map[string]string, error) {
-	resp, err := client.Get(statsURL + "/;csv")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	r := csv.NewReader(resp.Body)
-	r.FieldsPerRecord = -1
-	rows, err := r.ReadAll()
-	if err != nil || len(rows) == 0 {
-		return nil, fmt.Errorf("stats CSV: %v", err)
-	}
-	col := -1
-	for i, h := range rows[0] {
-		if strings.TrimPrefix(h, "# ") == "status" {
-			col = i
-		}
-	}
-	if col < 0 {
-		return nil, fmt.Errorf("stats CSV has no status column: %v", rows[0])
-	}
-	out := map[string]string{}
-	for _, row := range rows[1:] {
-		if len(row) > col {
-			out[row[0]+"/"+row[1]] = strings.Fields(row[col] + " ")[0]
-		}
-	}
-	return out, nil
-}
-
-func waitStatus(t *testing.T, statsURL string, within time.Duration, want map[string]string) {
-	t.Helper()
-	var got map[string]string
-	var err error
-	waitFor(t, within, fmt.Sprintf("haproxy servers %v (last %v, %v)", want, got, err), func() bool {
-		got, err = serverStatus(statsURL)
-		for k, v := range want {
-			if got[k] != v {
-				return false
-			}
-		}
-		return true
-	})
 }
 
 // landing is one connection made through HAProxy.
@@ -254,7 +116,7 @@ func (f *fakeLockd) stopRenewing() {
 
 func TestIntegrationHAProxy(t *testing.T) {
 	t.Parallel()
-	requireBinary(t, haproxyBin, "haproxy")
+	haproxyBin := testcluster.HAProxyBinary(t)
 	requireBinary(t, "/usr/bin/psql", "psql (postgresql-client)")
 	e := etcdtest.Start(t)
 	a := startPrimary(t)
@@ -276,12 +138,12 @@ func TestIntegrationHAProxy(t *testing.T) {
 		return n
 	}
 	rw, ro, stats := freePort(t), freePort(t), freePort(t)
-	cfg := rewriteExample(t, map[string]int{"5000": rw, "5001": ro, "7000": stats},
-		[]backend{{"node1", a.port, hcPort(urlA)}, {"node2", b.port, hcPort(urlB)}})
-	startHAProxy(t, cfg)
+	cfg := testcluster.RewriteHAProxyConfig(t, exampleConfig, map[string]int{"5000": rw, "5001": ro, "7000": stats},
+		[]testcluster.HAProxyServer{{Name: "node1", PGPort: a.port, CheckPort: hcPort(urlA)}, {Name: "node2", PGPort: b.port, CheckPort: hcPort(urlB)}})
+	testcluster.StartHAProxy(t, haproxyBin, cfg)
 	statsURL := fmt.Sprintf("http://127.0.0.1:%d", stats)
 	// HAProxy 2.6 starts every server UP: wait for the checks to sort them.
-	waitStatus(t, statsURL, 10*time.Second, map[string]string{
+	testcluster.WaitHAProxyStatus(t, statsURL, 10*time.Second, map[string]string{
 		"primary/node1": "UP", "primary/node2": "DOWN", "replicas/node1": "DOWN", "replicas/node2": "UP"})
 
 	// psql through :5000 reaches the primary, :5001 the replica.
@@ -385,7 +247,7 @@ func TestIntegrationHAProxy(t *testing.T) {
 		}
 	}
 	t.Logf("%d connections through :5000 succeeded, %d failed during the failover", ok, failed)
-	waitStatus(t, statsURL, 5*time.Second, map[string]string{"primary/node1": "DOWN", "primary/node2": "UP"})
+	testcluster.WaitHAProxyStatus(t, statsURL, 5*time.Second, map[string]string{"primary/node1": "DOWN", "primary/node2": "UP"})
 	out, err = exec.Command("/usr/bin/psql", "-h", "127.0.0.1", "-p", strconv.Itoa(rw), "-U", "postgres",
 		"-d", "postgres", "-Atc", "SELECT inet_server_port() || ' ' || pg_is_in_recovery()").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != fmt.Sprintf("%d false", b.port) {
