@@ -18,27 +18,12 @@ import (
 	"github.com/pg-ha/pg-ha/lib/pg"
 	"github.com/pg-ha/pg-ha/lib/pgdata"
 	"github.com/pg-ha/pg-ha/lib/rolepipe"
+	"github.com/pg-ha/pg-ha/lib/sdnotify"
 	"github.com/pg-ha/pg-ha/lib/state"
 )
 
-// Notifier receives readiness, status and watchdog pings (lib/sdnotify
-// satisfies it).
-type Notifier interface {
-	Ready() error
-	Status(string) error
-	Stopping() error
-	Watchdog() error
-	WatchdogInterval() time.Duration
-}
-
-type nopNotifier struct{}
-
-func (nopNotifier) WatchdogInterval() time.Duration { return 0 }
-
-func (nopNotifier) Ready() error        { return nil }
-func (nopNotifier) Status(string) error { return nil }
-func (nopNotifier) Stopping() error     { return nil }
-func (nopNotifier) Watchdog() error     { return nil }
+// Notifier receives readiness, status and watchdog pings.
+type Notifier = sdnotify.Daemon
 
 // Version is published in the member key.
 var Version = "0.1.0"
@@ -85,7 +70,7 @@ type Elector struct {
 // New returns an elector; Run starts it.
 func New(cfg *config.Config, node *pgdata.Node, client *dcs.Client, out *rolepipe.Writer, c clock.Clock, n Notifier, log zerolog.Logger) *Elector {
 	if n == nil {
-		n = nopNotifier{}
+		n = &sdnotify.Notifier{}
 	}
 	base := cfg.Dynamic()
 	return &Elector{cfg: cfg, node: node, dcs: client, out: out, clock: c, log: log, notify: n,

@@ -21,26 +21,12 @@ import (
 	"github.com/pg-ha/pg-ha/lib/pg"
 	"github.com/pg-ha/pg-ha/lib/pgdata"
 	"github.com/pg-ha/pg-ha/lib/rolepipe"
+	"github.com/pg-ha/pg-ha/lib/sdnotify"
 	"github.com/pg-ha/pg-ha/lib/state"
 )
 
-// Notifier receives the supervisor's readiness, status and watchdog pings
-// (lib/sdnotify satisfies it).
-type Notifier interface {
-	Ready() error
-	Status(string) error
-	Stopping() error
-	Watchdog() error
-	WatchdogInterval() time.Duration
-}
-
-type nopNotifier struct{}
-
-func (nopNotifier) Ready() error                    { return nil }
-func (nopNotifier) Status(string) error             { return nil }
-func (nopNotifier) Stopping() error                 { return nil }
-func (nopNotifier) Watchdog() error                 { return nil }
-func (nopNotifier) WatchdogInterval() time.Duration { return 0 }
+// Notifier receives the supervisor's readiness, status and watchdog pings.
+type Notifier = sdnotify.Daemon
 
 // Supervisor runs PostgreSQL in the role the role lines ask for.
 type Supervisor struct {
@@ -80,7 +66,7 @@ type Supervisor struct {
 // NewSupervisor returns a supervisor of node reading lines from r.
 func NewSupervisor(node *pgdata.Node, r *rolepipe.Reader, c clock.Clock, n Notifier, log zerolog.Logger) *Supervisor {
 	if n == nil {
-		n = nopNotifier{}
+		n = &sdnotify.Notifier{}
 	}
 	s := &Supervisor{
 		node: node, dyn: node.Cfg.Dynamic(), log: log, clock: c, reader: r,

@@ -133,3 +133,16 @@ func firstField(state string) string {
 	}
 	return state
 }
+
+// Daemon is what a daemon's main loop uses of a Notifier; tests hand the
+// loops a fake instead. *Notifier satisfies it, and its zero value sends
+// nothing.
+type Daemon interface {
+	Ready() error
+	Status(string) error
+	Stopping() error
+	Watchdog() error
+	WatchdogInterval() time.Duration
+}
+
+var _ Daemon = (*Notifier)(nil)
