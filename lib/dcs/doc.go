@@ -20,12 +20,12 @@
 //
 // # Fencing token
 //
-// AcquireLeader returns the leader key's revision as a fencing token; every
-// leader-only write (LeaderTxn, ReleaseLeader, HandOverLeader) is a
-// transaction that compares the leader key's mod revision with the token, so
-// it fails with ErrNotLeader once the key has expired, been deleted, been
-// re-created by someone else, or been handed over. Right after AcquireLeader
-// the token is also the key's create revision.
+// AcquireLeader returns the leader key's create revision as the fencing
+// token. pg-ha never rewrites the key in place, so its mod revision stays
+// equal to the token; every leader-only write (LeaderTxn, ReleaseLeader) is a
+// transaction that compares the mod revision with the token, so it fails
+// with ErrNotLeader once the key has expired, been deleted, been re-created
+// by someone else, or been overwritten in place by anyone.
 //
 // # Requests
 //

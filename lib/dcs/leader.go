@@ -65,10 +65,15 @@ func (c *Client) AcquireLeader(ctx context.Context, name string, lease int64) (t
 	return token, nil
 }
 
-// leaderIs is the fencing comparison: the leader key is still the version
-// this holder wrote. A token of 0 would match an absent key, so it is refused.
-func (c *Client) leaderIs(token int64) clientv3.Cmp {
-	return clientv3.Compare(clientv3.ModRevision(c.Key("leader")), "=", token)
+// leaderIs is the fencing comparison: the leader key was created with the
+// token (its create revision) and has not been rewritten since (its mod
+// revision). A token of 0 would match an absent key, so callers refuse it.
+func (c *Client) leaderIs(token int64) []clientv3.Cmp {
+	key := c.Key("leader")
+	return []clientv3.Cmp{
+		clientv3.Compare(clientv3.CreateRevision(key), "=", token),
+		clientv3.Compare(clientv3.ModRevision(key), "=", token),
+	}
 }
 
 // LeaderTxn applies ops atomically only while the leader key is still the one
@@ -85,7 +90,7 @@ func (c *Client) LeaderTxn(ctx context.Context, token int64, ops ...clientv3.Op)
 	}
 	rctx, cancel := c.reqCtx(ctx)
 	defer cancel()
-	resp, err := c.cli.Txn(rctx).If(c.leaderIs(token)).Then(ops...).Commit()
+	resp, err := c.cli.Txn(rctx).If(c.leaderIs(token)...).Then(ops...).Commit()
 	if err != nil {
 		return fmt.Errorf("leader transaction on %s with token %d: %w", key, token, translate(err))
 	}
@@ -111,7 +116,7 @@ func (c *Client) ReleaseLeader(ctx context.Context, token int64, ops ...clientv3
 	rctx, cancel := c.reqCtx(ctx)
 	defer cancel()
 	then := append([]clientv3.Op{clientv3.OpDelete(key)}, ops...)
-	resp, err := c.cli.Txn(rctx).If(c.leaderIs(token)).Then(then...).Commit()
+	resp, err := c.cli.Txn(rctx).If(c.leaderIs(token)...).Then(then...).Commit()
 	if err != nil {
 		return fmt.Errorf("release leader key %s with token %d: %w", key, token, translate(err))
 	}
@@ -120,36 +125,4 @@ func (c *Client) ReleaseLeader(ctx context.Context, token int64, ops ...clientv3
 	}
 	c.log.Info().Int64("token", token).Msg("leader key released")
 	return nil
-}
-
-// HandOverLeader atomically gives the leader key, still guarded by token, to
-// newName on newLease (a switchover: the caller has already stopped writes),
-// applying ops in the same transaction (for example OpDeleteFailover). etcd
-// refuses a delete and a put of one key in one transaction, so the key is
-// rewritten in place: its create revision stays, its mod revision becomes the
-// transaction's revision, which is returned as the new holder's token; the
-// old token no longer matches. It blocks for one request (ctx,
-// RequestTimeout). Outcomes: new token, nil; ErrNotLeader (nothing applied);
-// ErrLeaseNotFound (newLease is gone, nothing applied); ErrNoQuorum, context
-// or transport errors (unknown: read the leader key to find out).
-func (c *Client) HandOverLeader(ctx context.Context, token int64, newName string, newLease int64, ops ...clientv3.Op) (int64, error) {
-	key := c.Key("leader")
-	if token <= 0 {
-		return 0, fmt.Errorf("hand leader key %s over to %q: %w: no token", key, newName, ErrNotLeader)
-	}
-	if newName == "" {
-		return 0, fmt.Errorf("hand leader key %s over: empty member name", key)
-	}
-	rctx, cancel := c.reqCtx(ctx)
-	defer cancel()
-	then := append([]clientv3.Op{clientv3.OpPut(key, newName, clientv3.WithLease(clientv3.LeaseID(newLease)))}, ops...)
-	resp, err := c.cli.Txn(rctx).If(c.leaderIs(token)).Then(then...).Commit()
-	if err != nil {
-		return 0, fmt.Errorf("hand leader key %s over to %q: %w", key, newName, translate(err))
-	}
-	if !resp.Succeeded {
-		return 0, fmt.Errorf("hand leader key %s over to %q with token %d: %w", key, newName, token, ErrNotLeader)
-	}
-	c.log.Info().Str("member", newName).Int64("lease_id", newLease).Int64("token", resp.Header.Revision).Msg("leader key handed over")
-	return resp.Header.Revision, nil
 }

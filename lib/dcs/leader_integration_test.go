@@ -220,63 +220,6 @@ func validityRun(t *testing.T, c *dcs.Client) error {
 	return fmt.Errorf("watch ended without the deletion: %v", ctx.Err())
 }
 
-func TestHandOverLeader(t *testing.T) {
-	t.Parallel()
-	e := etcdtest.Start(t)
-	c1, c2 := newClient(t, e.Endpoints()), newClient(t, e.Endpoints())
-	ctx := ctxT(t, 20*time.Second)
-	l1, l2 := grant(t, c1, 10*time.Second), grant(t, c2, 10*time.Second)
-	t1, err := c1.AcquireLeader(ctx, "n1", l1.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c1.SetFailover(ctx, dcs.Failover{Leader: "n1", Member: "n2"}, 0); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c1.HandOverLeader(ctx, t1, "n2", 0x7fff0000dead); !errors.Is(err, dcs.ErrLeaseNotFound) {
-		t.Fatalf("hand over to a missing lease: %v, want ErrLeaseNotFound", err)
-	}
-	t2, err := c1.HandOverLeader(ctx, t1, "n2", l2.ID, dcs.OpDeleteFailover(c1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if t2 <= t1 {
-		t.Fatalf("new token %d not above %d", t2, t1)
-	}
-	cl, err := c2.Get(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cl.Leader == nil || cl.Leader.Name != "n2" || cl.Leader.Lease != l2.ID || cl.Leader.ModRevision != t2 || cl.Failover != nil {
-		t.Fatalf("after hand-over: leader %+v failover %+v", cl.Leader, cl.Failover)
-	}
-	if err := c1.LeaderTxn(ctx, t1, dcs.OpPutStatus(c1, dcs.Status{Optime: 9})); !errors.Is(err, dcs.ErrNotLeader) {
-		t.Fatalf("old token after hand-over: %v, want ErrNotLeader", err)
-	}
-	if _, err := c1.HandOverLeader(ctx, t1, "n1", l1.ID); !errors.Is(err, dcs.ErrNotLeader) {
-		t.Fatalf("second hand-over with the old token: %v", err)
-	}
-	if err := c2.LeaderTxn(ctx, t2, dcs.OpPutStatus(c2, dcs.Status{Optime: 10})); err != nil {
-		t.Fatalf("new holder: %v", err)
-	}
-	// The key now lives on n2's lease: revoking n1's does not delete it.
-	if err := c1.Revoke(ctx, l1.ID); err != nil {
-		t.Fatal(err)
-	}
-	if err := c2.LeaderTxn(ctx, t2); err != nil {
-		t.Fatalf("after revoking the old lease: %v", err)
-	}
-	if err := c2.ReleaseLeader(ctx, t2, dcs.OpPutStatus(c2, dcs.Status{Optime: 11})); err != nil {
-		t.Fatal(err)
-	}
-	if cl, err = c2.Get(ctx); err != nil || cl.Leader != nil || cl.Status.Optime != 11 {
-		t.Fatalf("after release: %+v, %v", cl, err)
-	}
-	if err := c2.LeaderTxn(ctx, 0); !errors.Is(err, dcs.ErrNotLeader) {
-		t.Fatalf("token 0 must never match an absent key: %v", err)
-	}
-}
-
 func TestLeaseErrors(t *testing.T) {
 	t.Parallel()
 	e := etcdtest.Start(t)

@@ -161,7 +161,7 @@ func OpPutHistory(c *Client, h []HistoryEntry) clientv3.Op {
 }
 
 // OpDeleteFailover returns the delete of the failover key, for LeaderTxn or
-// HandOverLeader. It never blocks.
+// ReleaseLeader. It never blocks.
 func OpDeleteFailover(c *Client) clientv3.Op { return clientv3.OpDelete(c.Key("failover")) }
 
 // OpPutSync returns the put of the sync key, for LeaderTxn. It never blocks.
