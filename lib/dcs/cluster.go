@@ -56,9 +56,10 @@ type Leader struct {
 	Name string
 	// Lease is the holder's lease ID.
 	Lease int64
-	// CreateRevision is when the key was created; ModRevision when it was
-	// last written, which is the current holder's fencing token (equal to
-	// CreateRevision unless the key was handed over).
+	// CreateRevision is when the key was created: the holder's fencing
+	// token. ModRevision is when it was last written; it equals
+	// CreateRevision unless someone rewrote the key in place, which voids
+	// the token.
 	CreateRevision, ModRevision int64
 }
 

@@ -22,9 +22,9 @@ func (e *Elector) decide(ctx context.Context, loc local, cl *dcs.Cluster, leaseO
 	mine := ld != nil && ld.Name == e.cfg.Name && ld.Lease == e.lease.ID && leaseOK
 	switch {
 	case mine:
-		if e.token != ld.ModRevision {
-			e.log.Info().Int64("token", ld.ModRevision).Msg("holding the leader key")
-			e.token = ld.ModRevision
+		if e.token != ld.CreateRevision {
+			e.log.Info().Int64("token", ld.CreateRevision).Msg("holding the leader key")
+			e.token = ld.CreateRevision
 			e.downSince = 0
 		}
 		e.asLeader(ctx, loc, cl)
