@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/pg-ha/pg-ha/lib/cli"
 	"github.com/pg-ha/pg-ha/lib/config"
+	"github.com/pg-ha/pg-ha/lib/logx/logxtest"
 	"github.com/pg-ha/pg-ha/lib/sdnotify/sdnotifytest"
 )
 
@@ -29,22 +28,9 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
 }
 
-// syncBuffer collects log lines from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) listenAddr() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, line := range strings.Split(s.b.String(), "\n") {
+// listenAddr finds the address in pg-healthd's "serving" log line.
+func listenAddr(logs string) string {
+	for _, line := range strings.Split(logs, "\n") {
 		var l struct{ Message, Listen string }
 		if json.Unmarshal([]byte(line), &l) == nil && l.Message == "serving" {
 			return l.Listen
@@ -58,8 +44,8 @@ func (s *syncBuffer) listenAddr() string {
 // status, pings the watchdog from its refresh loop, and says STOPPING=1 on
 // the way out.
 func TestRunStandalone(t *testing.T) {
-	sock, msgs := sdnotifytest.Listen(t)
-	t.Setenv("NOTIFY_SOCKET", sock)
+	notes := &sdnotifytest.Recorder{}
+	t.Setenv("NOTIFY_SOCKET", notes.Listen(t))
 	t.Setenv("WATCHDOG_USEC", "400000")
 	t.Setenv("WATCHDOG_PID", "")
 	dir := t.TempDir()
@@ -75,7 +61,12 @@ postgresql:
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logxtest.Buffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("pg-healthd log:\n%s", logs)
+		}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -89,23 +80,15 @@ postgresql:
 		}
 	}()
 
-	seen := map[string]bool{}
-	var status string
-	deadline := time.After(5 * time.Second)
-	for !(seen["READY=1"] && seen["WATCHDOG=1"] && strings.HasPrefix(status, "postgres stopped")) {
-		select {
-		case m := <-msgs:
-			seen[m] = true
-			if s, ok := strings.CutPrefix(m, "STATUS="); ok {
-				status = s
-			}
-		case <-deadline:
-			t.Fatalf("notifications so far %v, status %q; want READY=1, WATCHDOG=1, STATUS=postgres stopped…\n%s", seen, status, logs.b.String())
-		}
-	}
-	addr := logs.listenAddr()
+	deadline := time.Now().Add(5 * time.Second)
+	notes.Wait(t, 0, time.Until(deadline), "READY=1", sdnotifytest.KindIs("READY"))
+	notes.Wait(t, 0, time.Until(deadline), "WATCHDOG=1", sdnotifytest.KindIs("WATCHDOG"))
+	notes.Wait(t, 0, time.Until(deadline), "STATUS=postgres stopped…", func(c sdnotifytest.Call) bool {
+		return c.Kind == "STATUS" && strings.HasPrefix(c.Arg, "postgres stopped")
+	})
+	addr := listenAddr(logs.String())
 	if addr == "" {
-		t.Fatalf("no serving line in the logs:\n%s", logs.b.String())
+		t.Fatal("no serving line in the logs")
 	}
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 2 * time.Second}
 	for path, want := range map[string]int{"/health": 503, "/primary": 503, "/liveness": 200, "/cluster": 503} {
@@ -128,14 +111,7 @@ postgresql:
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return within 10 s of cancellation")
 	}
-	for !seen["STOPPING=1"] {
-		select {
-		case m := <-msgs:
-			seen[m] = true
-		case <-time.After(2 * time.Second):
-			t.Fatalf("no STOPPING=1 among %v", seen)
-		}
-	}
+	notes.Wait(t, 0, 2*time.Second, "STOPPING=1", sdnotifytest.KindIs("STOPPING"))
 }
 
 func TestRunRejectsBadEtcd(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/pg-ha/pg-ha/lib/clock"
 	"github.com/pg-ha/pg-ha/lib/dcs"
 	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
+	"github.com/pg-ha/pg-ha/lib/logx/logxtest"
 )
 
 func grant(t testing.TB, c *dcs.Client, ttl time.Duration) dcs.Lease {
@@ -284,7 +285,7 @@ func TestLeaseOutlivesValidityAcrossRestart(t *testing.T) {
 func TestWatchEndsWhenClientCloses(t *testing.T) {
 	t.Parallel()
 	e := etcdtest.Start(t)
-	c, err := dcs.New(context.Background(), dcs.Options{Endpoints: e.Endpoints(), Prefix: prefix(t), Log: logger(t)})
+	c, err := dcs.New(context.Background(), dcs.Options{Endpoints: e.Endpoints(), Prefix: prefix(t), Log: logxtest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,58 +1,24 @@
 package dcs_test
 
 import (
-	"bytes"
 	"context"
-	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
 
 	"github.com/pg-ha/pg-ha/lib/dcs"
 	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
+	"github.com/pg-ha/pg-ha/lib/logx/logxtest"
 )
 
 func TestMain(m *testing.M) {
 	// No goroutine may outlive its test: every Client is closed and every
 	// Watch context cancelled in t.Cleanup.
 	goleak.VerifyTestMain(m)
-}
-
-// testLog writes through t.Log until the test's cleanups have run, so late
-// log lines from background goroutines never hit a finished test.
-type testLog struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testLog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(bytes.TrimRight(p, "\n")))
-	}
-	return len(p), nil
-}
-
-func logger(t testing.TB) zerolog.Logger {
-	w := &testLog{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	lvl := zerolog.InfoLevel
-	if l, err := zerolog.ParseLevel(os.Getenv("PGHA_TEST_LOG")); err == nil && l != zerolog.NoLevel {
-		lvl = l
-	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 }
 
 var nonKey = regexp.MustCompile(`[^a-zA-Z0-9_-]+`)
@@ -70,7 +36,7 @@ func newClient(t testing.TB, endpoints []string, mod ...func(*dcs.Options)) *dcs
 		Prefix:                prefix(t),
 		RequestTimeout:        2 * time.Second,
 		WatchProgressInterval: 500 * time.Millisecond,
-		Log:                   logger(t),
+		Log:                   logxtest.Logger(t),
 	}
 	for _, f := range mod {
 		f(&o)

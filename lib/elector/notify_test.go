@@ -1,7 +1,6 @@
 package elector_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,134 +19,15 @@ import (
 	"github.com/pg-ha/pg-ha/lib/dcs"
 	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
 	"github.com/pg-ha/pg-ha/lib/elector"
+	"github.com/pg-ha/pg-ha/lib/logx/logxtest"
 	"github.com/pg-ha/pg-ha/lib/pg"
 	"github.com/pg-ha/pg-ha/lib/pgdata"
 	"github.com/pg-ha/pg-ha/lib/rolepipe"
+	"github.com/pg-ha/pg-ha/lib/sdnotify/sdnotifytest"
 	"github.com/pg-ha/pg-ha/lib/state"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// note is one call the elector made on its Notifier.
-type note struct {
-	kind      string // READY, STATUS, STOPPING or WATCHDOG
-	arg       string // the status
-	at        time.Time
-	heartbeat bool // lockd.json existed when the call was made
-}
-
-func (n note) String() string {
-	if n.kind == "STATUS" {
-		return "STATUS=" + n.arg
-	}
-	return n.kind
-}
-
-// fakeNotifier records an Elector's calls. The first Status can be made to
-// block, to hang the main loop inside a call it makes.
-type fakeNotifier struct {
-	heartbeat string
-	interval  time.Duration
-
-	mu      sync.Mutex
-	notes   []note
-	block   bool
-	blocked chan string
-	release chan struct{}
-}
-
-func (f *fakeNotifier) record(kind, arg string) {
-	_, err := os.Stat(f.heartbeat)
-	f.mu.Lock()
-	f.notes = append(f.notes, note{kind: kind, arg: arg, at: time.Now(), heartbeat: err == nil})
-	f.mu.Unlock()
-}
-
-func (f *fakeNotifier) Ready() error    { f.record("READY", ""); return nil }
-func (f *fakeNotifier) Stopping() error { f.record("STOPPING", ""); return nil }
-func (f *fakeNotifier) Watchdog() error { f.record("WATCHDOG", ""); return nil }
-
-func (f *fakeNotifier) WatchdogInterval() time.Duration { return f.interval }
-
-func (f *fakeNotifier) Status(s string) error {
-	f.record("STATUS", s)
-	f.mu.Lock()
-	hold := f.block
-	f.block = false
-	f.mu.Unlock()
-	if hold {
-		f.blocked <- s
-		<-f.release
-	}
-	return nil
-}
-
-func (f *fakeNotifier) snapshot() []note {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]note(nil), f.notes...)
-}
-
-// wait polls until a note at index from or later satisfies ok and returns
-// its index.
-func (f *fakeNotifier) wait(t *testing.T, from int, d time.Duration, what string, ok func(note) bool) int {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		notes := f.snapshot()
-		for i := from; i < len(notes); i++ {
-			if ok(notes[i]) {
-				return i
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v; calls so far: %v", what, d, notes)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func kindIs(kind string) func(note) bool { return func(n note) bool { return n.kind == kind } }
-
-// pings returns the times of the WATCHDOG calls in notes made in [from, to).
-func pings(notes []note, from, to time.Time) []time.Time {
-	var out []time.Time
-	for _, n := range notes {
-		if n.kind == "WATCHDOG" && !n.at.Before(from) && n.at.Before(to) {
-			out = append(out, n.at)
-		}
-	}
-	return out
-}
-
-// maxGap is the longest time in [from, to) without a ping.
-func maxGap(ps []time.Time, from, to time.Time) time.Duration {
-	var gap time.Duration
-	prev := from
-	for _, p := range append(ps, to) {
-		gap = max(gap, p.Sub(prev))
-		prev = p
-	}
-	return gap
-}
-
-// syncBuffer collects output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -209,7 +88,7 @@ postgresql:
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logxtest.Buffer{}
 	log := zerolog.New(logs).With().Timestamp().Logger()
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -222,19 +101,17 @@ postgresql:
 		t.Fatal(err)
 	}
 	defer client.Close()
-	lines := &syncBuffer{}
+	lines := &logxtest.Buffer{}
 	wctx, stopWriter := context.WithCancel(context.Background())
 	w := rolepipe.NewWriter(wctx, lines, log)
 	defer func() { stopWriter(); <-w.Done() }()
 
 	// WatchdogSec=5, as pg-ha-lockd@.service has it.
 	const watchdogSec = 5 * time.Second
-	f := &fakeNotifier{
-		heartbeat: filepath.Join(runtimeDir, state.LockdFile), interval: watchdogSec / 2,
-		block: true, blocked: make(chan string, 1), release: make(chan struct{}),
-	}
-	var releaseOnce sync.Once
-	release := func() { releaseOnce.Do(func() { close(f.release) }) }
+	// Each call records whether the first loop had written lockd.json; the
+	// first Status blocks.
+	f := &sdnotifytest.Recorder{File: filepath.Join(runtimeDir, state.LockdFile), Interval: watchdogSec / 2}
+	blocked, release := f.BlockStatus("")
 	defer release()
 	node := &pgdata.Node{Cfg: cfg, RuntimeDir: runtimeDir, Owner: owner}
 	e := elector.New(cfg, node, client, w, clock.System{}, f, log)
@@ -254,38 +131,38 @@ postgresql:
 	// The first loop decides "standby" and hangs in Status.
 	var hungAt time.Time
 	select {
-	case s := <-f.blocked:
+	case s := <-blocked:
 		hungAt = time.Now()
 		if s != "replica, no leader" {
 			t.Errorf("first STATUS=%s, want STATUS=replica, no leader", s)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatalf("the first loop sent no STATUS within 10s: %v", f.snapshot())
+		t.Fatalf("the first loop sent no STATUS within 10s: %v", f.Calls())
 	}
 	// Longer than WatchdogSec/2, so that a ping from anywhere but the main
 	// loop would show.
 	const hang = 3 * time.Second
 	time.Sleep(hang)
-	for _, n := range f.snapshot() {
-		if (n.kind == "WATCHDOG" || n.kind == "READY") && !n.at.Before(hungAt) {
-			t.Fatalf("%v %v after the main loop hung: it must come from the main loop only", n, n.at.Sub(hungAt))
+	for _, n := range f.Calls() {
+		if (n.Kind == "WATCHDOG" || n.Kind == "READY") && !n.At.Before(hungAt) {
+			t.Fatalf("%v %v after the main loop hung: it must come from the main loop only", n, n.At.Sub(hungAt))
 		}
 	}
 	releasedAt := time.Now()
 	release()
-	ready := f.wait(t, 0, 5*time.Second, "READY=1 after the first loop", kindIs("READY"))
-	notes := f.snapshot()
-	if !notes[ready].heartbeat {
+	ready := f.Wait(t, 0, 5*time.Second, "READY=1 after the first loop", sdnotifytest.KindIs("READY"))
+	notes := f.Calls()
+	if !notes[ready].FileExisted {
 		t.Errorf("READY=1 before the first loop wrote %s", state.LockdFile)
 	}
 	t.Logf("no ping for %v while the first loop hung; READY=1 %v after it returned",
-		hang, notes[ready].at.Sub(releasedAt).Round(time.Millisecond))
+		hang, notes[ready].At.Sub(releasedAt).Round(time.Millisecond))
 
 	// A healthy loop: pings at least every loop_wait.
 	time.Sleep(2500 * time.Millisecond)
 	now := time.Now()
-	healthy := pings(f.snapshot(), notes[ready].at, now)
-	if gap := maxGap(healthy, notes[ready].at, now); gap > 1500*time.Millisecond {
+	healthy := f.Pings(notes[ready].At, now)
+	if gap := sdnotifytest.MaxGap(healthy, notes[ready].At, now); gap > 1500*time.Millisecond {
 		t.Errorf("%v without a ping at loop_wait 1s with etcd healthy", gap)
 	}
 	if !strings.Contains(lines.String(), "standby\n") {
@@ -305,8 +182,8 @@ postgresql:
 	time.Sleep(6 * time.Second)
 	etcd.Resume()
 	resumed := time.Now()
-	frozen := pings(f.snapshot(), paused, resumed)
-	gap := maxGap(frozen, paused, resumed)
+	frozen := f.Pings(paused, resumed)
+	gap := sdnotifytest.MaxGap(frozen, paused, resumed)
 	t.Logf("etcd frozen for %v: %d pings, longest gap %v (budget WatchdogSec/2 = %v)",
 		resumed.Sub(paused).Round(time.Millisecond), len(frozen), gap.Round(time.Millisecond), watchdogSec/2)
 	if gap >= watchdogSec/2 {
@@ -332,7 +209,7 @@ postgresql:
 	}
 
 	// STOPPING=1 on cancellation; the lease is revoked on the way out.
-	beforeStop := len(f.snapshot())
+	beforeStop := len(f.Calls())
 	cancel()
 	select {
 	case err := <-runDone:
@@ -343,12 +220,7 @@ postgresql:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return within 10s of cancellation")
 	}
-	stopping := f.wait(t, beforeStop, 0, "STOPPING=1 after cancellation", kindIs("STOPPING"))
-	for _, n := range f.snapshot()[stopping+1:] {
-		if n.kind == "WATCHDOG" || n.kind == "READY" {
-			t.Errorf("%v after STOPPING=1", n)
-		}
-	}
+	f.CheckStopping(t, beforeStop)
 	cl, err = client.Get(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -358,13 +230,5 @@ postgresql:
 	}
 
 	// STATUS only on a change.
-	prev := ""
-	for _, n := range f.snapshot() {
-		if n.kind == "STATUS" {
-			if n.arg == prev {
-				t.Errorf("STATUS=%s sent twice in a row", n.arg)
-			}
-			prev = n.arg
-		}
-	}
+	f.CheckStatusChanges(t)
 }

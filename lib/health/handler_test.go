@@ -23,6 +23,7 @@ import (
 
 	"github.com/pg-ha/pg-ha/lib/clock"
 	"github.com/pg-ha/pg-ha/lib/config"
+	"github.com/pg-ha/pg-ha/lib/logx/logxtest"
 )
 
 // newTestService returns a Service publishing snap, read at the fixed time
@@ -427,7 +428,7 @@ func TestHTTPKeepAlive(t *testing.T) {
 // TestHTTPAccessLog checks the access log at debug level.
 func TestHTTPAccessLog(t *testing.T) {
 	t.Parallel()
-	var buf syncBuffer
+	var buf logxtest.Buffer
 	url := serve(t, newTestService(t, primary(), func(o *Options) { o.Log = zerolog.New(&buf).Level(zerolog.DebugLevel) }))
 	do(t, "GET", url+"/replica?lag=1MB")
 	do(t, "DELETE", url+"/primary")
@@ -438,29 +439,12 @@ func TestHTTPAccessLog(t *testing.T) {
 			t.Errorf("access log lacks %s:\n%s", want, logs)
 		}
 	}
-	quiet := &syncBuffer{}
+	quiet := &logxtest.Buffer{}
 	url = serve(t, newTestService(t, primary(), func(o *Options) { o.Log = zerolog.New(quiet).Level(zerolog.InfoLevel) }))
 	do(t, "GET", url+"/primary")
 	if strings.Contains(quiet.String(), `"request"`) {
 		t.Errorf("access log at info level:\n%s", quiet.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestServeShutdown cancels Serve while one connection idles between

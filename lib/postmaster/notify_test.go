@@ -1,7 +1,6 @@
 package postmaster
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,130 +15,13 @@ import (
 
 	"github.com/pg-ha/pg-ha/lib/clock"
 	"github.com/pg-ha/pg-ha/lib/config"
+	"github.com/pg-ha/pg-ha/lib/logx/logxtest"
 	"github.com/pg-ha/pg-ha/lib/pg"
 	"github.com/pg-ha/pg-ha/lib/pgdata"
 	"github.com/pg-ha/pg-ha/lib/rolepipe"
+	"github.com/pg-ha/pg-ha/lib/sdnotify/sdnotifytest"
 	"github.com/pg-ha/pg-ha/lib/state"
 )
-
-// note is one call the supervisor made on its Notifier.
-type note struct {
-	kind      string // READY, STATUS, STOPPING or WATCHDOG
-	arg       string // the status
-	at        time.Time
-	stateFile bool // supervise.json existed when the call was made
-}
-
-func (n note) String() string {
-	if n.kind == "STATUS" {
-		return "STATUS=" + n.arg
-	}
-	return n.kind
-}
-
-// fakeNotifier records the calls of a Supervisor. Status can be made to
-// block once, to hang the supervisor's main loop inside a call it makes.
-type fakeNotifier struct {
-	stateFile string
-	interval  time.Duration
-
-	mu      sync.Mutex
-	notes   []note
-	block   string        // the next Status with this prefix blocks
-	blocked chan string   // receives the blocked status
-	release chan struct{} // closing it unblocks
-}
-
-func (f *fakeNotifier) record(kind, arg string) {
-	_, err := os.Stat(f.stateFile)
-	f.mu.Lock()
-	f.notes = append(f.notes, note{kind: kind, arg: arg, at: time.Now(), stateFile: err == nil})
-	f.mu.Unlock()
-}
-
-func (f *fakeNotifier) Ready() error    { f.record("READY", ""); return nil }
-func (f *fakeNotifier) Stopping() error { f.record("STOPPING", ""); return nil }
-func (f *fakeNotifier) Watchdog() error { f.record("WATCHDOG", ""); return nil }
-
-func (f *fakeNotifier) WatchdogInterval() time.Duration { return f.interval }
-
-func (f *fakeNotifier) Status(s string) error {
-	f.record("STATUS", s)
-	f.mu.Lock()
-	hold := f.block != "" && strings.HasPrefix(s, f.block)
-	if hold {
-		f.block = ""
-	}
-	release := f.release
-	f.mu.Unlock()
-	if hold {
-		f.blocked <- s
-		<-release
-	}
-	return nil
-}
-
-// blockStatus makes the next Status starting with prefix block until the
-// returned function is called (once; later calls do nothing).
-func (f *fakeNotifier) blockStatus(prefix string) (blocked <-chan string, release func()) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.block = prefix
-	f.blocked = make(chan string, 1)
-	f.release = make(chan struct{})
-	ch := f.release
-	var once sync.Once
-	return f.blocked, func() { once.Do(func() { close(ch) }) }
-}
-
-func (f *fakeNotifier) snapshot() []note {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]note(nil), f.notes...)
-}
-
-// wait polls until a note at index from or later satisfies ok and returns
-// its index.
-func (f *fakeNotifier) wait(t *testing.T, from int, d time.Duration, what string, ok func(note) bool) int {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		notes := f.snapshot()
-		for i := from; i < len(notes); i++ {
-			if ok(notes[i]) {
-				return i
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v; calls so far: %v", what, d, notes)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func kindIs(kind string) func(note) bool { return func(n note) bool { return n.kind == kind } }
-
-func statusIs(s string) func(note) bool {
-	return func(n note) bool { return n.kind == "STATUS" && n.arg == s }
-}
-
-// syncBuffer collects log lines from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestSupervisorNotifies runs Supervisor.Run with a fake Notifier and no
 // PostgreSQL: the data directory is empty and bin_dir names a directory
@@ -180,7 +61,7 @@ postgresql:
 		t.Fatal(err)
 	}
 	node := &pgdata.Node{Cfg: cfg, RuntimeDir: runtimeDir, Owner: owner}
-	logs := &syncBuffer{}
+	logs := &logxtest.Buffer{}
 	log := zerolog.New(logs).With().Timestamp().Logger()
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -188,7 +69,8 @@ postgresql:
 		}
 	})
 
-	f := &fakeNotifier{stateFile: filepath.Join(runtimeDir, state.SuperviseFile), interval: 2 * time.Second}
+	// Each call records whether supervise.json had been published.
+	f := &sdnotifytest.Recorder{File: filepath.Join(runtimeDir, state.SuperviseFile), Interval: 2 * time.Second}
 	pr, pw := io.Pipe()
 	reader := rolepipe.NewReader(pr, clock.System{}, log)
 	sup := NewSupervisor(node, reader, clock.System{}, f, log)
@@ -213,41 +95,36 @@ postgresql:
 	})
 
 	// READY once the first state is published, not before.
-	ready := f.wait(t, 0, 5*time.Second, "READY=1", kindIs("READY"))
-	notes := f.snapshot()
-	if !notes[ready].stateFile {
+	ready := f.Wait(t, 0, 5*time.Second, "READY=1", sdnotifytest.KindIs("READY"))
+	notes := f.Calls()
+	if !notes[ready].FileExisted {
 		t.Fatalf("READY=1 sent before %s was published", state.SuperviseFile)
 	}
 	for _, n := range notes[:ready] {
-		if n.kind == "WATCHDOG" {
+		if n.Kind == "WATCHDOG" {
 			t.Errorf("WATCHDOG=1 before READY=1: %v", notes[:ready+1])
 		}
 	}
 	if st, err := state.ReadSupervise(runtimeDir); err != nil || st.State != state.Stopped {
 		t.Fatalf("state file after READY=1: %+v, %v; want state %q", st, err, state.Stopped)
 	}
-	f.wait(t, 0, 0, "STATUS=stopped, stopped before READY=1", statusIs("stopped, stopped"))
+	f.Wait(t, 0, 0, "STATUS=stopped, stopped before READY=1", sdnotifytest.StatusIs("stopped, stopped"))
 
 	// Pings from the main loop: one right after READY, then one per tick.
-	first := f.wait(t, ready, 5*time.Second, "WATCHDOG=1 after READY=1", kindIs("WATCHDOG"))
+	first := f.Wait(t, ready, 5*time.Second, "WATCHDOG=1 after READY=1", sdnotifytest.KindIs("WATCHDOG"))
 	last := first
 	for range 3 {
-		last = f.wait(t, last+1, 5*time.Second, "another WATCHDOG=1", kindIs("WATCHDOG"))
+		last = f.Wait(t, last+1, 5*time.Second, "another WATCHDOG=1", sdnotifytest.KindIs("WATCHDOG"))
 	}
-	notes = f.snapshot()
-	for i, prev := first+1, first; i <= last; i++ {
-		if notes[i].kind != "WATCHDOG" {
-			continue
-		}
-		if gap := notes[i].at.Sub(notes[prev].at); gap > time.Second {
-			t.Errorf("%v between two WATCHDOG=1 of an idle loop that ticks every 500ms", gap)
-		}
-		prev = i
+	notes = f.Calls()
+	from, to := notes[first].At, notes[last].At
+	if gap := sdnotifytest.MaxGap(f.Pings(from, to), from, to); gap > time.Second {
+		t.Errorf("%v between two WATCHDOG=1 of an idle loop that ticks every 500ms", gap)
 	}
 
 	// The main loop hangs inside a call: a standby line makes it start
 	// PostgreSQL, which sends STATUS=starting…; that call does not return.
-	blocked, rel := f.blockStatus("starting")
+	blocked, rel := f.BlockStatus("starting")
 	release = rel
 	if _, err := io.WriteString(pw, "standby\n"); err != nil {
 		t.Fatal(err)
@@ -258,29 +135,29 @@ postgresql:
 		hungAt = time.Now()
 		t.Logf("main loop hangs in Status(%q)", s)
 	case <-time.After(5 * time.Second):
-		t.Fatalf("the standby line did not lead to STATUS=starting…: %v", f.snapshot())
+		t.Fatalf("the standby line did not lead to STATUS=starting…: %v", f.Calls())
 	}
 	const hang = 1500 * time.Millisecond // three ticks
 	time.Sleep(hang)
-	for _, n := range f.snapshot() {
-		if n.kind == "WATCHDOG" && !n.at.Before(hungAt) {
-			t.Fatalf("WATCHDOG=1 %v after the main loop hung: pings must come from the main loop only", n.at.Sub(hungAt))
+	for _, n := range f.Calls() {
+		if n.Kind == "WATCHDOG" && !n.At.Before(hungAt) {
+			t.Fatalf("WATCHDOG=1 %v after the main loop hung: pings must come from the main loop only", n.At.Sub(hungAt))
 		}
 	}
-	mark := len(f.snapshot())
+	mark := len(f.Calls())
 	releasedAt := time.Now()
 	release()
-	resumed := f.wait(t, mark, 2*time.Second, "WATCHDOG=1 after the main loop resumed", kindIs("WATCHDOG"))
+	resumed := f.Wait(t, mark, 2*time.Second, "WATCHDOG=1 after the main loop resumed", sdnotifytest.KindIs("WATCHDOG"))
 	t.Logf("no ping for %v while hung; pings resumed %v after the call returned",
-		hang, f.snapshot()[resumed].at.Sub(releasedAt).Round(time.Millisecond))
+		hang, f.Calls()[resumed].At.Sub(releasedAt).Round(time.Millisecond))
 	// The start failed (no programs in bin_dir): a state change, so a STATUS.
-	f.wait(t, mark, 2*time.Second, "STATUS=crashed, stopped after the failed start", statusIs("crashed, stopped"))
+	f.Wait(t, mark, 2*time.Second, "STATUS=crashed, stopped after the failed start", sdnotifytest.StatusIs("crashed, stopped"))
 	if st, err := state.ReadSupervise(runtimeDir); err != nil || st.Desired != string(rolepipe.Standby) {
 		t.Errorf("state file after the standby line: %+v, %v; want desired %q", st, err, rolepipe.Standby)
 	}
 
 	// STOPPING on cancellation; Run returns once stopped.
-	beforeStop := len(f.snapshot())
+	beforeStop := len(f.Calls())
 	cancel()
 	select {
 	case err := <-runDone:
@@ -291,30 +168,14 @@ postgresql:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Run did not return within 10s of cancellation")
 	}
-	stopping := f.wait(t, beforeStop, 0, "STOPPING=1 after cancellation", kindIs("STOPPING"))
-	notes = f.snapshot()
-	for _, n := range notes[stopping+1:] {
-		if n.kind == "WATCHDOG" || n.kind == "READY" {
-			t.Errorf("%v after STOPPING=1", n)
-		}
-	}
+	f.CheckStopping(t, beforeStop)
+	notes = f.Calls()
 	if l := notes[len(notes)-1]; l.String() != "STATUS=stopped, stopped" {
 		t.Errorf("last call %v, want STATUS=stopped, stopped", l)
 	}
 
 	// STATUS only on a change: never the same status twice in a row.
-	prev := ""
-	statuses := 0
-	for _, n := range notes {
-		if n.kind != "STATUS" {
-			continue
-		}
-		statuses++
-		if n.arg == prev {
-			t.Errorf("STATUS=%s sent twice in a row", n.arg)
-		}
-		prev = n.arg
-	}
+	statuses := f.CheckStatusChanges(t)
 	if statuses < 4 {
 		t.Errorf("%d STATUS calls; want at least stopped, starting, crashed, stopping: %v", statuses, notes)
 	}

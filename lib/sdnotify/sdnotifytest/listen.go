@@ -1,4 +1,8 @@
-// Package sdnotifytest stands in for systemd's notification socket in tests.
+// Package sdnotifytest stands in for systemd in tests of code that sends
+// sd_notify(3) notifications: Listen is a notification socket for a daemon
+// that reads NOTIFY_SOCKET, and Recorder an sdnotify.Daemon that records
+// the calls of a main loop handed a fake, with helpers to wait for a call
+// and to measure the gaps between watchdog pings.
 package sdnotifytest
 
 import (
