@@ -14,6 +14,7 @@ import (
 	"github.com/pg-ha/pg-ha/lib/clock"
 	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
 	"github.com/pg-ha/pg-ha/lib/pg"
+	"github.com/pg-ha/pg-ha/lib/pg/pgtest"
 	"github.com/pg-ha/pg-ha/lib/state"
 	"github.com/pg-ha/pg-ha/lib/testcluster"
 )
@@ -117,7 +118,7 @@ func (f *fakeLockd) stopRenewing() {
 func TestIntegrationHAProxy(t *testing.T) {
 	t.Parallel()
 	haproxyBin := testcluster.HAProxyBinary(t)
-	requireBinary(t, "/usr/bin/psql", "psql (postgresql-client)")
+	pgtest.RequireBinary(t, "/usr/bin/psql", "psql (postgresql-client)")
 	e := etcdtest.Start(t)
 	a := startPrimary(t)
 	b := a.startReplica(t)
@@ -137,9 +138,9 @@ func TestIntegrationHAProxy(t *testing.T) {
 		n, _ := strconv.Atoi(p)
 		return n
 	}
-	rw, ro, stats := freePort(t), freePort(t), freePort(t)
+	rw, ro, stats := pgtest.FreePort(t), pgtest.FreePort(t), pgtest.FreePort(t)
 	cfg := testcluster.RewriteHAProxyConfig(t, exampleConfig, map[string]int{"5000": rw, "5001": ro, "7000": stats},
-		[]testcluster.HAProxyServer{{Name: "node1", PGPort: a.port, CheckPort: hcPort(urlA)}, {Name: "node2", PGPort: b.port, CheckPort: hcPort(urlB)}})
+		[]testcluster.HAProxyServer{{Name: "node1", PGPort: a.Port, CheckPort: hcPort(urlA)}, {Name: "node2", PGPort: b.Port, CheckPort: hcPort(urlB)}})
 	testcluster.StartHAProxy(t, haproxyBin, cfg)
 	statsURL := fmt.Sprintf("http://127.0.0.1:%d", stats)
 	// HAProxy 2.6 starts every server UP: wait for the checks to sort them.
@@ -149,11 +150,11 @@ func TestIntegrationHAProxy(t *testing.T) {
 	// psql through :5000 reaches the primary, :5001 the replica.
 	out, err := exec.Command("/usr/bin/psql", "-h", "127.0.0.1", "-p", strconv.Itoa(rw), "-U", "postgres",
 		"-d", "postgres", "-Atc", "SELECT inet_server_port() || ' ' || pg_is_in_recovery()").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != fmt.Sprintf("%d false", a.port) {
-		t.Fatalf("psql through :5000: %q %v; want the primary on port %d", out, err, a.port)
+	if err != nil || strings.TrimSpace(string(out)) != fmt.Sprintf("%d false", a.Port) {
+		t.Fatalf("psql through :5000: %q %v; want the primary on port %d", out, err, a.Port)
 	}
-	if l := probe(ro); l.err != nil || l.port != b.port || !l.inRecovery {
-		t.Fatalf("through :5001: %+v; want the replica on port %d", l, b.port)
+	if l := probe(ro); l.err != nil || l.port != b.Port || !l.inRecovery {
+		t.Fatalf("through :5001: %+v; want the replica on port %d", l, b.Port)
 	}
 
 	// Clients connect through :5000 every 20 ms for the whole failover.
@@ -204,7 +205,7 @@ func TestIntegrationHAProxy(t *testing.T) {
 
 	// The lease has run out: b takes the leader key and promotes.
 	time.Sleep(time.Until(wall(last.ValidUntil)) + 100*time.Millisecond)
-	a.kill()
+	a.Kill()
 	put(t, raw, c.Key("leader"), "b")
 	lockdB.lead(t)
 	b.promote()
@@ -216,7 +217,7 @@ func TestIntegrationHAProxy(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, l := range landings {
-			if l.err == nil && l.port == b.port {
+			if l.err == nil && l.port == b.Port {
 				firstOnB = l.at
 				return true
 			}
@@ -242,7 +243,7 @@ func TestIntegrationHAProxy(t *testing.T) {
 		if l.inRecovery {
 			t.Errorf("%s: :5000 reached a server in recovery (port %d)", l.at.Format("15:04:05.000"), l.port)
 		}
-		if l.port == a.port && !l.at.Before(fenceAt) {
+		if l.port == a.Port && !l.at.Before(fenceAt) {
 			t.Errorf("%s: :5000 reached the fenced primary a, fenced at %s", l.at.Format("15:04:05.000"), fenceAt.Format("15:04:05.000"))
 		}
 	}
@@ -250,7 +251,7 @@ func TestIntegrationHAProxy(t *testing.T) {
 	testcluster.WaitHAProxyStatus(t, statsURL, 5*time.Second, map[string]string{"primary/node1": "DOWN", "primary/node2": "UP"})
 	out, err = exec.Command("/usr/bin/psql", "-h", "127.0.0.1", "-p", strconv.Itoa(rw), "-U", "postgres",
 		"-d", "postgres", "-Atc", "SELECT inet_server_port() || ' ' || pg_is_in_recovery()").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != fmt.Sprintf("%d false", b.port) {
-		t.Errorf("psql through :5000 after the failover: %q %v; want the new primary on port %d", out, err, b.port)
+	if err != nil || strings.TrimSpace(string(out)) != fmt.Sprintf("%d false", b.Port) {
+		t.Errorf("psql through :5000 after the failover: %q %v; want the new primary on port %d", out, err, b.Port)
 	}
 }

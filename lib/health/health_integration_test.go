@@ -1,55 +1,21 @@
 package health
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/pg-ha/pg-ha/lib/dcs"
 	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
+	"github.com/pg-ha/pg-ha/lib/logx/logxtest"
 )
-
-// testLog writes through t.Log until the test's cleanups have run, so late
-// lines from background goroutines never hit a finished test.
-type testLog struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testLog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(bytes.TrimRight(p, "\n")))
-	}
-	return len(p), nil
-}
-
-func logger(t testing.TB) zerolog.Logger {
-	w := &testLog{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	lvl := zerolog.InfoLevel
-	if l, err := zerolog.ParseLevel(os.Getenv("PGHA_TEST_LOG")); err == nil && l != zerolog.NoLevel {
-		lvl = l
-	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
-}
 
 // etcdClients returns pg-ha's client for scope and a raw client for writing
 // keys by hand, both closed when the test ends.
@@ -57,7 +23,7 @@ func etcdClients(t testing.TB, e *etcdtest.Etcd, scope string) (*dcs.Client, *cl
 	t.Helper()
 	c, err := dcs.New(context.Background(), dcs.Options{
 		Endpoints: e.Endpoints(), Prefix: "/service/" + scope + "/", RequestTimeout: 500 * time.Millisecond,
-		WatchProgressInterval: 250 * time.Millisecond, Log: logger(t).With().Str("component", "dcs").Logger(),
+		WatchProgressInterval: 250 * time.Millisecond, Log: logxtest.Logger(t).With().Str("component", "dcs").Logger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -86,9 +52,9 @@ func put(t testing.TB, raw *clientv3.Client, key, val string) {
 func newNodeService(t testing.TB, name, scope string, n *pgNode, c *dcs.Client, runtimeDir string) *Service {
 	t.Helper()
 	svc, err := New(Options{
-		Name: name, Scope: scope, Version: "0.1.0", DCS: c, Standalone: c == nil, PG: n.params(),
+		Name: name, Scope: scope, Version: "0.1.0", DCS: c, Standalone: c == nil, PG: n.Params(),
 		RuntimeDir: runtimeDir, TTL: 8 * time.Second, MaxLagOnFailover: 1 << 20,
-		Log: logger(t).With().Str("member", name).Logger(),
+		Log: logxtest.Logger(t).With().Str("member", name).Logger(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -202,11 +168,11 @@ func TestIntegrationPrimary(t *testing.T) {
 
 	// PostgreSQL freezes: requests keep being answered at once, and /primary
 	// turns 503 once the query deadline passes.
-	p.signal(syscall.SIGSTOP)
+	p.Signal(syscall.SIGSTOP)
 	frozen := true
 	defer func() {
 		if frozen {
-			p.signal(syscall.SIGCONT)
+			p.Signal(syscall.SIGCONT)
 		}
 	}()
 	if took := poll(t, url+"/primary", 503, svc.Bounds().PG+time.Second); took > svc.Bounds().PG+100*time.Millisecond {
@@ -226,7 +192,7 @@ func TestIntegrationPrimary(t *testing.T) {
 	if f := svc.Facts(); f.Running || !strings.Contains(f.Why, "not answering") {
 		t.Errorf("frozen postgres: facts %+v", f)
 	}
-	p.signal(syscall.SIGCONT)
+	p.Signal(syscall.SIGCONT)
 	frozen = false
 	poll(t, url+"/primary", 200, 5*time.Second)
 }
