@@ -10,7 +10,13 @@ trap 'echo "demo: a step failed (line $LINENO); logs are in .demo/node*/*.log" >
 cd "$(dirname "$0")/.."
 top=$(pwd)
 dir=$top/.demo
-bin=$top/bin
+# The node processes run as postgres, which must reach the demo directory
+# (and the programs copied into it). A clone under /root, for one, is not
+# reachable: then the demo lives in /tmp.
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$top"; then
+	dir=/tmp/pg-ha-demo
+fi
+bin=$dir/bin
 scope=demo
 password=demo-superuser
 etcd_port=23790
@@ -116,9 +122,10 @@ start_node() {
 
 start() {
 	install_missing
-	[ -x "$bin/pg-lockd" ] || { echo "build first: make build"; exit 1; }
+	[ -x "$top/bin/pg-lockd" ] || { echo "build first: make build"; exit 1; }
 	if [ -e "$dir/etcd.pid" ]; then echo "a demo runs already (demo/demo.sh stop)"; exit 1; fi
-	mkdir -p "$dir"
+	mkdir -p "$dir/bin"
+	cp "$top"/bin/pg-* "$dir/bin/"
 	for i in 1 2 3; do mkdir -p "$dir/node$i/run"; node_config "$i" >"$dir/node$i/node.yml"; done
 	haproxy_config >"$dir/haproxy.cfg"
 	[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$dir" && chmod 755 "$dir"
