@@ -304,20 +304,7 @@ func finishLossless(t testing.TB, c *testcluster.Cluster, w *testcluster.Workloa
 	h := w.Stop()
 	final, p := testcluster.FinalWrites(t, c)
 	testcluster.AssertSafe(t, h, final)
-	c.WaitReplicasCaughtUp(t, 20*time.Second)
-	for _, n := range c.Nodes {
-		if n == p || !n.Running(testcluster.Supervise) {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		rows, err := n.ReadWrites(ctx)
-		cancel()
-		if err != nil {
-			t.Errorf("replica %s: %v", n.Name, err)
-		} else if !sameRows(rows, final) {
-			t.Errorf("replica %s diverges from primary %s: %s", n.Name, p.Name, diffRows(rows, final))
-		}
-	}
+	replicasMatch(t, c, p, final)
 	return h
 }
 

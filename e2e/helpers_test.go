@@ -49,6 +49,14 @@ func finish(t testing.TB, c *testcluster.Cluster, w *testcluster.Workload) *test
 	if streamErr != nil {
 		t.Fatal(streamErr)
 	}
+	replicasMatch(t, c, p, final)
+	return h
+}
+
+// replicasMatch waits for the replicas to replay everything and checks that
+// each running one holds exactly the primary p's rows.
+func replicasMatch(t testing.TB, c *testcluster.Cluster, p *testcluster.Node, final map[string][]int64) {
+	t.Helper()
 	c.WaitReplicasCaughtUp(t, 20*time.Second)
 	for _, n := range c.Nodes {
 		if n == p || !n.Running(testcluster.Supervise) {
@@ -65,7 +73,6 @@ func finish(t testing.TB, c *testcluster.Cluster, w *testcluster.Workload) *test
 			t.Errorf("replica %s diverges from primary %s: %s", n.Name, p.Name, diffRows(rows, final))
 		}
 	}
-	return h
 }
 
 func sameRows(a, b map[string][]int64) bool {
