@@ -10,12 +10,14 @@ import (
 	"github.com/pg-ha/pg-ha/lib/clock"
 )
 
-// Fencer kills a primary's process group when its validity runs out. It runs
-// on its own goroutine and does nothing else, so no slow query, stuck disk
-// or busy loop elsewhere in the program can delay a fence.
+// Fencer kills every server process of a primary when its validity runs
+// out. It runs on its own goroutine and does nothing else, so no slow
+// query, stuck disk or busy loop elsewhere in the program can delay a
+// fence.
 type Fencer struct {
-	clock clock.Clock
-	log   zerolog.Logger
+	clock   clock.Clock
+	log     zerolog.Logger
+	dataDir string
 
 	mu       sync.Mutex
 	armed    bool
@@ -26,12 +28,14 @@ type Fencer struct {
 	wake     chan struct{}
 }
 
-// NewFencer returns a disarmed fencer; Run must be started.
-func NewFencer(c clock.Clock, log zerolog.Logger) *Fencer {
-	return &Fencer{clock: c, log: log, wake: make(chan struct{}, 1)}
+// NewFencer returns a disarmed fencer of the server running on dataDir; Run
+// must be started.
+func NewFencer(dataDir string, c clock.Clock, log zerolog.Logger) *Fencer {
+	return &Fencer{dataDir: dataDir, clock: c, log: log, wake: make(chan struct{}, 1)}
 }
 
-// Arm watches process group pgid, primary under token, until deadline.
+// Arm watches the server whose postmaster is pgid, primary under token,
+// until deadline.
 func (f *Fencer) Arm(pgid int, token int64, deadline clock.Time) {
 	f.mu.Lock()
 	f.armed, f.pgid, f.token, f.deadline, f.fired = true, pgid, token, deadline, 0
@@ -70,7 +74,7 @@ func (f *Fencer) Disarm() {
 	f.poke()
 }
 
-// FiredFor reports whether the fencer killed process group pgid.
+// FiredFor reports whether the fencer killed the server of postmaster pgid.
 func (f *Fencer) FiredFor(pgid int) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -103,10 +107,15 @@ func (f *Fencer) Run(ctx context.Context) {
 		if f.armed {
 			now := f.clock.Now()
 			if !now.Before(f.deadline) {
-				KillGroup(f.pgid)
+				n, err := KillServer(f.dataDir, f.pgid, killWithin)
 				f.armed, f.fired = false, f.pgid
-				f.log.Warn().Int("pid", f.pgid).Int64("token", f.token).
-					Dur("late_by", now.Sub(f.deadline)).Msg("validity ran out: fenced the primary (killed its process group)")
+				ev := f.log.Warn()
+				if err != nil {
+					ev = f.log.Error().Err(err)
+				}
+				ev.Int("pid", f.pgid).Int64("token", f.token).Int("killed", n).
+					Dur("late_by", now.Sub(f.deadline)).Dur("took", f.clock.Now().Sub(now)).
+					Msg("validity ran out: fenced the primary (killed every server process)")
 			} else if r := f.deadline.Sub(now); r < wait {
 				wait = r
 			}

@@ -14,8 +14,8 @@ import (
 	"github.com/pg-ha/pg-ha/lib/pg"
 )
 
-// Proc is one running postmaster, our child, leading its own process group
-// (its backends are in that group too).
+// Proc is one running postmaster, our child. Its children (backends, WAL
+// senders, …) are found by ServerProcesses, not by process group.
 type Proc struct {
 	pid      int
 	done     chan struct{}
@@ -56,7 +56,7 @@ func Start(o pg.Owner, binDir, dataDir string) (*Proc, error) {
 	return p, nil
 }
 
-// PID returns the postmaster's pid, which is also its process group id.
+// PID returns the postmaster's pid.
 func (p *Proc) PID() int { return p.pid }
 
 // Done is closed when the postmaster has exited.
@@ -75,7 +75,7 @@ func (p *Proc) Exited() bool {
 // Err is the exit status once Done is closed.
 func (p *Proc) Err() error { return p.err }
 
-// Expected reports whether the exit was asked for (Stop or KillGroup).
+// Expected reports whether the exit was asked for (Stop or Kill).
 func (p *Proc) Expected() bool { return p.stopping.Load() }
 
 // Signal sends sig to the postmaster alone.
@@ -86,20 +86,19 @@ func (p *Proc) Signal(sig syscall.Signal) error {
 	return syscall.Kill(p.pid, sig)
 }
 
-// KillGroup sends SIGKILL to the postmaster's whole process group: the
-// postmaster and every backend stop at once, so no further write can be
-// acknowledged. It does not wait.
-func (p *Proc) KillGroup() {
+// Kill kills every server process of the data directory — the postmaster
+// and each of its children, whatever their process group — and returns
+// once none is alive (or after killWithin, logging nothing: the caller
+// reports the error), so that no further write can be acknowledged. Done is
+// closed soon after, when the postmaster has been reaped.
+func (p *Proc) Kill() error {
 	p.stopping.Store(true)
-	KillGroup(p.pid)
+	_, err := KillServer(p.dataDir, p.pid, killWithin)
+	return err
 }
 
-// KillGroup sends SIGKILL to process group pgid; ESRCH (already gone) is fine.
-func KillGroup(pgid int) {
-	if pgid > 1 {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	}
-}
+// killWithin bounds how long a kill waits for server processes to die.
+const killWithin = 5 * time.Second
 
 // Shutdown modes, as pg_ctl names them.
 const (
@@ -109,8 +108,8 @@ const (
 )
 
 // Stop asks the postmaster to shut down in mode and waits up to timeout;
-// then it escalates to an immediate shutdown for 5 s and finally kills the
-// process group. It returns once the postmaster and its group are gone or
+// then it escalates to an immediate shutdown for 5 s and finally kills
+// every server process. It returns once the postmaster and its group are gone or
 // ctx is done.
 func (p *Proc) Stop(ctx context.Context, mode syscall.Signal, timeout time.Duration) error {
 	p.stopping.Store(true)
@@ -126,7 +125,7 @@ func (p *Proc) Stop(ctx context.Context, mode syscall.Signal, timeout time.Durat
 		select {
 		case <-p.done:
 			t.Stop()
-			KillGroup(p.pid) // stragglers
+			_, _ = KillServer(p.dataDir, 0, killWithin) // children that outlived it
 			return nil
 		case <-ctx.Done():
 			t.Stop()
@@ -134,7 +133,7 @@ func (p *Proc) Stop(ctx context.Context, mode syscall.Signal, timeout time.Durat
 		case <-t.C:
 		}
 	}
-	p.KillGroup()
+	_ = p.Kill()
 	select {
 	case <-p.done:
 		return nil

@@ -70,7 +70,7 @@ func NewSupervisor(node *pgdata.Node, r *rolepipe.Reader, c clock.Clock, n Notif
 	}
 	s := &Supervisor{
 		node: node, dyn: node.Cfg.Dynamic(), log: log, clock: c, reader: r,
-		fencer: NewFencer(c, log), notify: n, slotsAbsent: map[string]time.Time{},
+		fencer: NewFencer(node.DataDir(), c, log), notify: n, slotsAbsent: map[string]time.Time{},
 		requests: make(chan request),
 	}
 	return s
@@ -147,38 +147,32 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 }
 
-// clearOrphan kills a postmaster left running on the data directory by a
-// previous supervisor (postmaster.pid naming a live postgres process).
+// clearOrphan kills every server process left on the data directory by a
+// previous supervisor — the postmaster if it still runs, and backends that
+// outlived it, which can still commit a statement they were running — before
+// anything else happens.
 func (s *Supervisor) clearOrphan() error {
-	data, err := os.ReadFile(filepath.Join(s.node.DataDir(), "postmaster.pid"))
+	pids, err := ServerProcesses(s.node.DataDir(), 0)
 	if err != nil {
+		return fmt.Errorf("look for server processes left on %s: %w", s.node.DataDir(), err)
+	}
+	if len(pids) == 0 {
 		return nil
 	}
-	var pid int
-	if _, err := fmt.Sscanf(string(data), "%d", &pid); err != nil || pid <= 1 {
-		return nil
+	s.log.Warn().Ints("pids", pids).Msg("killing server processes left over from a previous supervisor")
+	if _, err := KillServer(s.node.DataDir(), 0, killWithin); err != nil {
+		return fmt.Errorf("server processes left by a previous supervisor do not die: %w", err)
 	}
-	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
-	if err != nil || filepath.Base(exe) != "postgres" {
-		return nil
-	}
-	s.log.Warn().Int("pid", pid).Msg("killing a postmaster left over from a previous supervisor")
-	KillGroup(pid)
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	for i := 0; i < 100; i++ {
-		if syscall.Kill(pid, 0) != nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("postmaster %d left by a previous supervisor does not die", pid)
+	return nil
 }
 
 func (s *Supervisor) do(ctx context.Context, act decide.Action, line rolepipe.Line) error {
 	switch act {
 	case decide.Fence:
 		if s.proc != nil {
-			s.proc.KillGroup()
+			if err := s.proc.Kill(); err != nil {
+				s.log.Error().Err(err).Msg("fencing")
+			}
 			<-s.proc.Done()
 			s.reap()
 		}
@@ -446,7 +440,15 @@ func (s *Supervisor) reap() {
 		return
 	}
 	p := s.proc
-	KillGroup(p.PID()) // backends that outlived their postmaster
+	// Backends that outlived their postmaster keep running their statement
+	// and can commit it: none may survive, whatever the reason of the exit.
+	if n, err := KillServer(s.node.DataDir(), 0, killWithin); err != nil || n > 0 {
+		ev := s.log.Warn()
+		if err != nil {
+			ev = s.log.Error().Err(err)
+		}
+		ev.Int("killed", n).Msg("killed server processes that outlived the postmaster")
+	}
 	expected := p.Expected()
 	if s.fencer.FiredFor(p.PID()) {
 		expected = true
@@ -581,7 +583,9 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 		// it can accept writes. Fence it unless we hold validity.
 		if !line.Valid(s.clock.Now()) {
 			s.log.Error().Msg("server left recovery without a lead: fencing")
-			s.proc.KillGroup()
+			if err := s.proc.Kill(); err != nil {
+				s.log.Error().Err(err).Msg("fencing")
+			}
 		} else {
 			s.fencer.Arm(s.proc.PID(), line.Token, line.Until)
 			s.primary, s.term = true, line.Token
