@@ -3,15 +3,10 @@ package elector
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/pg-ha/pg-ha/lib/pg"
+	"github.com/pg-ha/pg-ha/lib/postmaster"
 	"github.com/pg-ha/pg-ha/lib/state"
 )
 
@@ -80,20 +75,14 @@ func (e *Elector) checkpoint(ctx context.Context) error {
 }
 
 // notWritable reports evidence that the local PostgreSQL no longer accepts
-// writes: no postmaster.pid, or the process group it names is gone, or the
-// server answers from recovery. It never guesses from silence.
+// writes: no server process of the data directory is alive (a backend that
+// outlived its postmaster can still commit the statement it runs, so the
+// postmaster alone is no evidence), or the server answers from recovery.
+// It never guesses from silence.
 func (e *Elector) notWritable(ctx context.Context) (bool, string) {
-	data, err := os.ReadFile(filepath.Join(e.node.DataDir(), "postmaster.pid"))
-	if errors.Is(err, os.ErrNotExist) {
-		return true, "postmaster.pid is gone"
-	}
-	if err == nil {
-		first, _, _ := strings.Cut(string(data), "\n")
-		if pid, perr := strconv.Atoi(strings.TrimSpace(first)); perr == nil && pid > 1 {
-			if kerr := syscall.Kill(-pid, 0); errors.Is(kerr, syscall.ESRCH) {
-				return true, fmt.Sprintf("process group %d is gone", pid)
-			}
-		}
+	pids, err := postmaster.ServerProcesses(e.node.DataDir(), 0)
+	if err == nil && len(pids) == 0 {
+		return true, "no server process of the data directory is alive"
 	}
 	qctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
