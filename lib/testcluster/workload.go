@@ -45,9 +45,11 @@ type Workload struct {
 	wg    sync.WaitGroup
 	ports map[int]string
 
-	mu      sync.Mutex
-	h       History
-	stopped bool
+	mu            sync.Mutex
+	h             History
+	stopped       bool
+	holdSeq       int64 // the last sequence number a Hold used
+	cpuRowsPerSec int64 // Hold's calibration, 0 until measured
 }
 
 // StartWorkload creates the workload's table through the primary (waiting
