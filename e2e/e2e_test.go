@@ -74,7 +74,9 @@ func memberProblems(t *testing.T, c *testcluster.Cluster, leader string) []strin
 }
 
 // TestPostmasterCrash: kill -9 of the primary's postmaster restarts it in
-// place; the leader key never moves.
+// place; the leader key never moves. Sessions in the middle of a
+// transaction or of a long statement at the crash never commit: the
+// backends that outlive their postmaster are killed before the restart.
 func TestPostmasterCrash(t *testing.T) {
 	c, w := start(t, testcluster.Options{})
 	old := c.WaitPrimary(t, 10*time.Second)
@@ -83,6 +85,8 @@ func TestPostmasterCrash(t *testing.T) {
 		t.Fatalf("%s: no postmaster.pid", old.Name)
 	}
 
+	holds := w.Hold(t, old, 6*time.Second)
+	before := old.ServerPIDs()
 	stop := make(chan struct{})
 	seen := leaderWatch(c, stop)
 	killed := w.Mark("kill -9 postmaster of " + old.Name)
@@ -94,6 +98,9 @@ func TestPostmasterCrash(t *testing.T) {
 		return np != 0 && np != pid
 	})
 	restarted := w.Mark("new postmaster on " + old.Name)
+	if left := testcluster.Alive(before); len(left) > 0 {
+		t.Errorf("server processes %v of the crashed postmaster still alive after the restart", left)
+	}
 	w.WaitAck(t, testcluster.MultiWriter, "", restarted, 30*time.Second)
 	p := c.WaitPrimary(t, 30*time.Second)
 	close(stop)
@@ -111,6 +118,7 @@ func TestPostmasterCrash(t *testing.T) {
 	gap := testcluster.MaxGapSince(w.Snapshot(), testcluster.MultiWriter, killed)
 	t.Logf("postmaster crash: restarted %s after the kill; %s writer's longest gap %s",
 		restarted.Sub(killed).Round(time.Millisecond), testcluster.MultiWriter, gap.Round(time.Millisecond))
+	testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 30*time.Second), killed, "the postmaster crash")
 	finish(t, c, w)
 }
 
@@ -121,6 +129,7 @@ func TestNodeDeath(t *testing.T) {
 	ttl := c.Options.TTL
 	old := c.WaitPrimary(t, 10*time.Second)
 
+	holds := w.Hold(t, old, ttl+4*time.Second)
 	killed := w.Mark("kill node " + old.Name)
 	old.KillAll()
 	np := c.WaitPrimary(t, ttl+15*time.Second, old)
@@ -132,6 +141,7 @@ func TestNodeDeath(t *testing.T) {
 		t.Errorf("%s writer's longest gap after the node death is %s, want at most ttl + 2s = %s",
 			testcluster.MultiWriter, gap.Round(time.Millisecond), ttl+2*time.Second)
 	}
+	testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 30*time.Second), killed, "the node's death")
 
 	w.Mark("start " + old.Name + " again")
 	old.Start(t)
@@ -153,22 +163,36 @@ func TestNodeDeath(t *testing.T) {
 
 // TestLockdStopped: the primary's pg-lockd is frozen for ttl + 3s. The old
 // primary must stop acknowledging writes before a replica is promoted, and
-// rejoin as a replica once pg-lockd runs again.
+// rejoin as a replica once pg-lockd runs again. Sessions in the middle of a
+// transaction, of a CPU-bound statement or of a COPY when the fence comes
+// never commit: every server process dies, whatever its process group.
 func TestLockdStopped(t *testing.T) {
 	c, w := start(t, testcluster.Options{})
 	ttl := c.Options.TTL
 	old := c.WaitPrimary(t, 10*time.Second)
 
+	holds := w.Hold(t, old, ttl+8*time.Second)
+	before := old.ServerPIDs()
 	stopped := w.Mark("SIGSTOP pg-lockd of " + old.Name)
 	if err := old.Signal(testcluster.Lockd, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(ttl + 3*time.Second)
+	np, _ := c.Primary(context.Background(), old)
+	for deadline := time.Now().Add(ttl + 5*time.Second); np == nil && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		np, _ = c.Primary(context.Background(), old)
+	}
+	if np == nil {
+		t.Errorf("no other primary within ttl + 5s of stopping %s's pg-lockd", old.Name)
+	} else if left := testcluster.Alive(before); len(left) > 0 {
+		t.Errorf("%s is primary while server processes %v of the fenced primary %s are alive", np.Name, left, old.Name)
+	}
+	time.Sleep(time.Until(stopped.Add(ttl + 3*time.Second)))
 	w.Mark("SIGCONT pg-lockd of " + old.Name)
 	if err := old.Signal(testcluster.Lockd, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	np := c.WaitPrimary(t, 20*time.Second)
+	np = c.WaitPrimary(t, 20*time.Second)
 	if np == old {
 		t.Errorf("%s is still the primary after its pg-lockd was stopped for ttl + 3s: no failover", old.Name)
 		finish(t, c, w)
@@ -186,6 +210,7 @@ func TestLockdStopped(t *testing.T) {
 				old.Name, last, np.Name, first, first.Ack.Format("15:04:05.000"))
 		}
 	}
+	testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 30*time.Second), stopped, "the fence")
 	finish(t, c, w)
 }
 
