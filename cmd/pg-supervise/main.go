@@ -15,8 +15,8 @@ var program = cli.Program{
 	Description: "Run PostgreSQL's postmaster as a child process and make it the role read from stdin (or --input), " +
 		"one desired state per line from pg-lockd: promote on lead, stream from the named leader on follow " +
 		"(pg_rewind first when the timelines diverged), restart it after a crash. When the validity of the last " +
-		"lead line runs out, whatever pg-lockd is doing, the primary is fenced: its whole process group is killed " +
-		"at once. The state (starting, running, promoting, demoting, fenced, rewinding, …) is published atomically " +
+		"lead line runs out, whatever pg-lockd is doing, the primary is fenced: every server process of the data " +
+		"directory (the postmaster and each backend, whatever its process group) is killed at once. The state (starting, running, promoting, demoting, fenced, rewinding, …) is published atomically " +
 		"in supervise.json in the runtime directory. SIGTERM stops PostgreSQL (fast shutdown) and exits.",
 }
 
