@@ -7,6 +7,390 @@ import (
 	"strings"
 )
 
+// SyncMode is synchronous_mode: off, on (FIRST n) or quorum (ANY n).
+type SyncMode int
+
+const (
+	SyncOff SyncMode = iota
+	SyncOn
+	SyncQuorum
+)
+
+func (m SyncMode) String() string {
+	switch m {
+	case SyncOff:
+		return "off"
+	case SyncOn:
+		return "on"
+	case SyncQuorum:
+		return "quorum"
+	}
+	return fmt.Sprintf("SyncMode(%d)", int(m))
+}
+
+// SyncKey is the sync key: the primary that manages it, its synchronous
+// standbys (sync_standby; in quorum mode, the voters) and, in quorum mode,
+// how many of leader+voters a candidate must see. An empty Leader means the
+// key is absent or empty: synchronous replication is not active.
+type SyncKey struct {
+	Leader   string
+	Standbys []string
+	Quorum   int
+}
+
+// Lists reports whether name is the key's leader or one of its standbys
+// (case-insensitively). An empty key lists nobody.
+func (k SyncKey) Lists(name string) bool {
+	if k.Leader == "" || name == "" {
+		return false
+	}
+	return strings.EqualFold(k.Leader, name) || newNameSet(k.Standbys...).has(name)
+}
+
+// StandbyNamesSetting is a synchronous_standby_names value: commits wait
+// for Num of Names, any of them (Quorum: ANY) or the first connected ones
+// (FIRST). No Names with Num 0 is off; no Names with Num 1 or more lists a
+// name no standby has, so commits wait (strict mode with no standby).
+// lib/syncrep renders and parses it.
+type StandbyNamesSetting struct {
+	Quorum bool
+	Num    int
+	Names  []string
+}
+
+// Off reports whether commits wait for no standby.
+func (s StandbyNamesSetting) Off() bool { return len(s.Names) == 0 && s.Num <= 0 }
+
+func (s StandbyNamesSetting) same(o StandbyNamesSetting) bool {
+	if s.Off() && o.Off() {
+		return true
+	}
+	return s.Quorum == o.Quorum && s.Num == o.Num && newNameSet(s.Names...).equal(newNameSet(o.Names...))
+}
+
+// SyncActionKind says what a SyncAction changes.
+type SyncActionKind int
+
+const (
+	// SyncPutKey: write Key, in a transaction guarded by the fencing
+	// token (and the key's mod revision as read).
+	SyncPutKey SyncActionKind = iota + 1
+	// QuorumSetStandbyNames: set synchronous_standby_names to Names and reload;
+	// the next action may be applied only once PostgreSQL uses it.
+	SyncSetStandbyNames
+)
+
+// SyncAction is one change, to apply in order.
+type SyncAction struct {
+	Kind  SyncActionKind
+	Key   SyncKey
+	Names StandbyNamesSetting
+}
+
+func (a SyncAction) String() string {
+	if a.Kind == SyncPutKey {
+		return fmt.Sprintf("sync key %s (%s) quorum %d", a.Key.Leader, strings.Join(a.Key.Standbys, ","), a.Key.Quorum)
+	}
+	kw := "FIRST"
+	if a.Names.Quorum {
+		kw = "ANY"
+	}
+	if a.Names.Off() {
+		return "synchronous_standby_names off"
+	}
+	return fmt.Sprintf("synchronous_standby_names %s %d (%s)", kw, a.Names.Num, strings.Join(a.Names.Names, ","))
+}
+
+// SyncOnState is what the primary knows, in synchronous_mode: on, when
+// deciding its next change to synchronous replication.
+type SyncOnState struct {
+	// Self is this primary's member name.
+	Self string
+	// Key is the sync key as read.
+	Key SyncKey
+	// Current is synchronous_standby_names as PostgreSQL uses it now.
+	Current StandbyNamesSetting
+	// Active are the standbys picked to be synchronous, best first, and
+	// Confirmed those of them known to be synchronous and caught up
+	// (lib/syncrep's State).
+	Active    []string
+	Confirmed []string
+	// NodeCount is synchronous_node_count; Strict synchronous_mode_strict.
+	NodeCount int
+	Strict    bool
+}
+
+// SyncPlan is the next step of synchronous replication.
+type SyncPlan struct {
+	// Actions are applied in order; on the first failure the rest is
+	// dropped and the next loop decides again from what it reads.
+	Actions []SyncAction
+	// Recheck: standbys were just listed and are not confirmed yet; look
+	// again soon (a second or two) rather than a whole loop later, to
+	// publish them in the sync key.
+	Recheck bool
+	// Blocking: strict mode without a standby, commits wait until one
+	// comes back. Async: not strict and no standby, commits no longer wait
+	// for any standby. Both are worth a warning and a status line.
+	Blocking, Async bool
+	// Reason says why, for the log.
+	Reason string
+}
+
+// SyncStep decides the next changes to synchronous_standby_names and the
+// sync key in synchronous_mode: on (Patroni's multisync processing). It
+// keeps the order that makes promotion of a standby in the sync key safe:
+// a standby enters synchronous_standby_names first and is published in the
+// sync key only once it is confirmed synchronous; it leaves the sync key
+// first and synchronous_standby_names after. Strict mode never leaves
+// synchronous_standby_names empty: with no standby it keeps the standbys of
+// the sync key listed, or a placeholder, so commits wait. It is pure and
+// never blocks.
+func SyncStep(s SyncOnState) SyncPlan {
+	var p SyncPlan
+	writeKey := func(standbys nameSet, why string) {
+		p.Actions = append(p.Actions, SyncAction{Kind: SyncPutKey, Key: SyncKey{Leader: s.Self, Standbys: standbys.sorted()}})
+		if p.Reason == "" {
+			p.Reason = why
+		}
+	}
+	cur := s.Current
+	setNames := func(n StandbyNamesSetting, why string) {
+		if n.same(cur) {
+			return
+		}
+		cur = n
+		p.Actions = append(p.Actions, SyncAction{Kind: SyncSetStandbyNames, Names: n})
+		if p.Reason == "" {
+			p.Reason = why
+		}
+	}
+	active := s.Active
+	if s.NodeCount > 0 && len(active) > s.NodeCount {
+		active = active[:s.NodeCount]
+	}
+	picked := newNameSet(active...)
+	confirmed := picked.and(newNameSet(s.Confirmed...))
+
+	voters := newNameSet(s.Key.Standbys...)
+	if s.Key.Leader != s.Self {
+		// Absent, empty, or left by another primary: take it over, listing
+		// nobody until this primary's standbys are confirmed.
+		voters = nameSet{}
+		writeKey(voters, "the sync key does not name this primary")
+	}
+	if picked.equal(voters) && !voters.equal(confirmed) {
+		voters = confirmed
+		writeKey(voters, "the sync key lists standbys that are not synchronous")
+	}
+
+	minSync := 0
+	if s.Strict {
+		minSync = 1
+	}
+	if len(picked) < minSync {
+		// Keep commits waiting for the published standbys, or for nobody
+		// that exists.
+		setNames(StandbyNamesSetting{Num: max(minSync, len(voters)), Names: voters.sorted()},
+			"no standby may be synchronous and synchronous_mode_strict is on")
+		p.Blocking = true
+		if p.Reason == "" {
+			p.Reason = "no standby may be synchronous and synchronous_mode_strict is on: commits wait"
+		}
+		return p
+	}
+	if len(picked) == 0 {
+		p.Async = true
+	}
+
+	if picked.equal(voters) && voters.equal(newNameSet(cur.Names...)) && cur.Num == len(picked) {
+		setNames(StandbyNamesSetting{Num: len(picked), Names: picked.sorted()}, "synchronous_standby_names uses ANY in synchronous_mode on")
+		if p.Async && p.Reason == "" {
+			p.Reason = "no standby may be synchronous: commits do not wait for a standby"
+		}
+		return p
+	}
+	// Leave the sync key first: keep only standbys still confirmed.
+	common := voters.and(confirmed)
+	if !common.equal(voters) {
+		writeKey(common, "standbys leave the sync key before synchronous_standby_names")
+	}
+	setNames(StandbyNamesSetting{Num: len(picked), Names: picked.sorted()}, "the standbys picked to be synchronous changed")
+	if len(confirmed) > 0 && !confirmed.equal(common) {
+		writeKey(confirmed, "confirmed synchronous standbys are published")
+	}
+	p.Recheck = len(picked) > 0 && !confirmed.equal(picked)
+	if p.Async && p.Reason == "" {
+		p.Reason = "no standby may be synchronous: commits do not wait for a standby"
+	}
+	return p
+}
+
+// SyncPrepromote returns what a node about to promote writes, in order,
+// in synchronous_mode on or quorum (Patroni's pre-promote processing):
+//   - on, not strict: the sync key naming itself with no standby, then
+//     synchronous_standby_names off; standbys are added as they connect.
+//   - on, strict: the sync key and synchronous_standby_names list the old
+//     key's leader and standbys other than itself (or the placeholder), so
+//     no commit is acknowledged without a standby from the first one.
+//   - quorum: only synchronous_standby_names, ANY n of the old key's leader
+//     and voters other than itself, n chosen so that every commit reaches
+//     a quorum; QuorumTransitions takes the key over once it leads.
+//
+// key is the sync key as read before promoting. It is pure and never
+// blocks.
+func SyncPrepromote(mode SyncMode, self string, key SyncKey, strict bool) []SyncAction {
+	minSync := 0
+	if strict {
+		minSync = 1
+	}
+	members := nameSet{}
+	if key.Leader != "" {
+		members = newNameSet(key.Leader).union(newNameSet(key.Standbys...))
+	}
+	switch mode {
+	case SyncOn:
+		sync := nameSet{}
+		if strict {
+			sync = members.minus(newNameSet(self))
+		}
+		names := StandbyNamesSetting{Num: len(sync), Names: sync.sorted()}
+		if len(sync) == 0 {
+			names.Num = minSync
+		}
+		return []SyncAction{
+			{Kind: SyncPutKey, Key: SyncKey{Leader: self, Standbys: sync.sorted()}},
+			{Kind: SyncSetStandbyNames, Names: names},
+		}
+	case SyncQuorum:
+		quorum := 0
+		if key.Leader != "" {
+			quorum = key.Quorum
+		}
+		numsync := len(members) - quorum - 1 // members include the old leader
+		if members.has(self) {
+			members = members.minus(newNameSet(self))
+		} else {
+			// Promoted from outside the voters (manual failover, or it won
+			// the quorum race).
+			numsync++
+		}
+		numsync = max(numsync, minSync)
+		return []SyncAction{{Kind: SyncSetStandbyNames, Names: StandbyNamesSetting{Quorum: true, Num: numsync, Names: members.sorted()}}}
+	}
+	return nil
+}
+
+// SyncPeer is another member as a candidate sees it during the leader race
+// (from its REST API or its member key).
+type SyncPeer struct {
+	Name string
+	// Reachable: it answered (and reported a position) just now.
+	Reachable bool
+	// Primary: it runs as a primary (not in recovery).
+	Primary bool
+	// Position is its received/replayed WAL position (0: PostgreSQL not
+	// running).
+	Position   int64
+	NoFailover bool
+}
+
+// SyncPromotable decides the synchronous-replication part of whether self
+// may take the free leader key; the general checks (lag, timeline,
+// priority, Elect) still apply. With synchronous replication off or the
+// sync key empty (not active), anyone may. In mode on only a member the key
+// lists — a synchronous standby, or the former leader itself — has every
+// acknowledged commit. In quorum mode the key says how many of its leader
+// and voters a candidate must see besides itself: any Quorum+1 of them
+// include one that acknowledged every commit. Self counts itself if it is
+// a voter, each reachable promotable voter whose position is reported and
+// not ahead of it is a vote, and it needs Quorum votes; a reachable
+// promotable member ahead of it (other than the former leader) disqualifies
+// it; the former leader itself may come back when no one is ahead. So a
+// candidate promotes only when it is the most advanced of a quorum. It is pure and never blocks; the reason says why
+// not.
+func SyncPromotable(mode SyncMode, self string, selfPosition int64, key SyncKey, peers []SyncPeer) (bool, string) {
+	if mode == SyncOff || key.Leader == "" {
+		return true, ""
+	}
+	if mode == SyncOn {
+		if !key.Lists(self) {
+			return false, fmt.Sprintf("not a synchronous standby: the sync key lists leader %s and standbys (%s)",
+				key.Leader, strings.Join(key.Standbys, ","))
+		}
+		return true, ""
+	}
+	voting := newNameSet(key.Leader).union(newNameSet(key.Standbys...))
+	votes := -1
+	if voting.has(self) {
+		votes = 0
+	}
+	ahead := 0
+	var voters []string
+	for _, p := range peers {
+		// Like Patroni, a member that may not promote neither votes nor
+		// disqualifies: leaving out a vote only makes promotion harder.
+		if strings.EqualFold(p.Name, self) || !p.Reachable || p.NoFailover {
+			continue
+		}
+		if p.Primary {
+			return false, p.Name + " still runs as a primary"
+		}
+		switch {
+		case p.Position > selfPosition:
+			ahead++
+			if !strings.EqualFold(p.Name, key.Leader) {
+				return false, fmt.Sprintf("%s is ahead (%d > %d)", p.Name, p.Position, selfPosition)
+			}
+		case p.Position > 0 && voting.has(p.Name):
+			votes++
+			voters = append(voters, p.Name)
+		}
+	}
+	if votes >= key.Quorum || ahead == 0 && strings.EqualFold(key.Leader, self) {
+		return true, ""
+	}
+	return false, fmt.Sprintf("sees %d of the quorum %d of (%s) (votes from %s)", max(votes, 0), key.Quorum,
+		strings.Join(voting.sorted(), ","), strings.Join(voters, ","))
+}
+
+// SyncFailoverTarget says whether an operator's switchover (switchover:
+// the leader steps down) or failover may go to member name. In mode on,
+// with the sync key active, a switchover goes only to a synchronous
+// standby, so nothing acknowledged is lost; a failover (no healthy
+// leader) may go to an asynchronous standby, since the operator asked for
+// it. Quorum mode accepts any member: the candidate's quorum is checked in
+// SyncPromotable. It is pure and never blocks.
+func SyncFailoverTarget(mode SyncMode, key SyncKey, name string, switchover bool) (bool, string) {
+	if mode != SyncOn || key.Leader == "" || !switchover {
+		return true, ""
+	}
+	if newNameSet(key.Standbys...).has(name) {
+		return true, ""
+	}
+	return false, fmt.Sprintf("%s is not a synchronous standby (sync_standby: %s); a switchover in synchronous_mode goes to one",
+		name, strings.Join(key.Standbys, ","))
+}
+
+// SyncSwitchoverCandidate picks the target of a switchover asked for
+// without one: in mode on with the key active, the most advanced reachable
+// standby the key lists that may be promoted; "" if none (the switchover
+// must then be refused, or a target named). In other modes it returns ""
+// and the usual choice applies. It is pure and never blocks.
+func SyncSwitchoverCandidate(mode SyncMode, key SyncKey, peers []SyncPeer) string {
+	if mode != SyncOn || key.Leader == "" {
+		return ""
+	}
+	sync := newNameSet(key.Standbys...)
+	best, bestPos := "", int64(-1)
+	for _, p := range peers {
+		if p.Reachable && !p.Primary && !p.NoFailover && sync.has(p.Name) && p.Position > bestPos {
+			best, bestPos = p.Name, p.Position
+		}
+	}
+	return best
+}
+
 // ErrQuorumState means a quorum transition could not keep the invariant
 // that every set of members able to acknowledge a commit overlaps every set
 // able to elect a new leader, or was asked for an impossible quorum or
@@ -49,24 +433,24 @@ type QuorumState struct {
 type TransitionKind int
 
 const (
-	// SetStandbyNames: set synchronous_standby_names to ANY Num (Names).
-	SetStandbyNames TransitionKind = iota + 1
-	// SetSyncKey: write the sync key with Leader, quorum Num and
+	// QuorumSetStandbyNames: set synchronous_standby_names to ANY Num (Names).
+	QuorumSetStandbyNames TransitionKind = iota + 1
+	// QuorumSetSyncKey: write the sync key with Leader, quorum Num and
 	// sync_standby Names (guarded by the fencing token).
-	SetSyncKey
-	// Restart: stop applying transitions, re-read PostgreSQL's replication
+	QuorumSetSyncKey
+	// QuorumRestart: stop applying transitions, re-read PostgreSQL's replication
 	// state (standbys just added may become synchronous soon) and decide
 	// again; Leader, Num and Names are the unchanged sync key.
-	Restart
+	QuorumRestart
 )
 
 func (k TransitionKind) String() string {
 	switch k {
-	case SetStandbyNames:
+	case QuorumSetStandbyNames:
 		return "sync"
-	case SetSyncKey:
+	case QuorumSetSyncKey:
 		return "quorum"
-	case Restart:
+	case QuorumRestart:
 		return "restart"
 	}
 	return fmt.Sprintf("TransitionKind(%d)", int(k))
@@ -91,7 +475,7 @@ func (t QuorumTransition) String() string {
 // promotion at each step: when a number (numsync or quorum) grows, it grows
 // first; when it shrinks, it shrinks last. Consecutive steps of the same
 // kind are merged (nobody can have observed the first), and the list ends
-// at a Restart. The caller applies them in order and stops at the first
+// at a QuorumRestart. The caller applies them in order and stops at the first
 // failure; the next loop recomputes from what was applied. The optimal
 // state, for active standbys A, is
 //
@@ -122,7 +506,7 @@ func QuorumTransitions(s QuorumState) ([]QuorumTransition, error) {
 			continue
 		}
 		out = append(out, t)
-		if t.Kind == Restart {
+		if t.Kind == QuorumRestart {
 			break
 		}
 	}
@@ -193,13 +577,13 @@ func (r *quorumResolver) quorumUpdate(quorum int, voters nameSet, leader *string
 		}
 		// Nothing to publish yet: re-read once the standbys had time to
 		// become synchronous.
-		r.emit(Restart, r.quorum, r.voters)
+		r.emit(QuorumRestart, r.quorum, r.voters)
 	}
 	r.quorum, r.voters = quorum, voters
 	if err := r.checkInvariants(); err != nil {
 		return err
 	}
-	r.emit(SetSyncKey, r.quorum, r.voters)
+	r.emit(QuorumSetSyncKey, r.quorum, r.voters)
 	return nil
 }
 
@@ -215,7 +599,7 @@ func (r *quorumResolver) syncUpdate(numsync int, sync nameSet) error {
 	if err := r.checkInvariants(); err != nil {
 		return err
 	}
-	r.emit(SetStandbyNames, r.numsync, r.sync)
+	r.emit(QuorumSetStandbyNames, r.numsync, r.sync)
 	return nil
 }
 
@@ -349,7 +733,7 @@ func (r *quorumResolver) removeGone() error {
 		// order so the outcome is deterministic.
 		names := toRemove.sorted()
 		slices.Reverse(names)
-		remove := first(names, r.quorum)
+		remove := firstNames(names, r.quorum)
 		sync := r.sync.minus(remove)
 		numsync := r.numsync
 		if r.syncWanted > r.numsync {
@@ -394,7 +778,7 @@ func (r *quorumResolver) addNew() error {
 	if increase := syncWanted - r.numsync; increase > 0 {
 		add := toAdd // with only the leader it is safe to add all at once
 		if len(r.sync) > 0 {
-			add = first(toAdd.sorted(), increase)
+			add = firstNames(toAdd.sorted(), increase)
 			increase = len(add)
 		}
 		if err := r.syncUpdate(r.numsync+increase, r.sync.union(add)); err != nil {
@@ -514,7 +898,7 @@ func (s nameSet) sorted() []string {
 	return out
 }
 
-// first returns the set of the first n names of list.
-func first(list []string, n int) nameSet {
+// firstNames returns the set of the first n names of list.
+func firstNames(list []string, n int) nameSet {
 	return newNameSet(list[:min(n, len(list))]...)
 }

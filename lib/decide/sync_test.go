@@ -261,3 +261,327 @@ func TestQuorumUpdateRefusesImpossibleValues(t *testing.T) {
 		}
 	}
 }
+
+func planString(p SyncPlan) string {
+	out := make([]string, len(p.Actions))
+	for i, a := range p.Actions {
+		out[i] = a.String()
+	}
+	s := strings.Join(out, "; ")
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{p.Recheck, "recheck"}, {p.Blocking, "blocking"}, {p.Async, "async"}} {
+		if f.on {
+			s += " +" + f.name
+		}
+	}
+	return s
+}
+
+func first1(names ...string) StandbyNamesSetting {
+	return StandbyNamesSetting{Num: len(names), Names: names}
+}
+
+// TestSyncStep covers synchronous_mode: on, after Patroni's
+// test__process_multisync_replication, test_enable_synchronous_mode and
+// test_inconsistent_synchronous_state, plus the orders that make a
+// promotion of a listed standby safe.
+func TestSyncStep(t *testing.T) {
+	key := func(leader string, standbys ...string) SyncKey { return SyncKey{Leader: leader, Standbys: standbys} }
+	tests := []struct {
+		name string
+		s    SyncOnState
+		want string
+	}{
+		{"steady: the same standby picked, listed and published",
+			SyncOnState{Self: "leader", Key: key("leader", "other"), Current: first1("other"), Active: ns("other"), Confirmed: ns("other"), NodeCount: 1},
+			""},
+		{"enabling: the key names this primary before anything else; no standby yet",
+			SyncOnState{Self: "leader", NodeCount: 1},
+			"sync key leader () quorum 0 +async"},
+		{"enabling with a standby streaming: list it, publish it once confirmed",
+			SyncOnState{Self: "leader", Active: ns("a"), NodeCount: 1},
+			"sync key leader () quorum 0; synchronous_standby_names FIRST 1 (a) +recheck"},
+		{"just listed, not yet confirmed: wait before publishing",
+			SyncOnState{Self: "leader", Key: key("leader"), Current: first1("a"), Active: ns("a"), NodeCount: 1},
+			" +recheck"},
+		{"listed and confirmed: publish",
+			SyncOnState{Self: "leader", Key: key("leader"), Current: first1("a"), Active: ns("a"), Confirmed: ns("a"), NodeCount: 1},
+			"sync key leader (a) quorum 0"},
+		{"switching standbys: the old one leaves the key before synchronous_standby_names",
+			SyncOnState{Self: "leader", Key: key("leader", "other"), Current: first1("other"), Active: ns("other2"), NodeCount: 1},
+			"sync key leader () quorum 0; synchronous_standby_names FIRST 1 (other2) +recheck"},
+		{"a second standby joins (node count 2): listed, the first stays published",
+			SyncOnState{Self: "leader", Key: key("leader", "other2"), Current: first1("other2"), Active: ns("other2", "other3"),
+				Confirmed: ns("other2"), NodeCount: 2},
+			"synchronous_standby_names FIRST 2 (other2,other3) +recheck"},
+		{"the second standby confirmed: published with the first",
+			SyncOnState{Self: "leader", Key: key("leader", "other2"), Current: first1("other2", "other3"), Active: ns("other3", "other2"),
+				Confirmed: ns("other2", "other3"), NodeCount: 2},
+			"sync key leader (other2,other3) quorum 0"},
+		{"node count caps the picked standbys",
+			SyncOnState{Self: "leader", Key: key("leader", "a"), Current: first1("a"), Active: ns("a", "b", "c"), Confirmed: ns("a", "b"), NodeCount: 1},
+			""},
+		{"one of two standbys gone: it leaves the key first, then synchronous_standby_names",
+			SyncOnState{Self: "leader", Key: key("leader", "a", "b"), Current: first1("a", "b"), Active: ns("a"), Confirmed: ns("a"), NodeCount: 2},
+			"sync key leader (a) quorum 0; synchronous_standby_names FIRST 1 (a)"},
+		{"the key lists a standby that is picked but not synchronous: unpublish it",
+			SyncOnState{Self: "leader", Key: key("leader", "a"), Current: first1("a"), Active: ns("a"), NodeCount: 1},
+			"sync key leader () quorum 0 +recheck"},
+		{"the key names another leader (after a failover): take it over empty",
+			SyncOnState{Self: "leader", Key: key("other", "leader"), Active: ns("a"), NodeCount: 1},
+			"sync key leader () quorum 0; synchronous_standby_names FIRST 1 (a) +recheck"},
+		{"the key names another leader and this primary's standby: it is not vouched for",
+			SyncOnState{Self: "leader", Key: key("other", "a"), Current: first1("a"), Active: ns("a"), Confirmed: ns("a"), NodeCount: 1},
+			"sync key leader () quorum 0; sync key leader (a) quorum 0"},
+		{"ANY 1 (foo) becomes FIRST 1 (foo); the key is not touched",
+			SyncOnState{Self: "leader", Key: key("leader", "foo"), Current: StandbyNamesSetting{Quorum: true, Num: 1, Names: ns("foo")},
+				Active: ns("foo"), Confirmed: ns("foo"), NodeCount: 1},
+			"synchronous_standby_names FIRST 1 (foo)"},
+		{"not strict, the last standby gone: unpublished, then unlisted; commits go on alone",
+			SyncOnState{Self: "leader", Key: key("leader", "a"), Current: first1("a"), NodeCount: 1},
+			"sync key leader () quorum 0; synchronous_standby_names off +async"},
+		{"not strict, the placeholder left from strict mode is removed",
+			SyncOnState{Self: "leader", Key: key("leader"), Current: StandbyNamesSetting{Num: 1}, NodeCount: 1},
+			"synchronous_standby_names off +async"},
+		{"not strict, nothing to do without standbys",
+			SyncOnState{Self: "leader", Key: key("leader"), NodeCount: 1},
+			" +async"},
+		{"strict, the standby gone: it stays listed and published, commits wait",
+			SyncOnState{Self: "leader", Key: key("leader", "other"), Current: first1("other"), NodeCount: 1, Strict: true},
+			" +blocking"},
+		{"strict, no standby ever: the placeholder blocks commits",
+			SyncOnState{Self: "leader", Key: key("leader"), NodeCount: 1, Strict: true},
+			"synchronous_standby_names FIRST 1 () +blocking"},
+		{"strict, placeholder already set: nothing to do",
+			SyncOnState{Self: "leader", Key: key("leader"), Current: StandbyNamesSetting{Num: 1}, NodeCount: 1, Strict: true},
+			" +blocking"},
+		{"strict, after a restart with synchronous_standby_names empty: list the published standby again",
+			SyncOnState{Self: "leader", Key: key("leader", "other"), NodeCount: 1, Strict: true},
+			"synchronous_standby_names FIRST 1 (other) +blocking"},
+		{"strict, two published standbys gone: both stay required",
+			SyncOnState{Self: "leader", Key: key("leader", "a", "b"), Current: StandbyNamesSetting{Quorum: true, Num: 1, Names: ns("a", "b")}, NodeCount: 2, Strict: true},
+			"synchronous_standby_names FIRST 2 (a,b) +blocking"},
+		{"strict, a standby comes back: listed, commits resume",
+			SyncOnState{Self: "leader", Key: key("leader"), Current: StandbyNamesSetting{Num: 1}, Active: ns("a"), NodeCount: 1, Strict: true},
+			"synchronous_standby_names FIRST 1 (a) +recheck"},
+		{"names compare case-insensitively",
+			SyncOnState{Self: "leader", Key: key("leader", "Node2"), Current: first1("NODE2"), Active: ns("node2"), Confirmed: ns("node2"), NodeCount: 1},
+			""},
+	}
+	for _, tt := range tests {
+		if got := planString(SyncStep(tt.s)); got != tt.want {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func ns(names ...string) []string { return names }
+
+// TestSyncStepConverges drives SyncStep against a model of PostgreSQL and
+// etcd, checking at every applied action that every standby in the sync key
+// is listed in synchronous_standby_names and was confirmed synchronous
+// while listed — the condition for promoting it without loss.
+func TestSyncStepConverges(t *testing.T) {
+	type world struct {
+		key     SyncKey
+		current StandbyNamesSetting
+		up      []string // standbys streaming, best first
+	}
+	for _, tt := range []struct {
+		name   string
+		start  world
+		count  int
+		strict bool
+		want   SyncKey
+	}{
+		{"from nothing to two standbys", world{up: []string{"b", "c", "d"}}, 2, false, SyncKey{Leader: "a", Standbys: []string{"b", "c"}}},
+		{"after a failover", world{key: SyncKey{Leader: "x", Standbys: []string{"a"}}, up: []string{"x", "c"}}, 1, false, SyncKey{Leader: "a", Standbys: []string{"x"}}},
+		{"replace a dead standby", world{key: SyncKey{Leader: "a", Standbys: []string{"b"}}, current: first1("b"), up: []string{"c"}}, 1, true,
+			SyncKey{Leader: "a", Standbys: []string{"c"}}},
+	} {
+		w := tt.start
+		confirmed := map[string]bool{} // listed long enough to be synchronous
+		var steps int
+		for steps = 0; steps < 10; steps++ {
+			listed := newNameSet(w.current.Names...)
+			var conf []string
+			for _, n := range firstN(w.up, tt.count) {
+				if listed.has(n) && confirmed[n] {
+					conf = append(conf, n)
+				}
+			}
+			p := SyncStep(SyncOnState{Self: "a", Key: w.key, Current: w.current, Active: w.up, Confirmed: conf, NodeCount: tt.count, Strict: tt.strict})
+			for _, a := range p.Actions {
+				switch a.Kind {
+				case SyncPutKey:
+					w.key = a.Key
+				case SyncSetStandbyNames:
+					w.current = a.Names
+					now := newNameSet(a.Names.Names...)
+					for n := range confirmed {
+						if !now.has(n) {
+							delete(confirmed, n)
+						}
+					}
+				}
+				for _, n := range w.key.Standbys {
+					if !newNameSet(w.current.Names...).has(n) || !confirmed[strings.ToLower(n)] && !confirmed[n] {
+						t.Fatalf("%s: after %s the key lists %s, which is not a confirmed synchronous standby (%+v)", tt.name, a, n, w)
+					}
+				}
+			}
+			if len(p.Actions) == 0 && !p.Recheck {
+				break
+			}
+			// Time passes: listed standbys catch up.
+			for _, n := range w.current.Names {
+				confirmed[n] = true
+			}
+		}
+		if w.key.Leader != tt.want.Leader || !newNameSet(w.key.Standbys...).equal(newNameSet(tt.want.Standbys...)) {
+			t.Errorf("%s: ended with key %+v after %d steps, want %+v", tt.name, w.key, steps, tt.want)
+		}
+	}
+}
+
+func firstN(list []string, n int) []string { return list[:min(n, len(list))] }
+
+func actionsString(as []SyncAction) string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return strings.Join(out, "; ")
+}
+
+// TestSyncPrepromote after Patroni's test__process_multisync_prepromote and
+// test__process_quorum_prepromote.
+func TestSyncPrepromote(t *testing.T) {
+	old := SyncKey{Leader: "other", Standbys: []string{"postgresql0", "foo"}}
+	tests := []struct {
+		name   string
+		mode   SyncMode
+		self   string
+		key    SyncKey
+		strict bool
+		want   string
+	}{
+		{"on: the key names the new primary alone, synchronous replication off until standbys connect",
+			SyncOn, "postgresql0", old, false, "sync key postgresql0 () quorum 0; synchronous_standby_names off"},
+		{"on, strict: the old leader and the other standbys stay required",
+			SyncOn, "postgresql0", old, true, "sync key postgresql0 (foo,other) quorum 0; synchronous_standby_names FIRST 2 (foo,other)"},
+		{"on, strict: a non-synchronous node promoted by an operator requires all of them",
+			SyncOn, "nonsync", old, true, "sync key nonsync (foo,other,postgresql0) quorum 0; synchronous_standby_names FIRST 3 (foo,other,postgresql0)"},
+		{"on, strict, no old key: the placeholder blocks commits",
+			SyncOn, "n1", SyncKey{}, true, "sync key n1 () quorum 0; synchronous_standby_names FIRST 1 ()"},
+		{"quorum: only synchronous_standby_names, so that every commit reaches a quorum",
+			SyncQuorum, "postgresql0", old, true, "synchronous_standby_names ANY 2 (foo,other)"},
+		{"quorum: a node from outside the voters needs one more",
+			SyncQuorum, "nonsync", old, true, "synchronous_standby_names ANY 3 (foo,other,postgresql0)"},
+		{"quorum with quorum 1 of three voters",
+			SyncQuorum, "b", SyncKey{Leader: "a", Standbys: []string{"b", "c", "d"}, Quorum: 1}, false, "synchronous_standby_names ANY 2 (a,c,d)"},
+		{"quorum, not strict, nothing known",
+			SyncQuorum, "b", SyncKey{}, false, "synchronous_standby_names off"},
+		{"quorum, strict, nothing known: placeholder",
+			SyncQuorum, "b", SyncKey{}, true, "synchronous_standby_names ANY 1 ()"},
+		{"off: nothing", SyncOff, "b", old, true, ""},
+	}
+	for _, tt := range tests {
+		if got := actionsString(SyncPrepromote(tt.mode, tt.self, tt.key, tt.strict)); got != tt.want {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestSyncPromotable(t *testing.T) {
+	peer := func(name string, pos int64) SyncPeer { return SyncPeer{Name: name, Reachable: true, Position: pos} }
+	on := SyncKey{Leader: "a", Standbys: []string{"b"}}
+	// Quorum 1 of (a, b, c, d): any two of them hold every commit.
+	q := SyncKey{Leader: "a", Standbys: []string{"b", "c", "d"}, Quorum: 1}
+	tests := []struct {
+		name  string
+		mode  SyncMode
+		self  string
+		pos   int64
+		key   SyncKey
+		peers []SyncPeer
+		want  bool
+	}{
+		{"off: anyone", SyncOff, "c", 1, on, nil, true},
+		{"on, key empty (not active yet): anyone", SyncOn, "c", 1, SyncKey{}, nil, true},
+		{"on: the synchronous standby", SyncOn, "b", 1, on, nil, true},
+		{"on: case-insensitive", SyncOn, "B", 1, on, nil, true},
+		{"on: the former leader itself", SyncOn, "a", 1, on, nil, true},
+		{"on: an asynchronous standby never, even ahead", SyncOn, "c", 9, on, []SyncPeer{peer("b", 1)}, false},
+		{"quorum: a voter seeing another voter not ahead", SyncQuorum, "b", 5, q, []SyncPeer{peer("c", 5)}, true},
+		{"quorum: a voter seeing nobody", SyncQuorum, "b", 5, q, nil, false},
+		{"quorum: a voter seeing only unreachable voters", SyncQuorum, "b", 5, q,
+			[]SyncPeer{{Name: "c", Position: 1}, {Name: "d", Position: 1}}, false},
+		{"quorum: a voter seeing a voter ahead", SyncQuorum, "b", 5, q, []SyncPeer{peer("c", 6), peer("d", 1)}, false},
+		{"quorum: a non-voter ahead also disqualifies", SyncQuorum, "b", 5, q, []SyncPeer{peer("c", 5), peer("e", 6)}, false},
+		{"quorum: the former leader ahead does not disqualify", SyncQuorum, "b", 5, q, []SyncPeer{peer("c", 5), peer("a", 7)}, true},
+		{"quorum: a non-voter needs quorum+1 votes", SyncQuorum, "e", 5, q, []SyncPeer{peer("c", 5)}, false},
+		{"quorum: a non-voter with quorum+1 votes", SyncQuorum, "e", 5, q, []SyncPeer{peer("c", 5), peer("d", 4)}, true},
+		{"quorum: a non-voter's votes count only from voters", SyncQuorum, "e", 5, q, []SyncPeer{peer("c", 5), peer("f", 4)}, false},
+		{"quorum: a peer with PostgreSQL down does not vote", SyncQuorum, "b", 5, q, []SyncPeer{peer("c", 0)}, false},
+		{"quorum: nofailover voters neither vote nor disqualify", SyncQuorum, "b", 5, q,
+			[]SyncPeer{{Name: "c", Reachable: true, Position: 5, NoFailover: true}, {Name: "d", Reachable: true, Position: 9, NoFailover: true}}, false},
+		{"quorum: a primary still running", SyncQuorum, "b", 5, q, []SyncPeer{peer("c", 5), {Name: "d", Reachable: true, Primary: true, Position: 1}}, false},
+		{"quorum: the former leader comes back alone", SyncQuorum, "a", 5, q, nil, true},
+		{"quorum: the former leader with someone ahead", SyncQuorum, "a", 5, q, []SyncPeer{peer("b", 6)}, false},
+		{"quorum 0 (one voter): the voter alone", SyncQuorum, "b", 5, SyncKey{Leader: "a", Standbys: []string{"b"}}, nil, true},
+		{"quorum, key not active: anyone", SyncQuorum, "z", 1, SyncKey{}, nil, true},
+		{"quorum 2 of 5: two votes needed", SyncQuorum, "b", 5, SyncKey{Leader: "a", Standbys: []string{"b", "c", "d", "e"}, Quorum: 2},
+			[]SyncPeer{peer("c", 5), peer("self", 9)}, false},
+		{"quorum 2 of 5: two votes", SyncQuorum, "b", 5, SyncKey{Leader: "a", Standbys: []string{"b", "c", "d", "e"}, Quorum: 2},
+			[]SyncPeer{peer("c", 5), peer("e", 3)}, true},
+	}
+	for _, tt := range tests {
+		got, why := SyncPromotable(tt.mode, tt.self, tt.pos, tt.key, tt.peers)
+		if got != tt.want || got && why != "" || !got && why == "" {
+			t.Errorf("%s: got %v (%q), want %v", tt.name, got, why, tt.want)
+		}
+	}
+}
+
+func TestSyncFailoverTarget(t *testing.T) {
+	key := SyncKey{Leader: "a", Standbys: []string{"b"}}
+	tests := []struct {
+		mode       SyncMode
+		key        SyncKey
+		to         string
+		switchover bool
+		want       bool
+	}{
+		{SyncOn, key, "b", true, true},
+		{SyncOn, key, "c", true, false},
+		{SyncOn, key, "c", false, true},
+		{SyncOn, SyncKey{}, "c", true, true},
+		{SyncQuorum, key, "c", true, true},
+		{SyncOff, key, "c", true, true},
+	}
+	for _, tt := range tests {
+		if got, why := SyncFailoverTarget(tt.mode, tt.key, tt.to, tt.switchover); got != tt.want || !got && !strings.Contains(why, tt.to) {
+			t.Errorf("SyncFailoverTarget(%v, %+v, %s, %v) = %v (%q)", tt.mode, tt.key, tt.to, tt.switchover, got, why)
+		}
+	}
+	peers := []SyncPeer{
+		{Name: "c", Reachable: true, Position: 9},
+		{Name: "b", Reachable: true, Position: 5},
+		{Name: "d", Reachable: true, Position: 7},
+		{Name: "e", Reachable: false, Position: 8},
+		{Name: "f", Reachable: true, Position: 8, NoFailover: true},
+	}
+	k := SyncKey{Leader: "a", Standbys: []string{"b", "d", "e", "f"}}
+	if got := SyncSwitchoverCandidate(SyncOn, k, peers); got != "d" {
+		t.Errorf("switchover candidate %q, want d (the most advanced reachable promotable synchronous standby)", got)
+	}
+	if got := SyncSwitchoverCandidate(SyncOn, SyncKey{Leader: "a"}, peers); got != "" {
+		t.Errorf("switchover candidate %q with no synchronous standby", got)
+	}
+	if got := SyncSwitchoverCandidate(SyncQuorum, k, peers); got != "" {
+		t.Errorf("switchover candidate %q in quorum mode", got)
+	}
+}
