@@ -154,9 +154,11 @@ func plainIdent(s string) bool {
 // "FIRST n (list)" (priority); "ANY n (list)" (quorum). Keywords are
 // case-insensitive; a name is an identifier (letters — any byte above 127
 // counts as one, as in PostgreSQL —, digits, "_", "$"), a number, "*", or
-// a double-quoted string with "" for a quote. A list holding only
-// StrictPlaceholder yields Placeholder and no Names. It never blocks; the
-// error names the offending token and its byte offset.
+// a double-quoted string with "" for a quote. Like Patroni, and unlike
+// PostgreSQL, it also takes the keywords FIRST and ANY as names in a list;
+// it reads what PostgreSQL accepted, so leniency costs nothing. A list
+// holding only StrictPlaceholder yields Placeholder and no Names. It never
+// blocks; the error names the offending token and its byte offset.
 func ParseStandbyNames(value string) (StandbyNames, error) {
 	toks, err := lexStandbyNames(value)
 	if err != nil {
@@ -289,9 +291,6 @@ func lexStandbyNames(s string) ([]token, error) {
 				}
 				b.WriteByte(s[j])
 				j++
-			}
-			if b.Len() == 0 {
-				return nil, fmt.Errorf("empty quoted name at offset %d", i)
 			}
 			toks = append(toks, token{tokQuoted, b.String(), i})
 			i = j + 1

@@ -21,7 +21,11 @@ type Member struct {
 }
 
 // Replication is one row of pg_stat_replication on the primary. An LSN of
-// 0 stands for NULL (not yet reported).
+// 0 stands for NULL (not yet reported). State is carried for logs and
+// status; like Patroni, the choice does not use it: a standby counts once
+// it reports the LSN synchronous_commit waits for, and a standby still
+// catching up is listed so that it becomes synchronous as soon as it can
+// (it is published in the sync key only once confirmed).
 type Replication struct {
 	PID             int
 	ApplicationName string
