@@ -784,8 +784,13 @@ func (r *quorumResolver) addNew() error {
 		if err := r.syncUpdate(r.numsync+increase, r.sync.union(add)); err != nil {
 			return err
 		}
+		// Patroni subtracts syncWanted here, which breaks the invariant
+		// when fewer standbys could be added than the factor grew by (one
+		// new standby while synchronous_node_count goes from 1 to 3): it
+		// then fails every loop. numsync is what was actually reached; it
+		// equals syncWanted in every other case.
 		voters := r.voters.union(add)
-		if err := r.quorumUpdate(len(voters)-syncWanted, voters, nil, true); err != nil {
+		if err := r.quorumUpdate(len(voters)-r.numsync, voters, nil, true); err != nil {
 			return err
 		}
 		toAdd = toAdd.minus(r.sync)

@@ -2,6 +2,7 @@ package decide
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -583,5 +584,89 @@ func TestSyncFailoverTarget(t *testing.T) {
 	}
 	if got := SyncSwitchoverCandidate(SyncQuorum, k, peers); got != "" {
 		t.Errorf("switchover candidate %q in quorum mode", got)
+	}
+}
+
+// TestQuorumTransitionsConverge moves a steady cluster to a new set of
+// streaming standbys and replication factor, applying the transitions loop
+// after loop — sometimes only a prefix of them, as when a write fails — and
+// checks, after every applied step, that any set of standbys able to
+// acknowledge a commit overlaps any quorum able to elect a new leader, and
+// at the end that the state is the optimal one.
+func TestQuorumTransitionsConverge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	universe := []string{"b", "c", "d", "e", "f"}
+	subset := func() []string {
+		var out []string
+		for _, n := range universe {
+			if rng.IntN(2) == 0 {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	for i := range 2000 {
+		a0, w0 := subset(), 1+rng.IntN(3)
+		n0 := min(w0, len(a0))
+		s := QuorumState{Leader: "a", Quorum: len(a0) - n0, Voters: a0, NumSync: n0, Sync: a0, LeaderWanted: "a"}
+		if len(a0) == 0 {
+			s.Voters, s.Quorum = nil, 0
+		}
+		active, wanted := subset(), 1+rng.IntN(3)
+		start := s
+		safe := func(step string) {
+			voters := newNameSet(s.Voters...).union(newNameSet("a"))
+			sync := newNameSet(s.Sync...).union(newNameSet("a"))
+			numsync := min(s.NumSync, len(s.Sync))
+			if len(s.Voters) > 0 && len(voters.union(sync)) > s.Quorum+numsync+1 {
+				t.Fatalf("case %d from %+v to active %v wanted %d: after %s, %d members but quorum %d + numsync %d + 1",
+					i, start, active, wanted, step, len(voters.union(sync)), s.Quorum, numsync)
+			}
+		}
+		for loop := 0; ; loop++ {
+			if loop == 30 {
+				t.Fatalf("case %d from %+v to active %v wanted %d: no convergence, at %+v", i, start, active, wanted, s)
+			}
+			s.Active, s.SyncWanted = active, wanted
+			s.NumSyncConfirmed = len(newNameSet(s.Sync...).and(newNameSet(active...)))
+			ts, err := QuorumTransitions(s)
+			if err != nil {
+				t.Fatalf("case %d from %+v to active %v wanted %d: at %+v: %v", i, start, active, wanted, s, err)
+			}
+			if len(ts) == 0 {
+				break
+			}
+			n := len(ts)
+			if rng.IntN(4) == 0 {
+				n = rng.IntN(len(ts) + 1) // a write failed part way
+			}
+			for _, tr := range ts[:n] {
+				switch tr.Kind {
+				case QuorumSetStandbyNames:
+					s.NumSync, s.Sync = tr.Num, tr.Names
+				case QuorumSetSyncKey:
+					s.Leader, s.Quorum, s.Voters = tr.Leader, tr.Num, tr.Names
+				}
+				safe(tr.String())
+			}
+		}
+		want := min(wanted, len(active))
+		if !newNameSet(s.Sync...).equal(newNameSet(active...)) || !newNameSet(s.Voters...).equal(newNameSet(active...)) ||
+			min(s.NumSync, len(s.Sync)) != want || s.Quorum != len(active)-want {
+			t.Errorf("case %d from %+v to active %v wanted %d: ended at %+v", i, start, active, wanted, s)
+		}
+	}
+}
+
+// TestQuorumTransitionsFewerStandbysThanTheFactorGrew: one standby joins
+// while synchronous_node_count grows by two. Patroni 4.1.4 fails this state
+// every loop ("quorum and sync not guaranteed to overlap"); pg-ha reaches
+// ANY 3 of 4 with quorum 1 through safe steps.
+func TestQuorumTransitionsFewerStandbysThanTheFactorGrew(t *testing.T) {
+	got, err := QuorumTransitions(QuorumState{Leader: "a", Quorum: 2, Voters: letters("bcf"), NumSync: 1, Sync: letters("bcf"),
+		NumSyncConfirmed: 3, Active: letters("bcdf"), SyncWanted: 3, LeaderWanted: "a"})
+	want := "sync a 2 (b,c,d,f); quorum a 2 (b,c,d,f); sync a 3 (b,c,d,f); quorum a 1 (b,c,d,f)"
+	if err != nil || joinTransitions(got) != want {
+		t.Fatalf("got %s, %v; want %s", joinTransitions(got), err, want)
 	}
 }
