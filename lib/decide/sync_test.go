@@ -2,7 +2,9 @@ package decide
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -668,5 +670,106 @@ func TestQuorumTransitionsFewerStandbysThanTheFactorGrew(t *testing.T) {
 	want := "sync a 2 (b,c,d,f); quorum a 2 (b,c,d,f); sync a 3 (b,c,d,f); quorum a 1 (b,c,d,f)"
 	if err != nil || joinTransitions(got) != want {
 		t.Fatalf("got %s, %v; want %s", joinTransitions(got), err, want)
+	}
+}
+
+// TestSyncStepConvergesRandom: from random consistent states, with
+// standbys coming and going, SyncStep never publishes a standby that is not
+// listed and confirmed, and ends with the picked standbys published (or,
+// strict with none streaming, commits blocked).
+func TestSyncStepConvergesRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	universe := []string{"b", "c", "d", "e"}
+	pick := func() []string {
+		var out []string
+		for _, i := range rng.Perm(len(universe)) {
+			if rng.IntN(2) == 0 {
+				out = append(out, universe[i])
+			}
+		}
+		return out
+	}
+	for i := range 2000 {
+		count, strict := 1+rng.IntN(3), rng.IntN(2) == 0
+		listed := pick()
+		confirmed := map[string]bool{}
+		var published []string
+		for _, n := range listed {
+			if rng.IntN(2) == 0 {
+				confirmed[n] = true
+				if rng.IntN(2) == 0 {
+					published = append(published, n)
+				}
+			}
+		}
+		key := SyncKey{Leader: "a", Standbys: published}
+		switch rng.IntN(4) {
+		case 0:
+			key = SyncKey{}
+		case 1:
+			key.Leader = "x" // another primary's key, after a failover
+		}
+		current := StandbyNamesSetting{Num: len(listed), Names: listed, Quorum: rng.IntN(4) == 0}
+		up := pick()
+		start := fmt.Sprintf("key %+v, listed %v, up %v, count %d, strict %v", key, listed, up, count, strict)
+		var p SyncPlan
+		for loop := 0; ; loop++ {
+			if loop == 10 {
+				t.Fatalf("case %d (%s): no convergence", i, start)
+			}
+			on := newNameSet(current.Names...)
+			var conf []string
+			for _, n := range firstN(up, count) {
+				if on.has(n) && confirmed[n] {
+					conf = append(conf, n)
+				}
+			}
+			p = SyncStep(SyncOnState{Self: "a", Key: key, Current: current, Active: up, Confirmed: conf, NodeCount: count, Strict: strict})
+			for _, a := range p.Actions {
+				switch a.Kind {
+				case SyncPutKey:
+					key = a.Key
+				case SyncSetStandbyNames:
+					current = a.Names
+					now := newNameSet(a.Names.Names...)
+					for n := range confirmed {
+						if !now.has(n) {
+							delete(confirmed, n)
+						}
+					}
+					if strict && current.Off() {
+						t.Fatalf("case %d (%s): strict mode turned synchronous replication off", i, start)
+					}
+				}
+				if key.Leader == "a" {
+					for _, n := range key.Standbys {
+						if !newNameSet(current.Names...).has(n) || !confirmed[n] {
+							t.Fatalf("case %d (%s): after %s the key publishes %s, not a confirmed synchronous standby", i, start, a, n)
+						}
+					}
+				}
+			}
+			if len(p.Actions) == 0 && !p.Recheck {
+				break
+			}
+			for _, n := range current.Names {
+				if slices.Contains(up, n) {
+					confirmed[n] = true
+				}
+			}
+		}
+		if key.Leader != "a" {
+			t.Errorf("case %d (%s): the key names %q", i, start, key.Leader)
+		}
+		if len(up) == 0 && strict {
+			if !p.Blocking || current.Off() {
+				t.Errorf("case %d (%s): strict with no standby, not blocking: %+v", i, start, current)
+			}
+			continue
+		}
+		if want := newNameSet(firstN(up, count)...); !newNameSet(key.Standbys...).equal(want) || !newNameSet(current.Names...).equal(want) ||
+			current.Quorum || len(up) > 0 && current.Num != len(want) {
+			t.Errorf("case %d (%s): ended with key %+v, synchronous_standby_names %+v", i, start, key, current)
+		}
 	}
 }
