@@ -11,8 +11,13 @@ import (
 type SyncMode int
 
 const (
+	// SyncOff: asynchronous replication; the sync key is deleted.
 	SyncOff SyncMode = iota
+	// SyncOn: synchronous_standby_names is FIRST n (standbys); only a
+	// standby listed in the sync key may be promoted.
 	SyncOn
+	// SyncQuorum: synchronous_standby_names is ANY n (standbys); a
+	// candidate must see a quorum of the sync key's voters.
 	SyncQuorum
 )
 
@@ -429,12 +434,12 @@ type QuorumState struct {
 	LeaderWanted string
 }
 
-// TransitionKind says what a QuorumTransition changes.
-type TransitionKind int
+// QuorumTransitionKind says what a QuorumTransition changes.
+type QuorumTransitionKind int
 
 const (
 	// QuorumSetStandbyNames: set synchronous_standby_names to ANY Num (Names).
-	QuorumSetStandbyNames TransitionKind = iota + 1
+	QuorumSetStandbyNames QuorumTransitionKind = iota + 1
 	// QuorumSetSyncKey: write the sync key with Leader, quorum Num and
 	// sync_standby Names (guarded by the fencing token).
 	QuorumSetSyncKey
@@ -444,7 +449,7 @@ const (
 	QuorumRestart
 )
 
-func (k TransitionKind) String() string {
+func (k QuorumTransitionKind) String() string {
 	switch k {
 	case QuorumSetStandbyNames:
 		return "sync"
@@ -453,13 +458,13 @@ func (k TransitionKind) String() string {
 	case QuorumRestart:
 		return "restart"
 	}
-	return fmt.Sprintf("TransitionKind(%d)", int(k))
+	return fmt.Sprintf("QuorumTransitionKind(%d)", int(k))
 }
 
 // QuorumTransition is one step towards the wanted state; its fields are the
 // new state. Names are sorted.
 type QuorumTransition struct {
-	Kind   TransitionKind
+	Kind   QuorumTransitionKind
 	Leader string
 	Num    int
 	Names  []string
@@ -528,7 +533,7 @@ type quorumResolver struct {
 	out             []QuorumTransition
 }
 
-func (r *quorumResolver) emit(k TransitionKind, num int, names nameSet) {
+func (r *quorumResolver) emit(k QuorumTransitionKind, num int, names nameSet) {
 	r.out = append(r.out, QuorumTransition{Kind: k, Leader: r.leader, Num: num, Names: names.sorted()})
 }
 
