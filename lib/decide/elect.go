@@ -35,9 +35,11 @@ type Election struct {
 	// Failover is the failover key, nil if there is none (see
 	// WithoutLeader).
 	Failover *FailoverKey
-	// Leaderless is how long the cluster has had no leader; KeyGrace is how
-	// long a failover key's candidate is waited for (0: forever).
-	Leaderless, KeyGrace time.Duration
+	// KeyWaited is how long the failover key's candidate has been waited
+	// for: since the leader key vanished or the failover key was written,
+	// whichever is later. KeyGrace is how long it is waited for (0:
+	// forever).
+	KeyWaited, KeyGrace time.Duration
 	// SettleExpired: the wait for every running member to report a fresh
 	// position is over; members that did not report are ignored.
 	SettleExpired bool

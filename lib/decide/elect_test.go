@@ -49,8 +49,8 @@ func TestElect(t *testing.T) {
 		{"switchover candidate with the checkpoint", Election{Self: m("n2", 1, 1100), Others: []Member{m("n1", 1, 2000)}, Failover: &FailoverKey{Leader: "n0", Member: "n2"}, LastLeaderPosition: 1000}, true},
 		{"switchover candidate without the checkpoint waits", Election{Self: m("n2", 1, 1000), Failover: &FailoverKey{Leader: "n0", Member: "n2"}, LastLeaderPosition: 1000}, false},
 		{"switchover candidate without a known checkpoint waits", Election{Self: m("n2", 1, 1000), Failover: &FailoverKey{Leader: "n0", Member: "n2"}}, false},
-		{"switchover not taken in time: normal election", Election{Self: m("n1", 1, 1200), Others: []Member{m("n2", 1, 1000)}, Failover: &FailoverKey{Leader: "n0", Member: "n2"}, LastLeaderPosition: 1000, Leaderless: 9 * time.Second, KeyGrace: 8 * time.Second}, true},
-		{"switchover within grace: others wait", Election{Self: m("n1", 1, 1200), Others: []Member{m("n2", 1, 1000)}, Failover: &FailoverKey{Leader: "n0", Member: "n2"}, LastLeaderPosition: 1000, Leaderless: 7 * time.Second, KeyGrace: 8 * time.Second}, false},
+		{"switchover not taken in time: normal election", Election{Self: m("n1", 1, 1200), Others: []Member{m("n2", 1, 1000)}, Failover: &FailoverKey{Leader: "n0", Member: "n2"}, LastLeaderPosition: 1000, KeyWaited: 9 * time.Second, KeyGrace: 8 * time.Second}, true},
+		{"switchover within grace: others wait", Election{Self: m("n1", 1, 1200), Others: []Member{m("n2", 1, 1000)}, Failover: &FailoverKey{Leader: "n0", Member: "n2"}, LastLeaderPosition: 1000, KeyWaited: 7 * time.Second, KeyGrace: 8 * time.Second}, false},
 		{"silent target is awaited", Election{Self: m("n1", 1, 900), Others: []Member{with(m("n2", 1, 900), func(x *Member) { x.Fresh = false })}, Failover: &FailoverKey{Member: "n2"}}, false},
 		{"silent target after settling: normal election", Election{Self: m("n1", 1, 900), Others: []Member{with(m("n2", 1, 900), func(x *Member) { x.Fresh = false })}, Failover: &FailoverKey{Member: "n2"}, SettleExpired: true}, true},
 	}

@@ -44,7 +44,7 @@ const (
 // honoured only while that candidate is eligible — running, not tagged
 // nofailover, failover_priority above 0 and, unless forced, within
 // maximum_lag_on_failover of the last leader position — and only for
-// KeyGrace after the leader key vanished, so that a candidate that does not
+// KeyGrace after the leader key vanished (or the key was written), so that a candidate that does not
 // take the key (it lacks the old primary's shutdown checkpoint, or its
 // pg-lockd is gone) does not block the election. It is pure.
 func WithoutLeader(e Election) (KeyVerdict, string) {
@@ -54,7 +54,7 @@ func WithoutLeader(e Election) (KeyVerdict, string) {
 		return KeyStale, "a scheduled switchover is carried out only by its leader at its time, and the leader is gone"
 	case k.Member == "":
 		return KeyStale, "the failover key names no candidate"
-	case e.KeyGrace > 0 && e.Leaderless > e.KeyGrace:
+	case e.KeyGrace > 0 && e.KeyWaited > e.KeyGrace:
 		return KeyStale, fmt.Sprintf("%s did not take the leader key within %s", k.Member, e.KeyGrace)
 	}
 	var target *Member
@@ -105,9 +105,9 @@ const (
 // now, with Patroni's semantics: a key naming another leader is stale
 // (that leader is gone); a key naming self as the candidate is done; a
 // switchover is carried out at its scheduled time, and one whose time
-// passed more than 1.5 loop_wait ago without being carried out is stale;
-// a key without a candidate is invalid. It is pure.
-func AsLeader(k FailoverKey, self string, now time.Time, loopWait time.Duration) (LeaderAction, string) {
+// passed more than late ago without being carried out (the leader was down
+// or paused) is stale; a key without a candidate is invalid. It is pure.
+func AsLeader(k FailoverKey, self string, now time.Time, late time.Duration) (LeaderAction, string) {
 	switch {
 	case k.Member == self:
 		return LeaderDone, "this node is the requested candidate"
@@ -117,7 +117,7 @@ func AsLeader(k FailoverKey, self string, now time.Time, loopWait time.Duration)
 		return LeaderDrop, "it names no candidate"
 	case !k.ScheduledAt.IsZero() && now.Before(k.ScheduledAt):
 		return LeaderKeep, "scheduled at " + k.ScheduledAt.Format(time.RFC3339)
-	case !k.ScheduledAt.IsZero() && now.Sub(k.ScheduledAt) > loopWait*3/2:
+	case !k.ScheduledAt.IsZero() && now.Sub(k.ScheduledAt) > late:
 		return LeaderDrop, fmt.Sprintf("its scheduled time %s passed %s ago", k.ScheduledAt.Format(time.RFC3339),
 			now.Sub(k.ScheduledAt).Round(time.Second))
 	}

@@ -26,7 +26,7 @@ func TestWithoutLeader(t *testing.T) {
 		{"forced candidate tagged nofailover", Election{Self: m("n1", 5000), Others: []Member{{Name: "n2", Running: true, Priority: 1, Fresh: true, NoFailover: true}}, Failover: &FailoverKey{Member: "n2", Force: true}}, KeyStale},
 		{"candidate silent", Election{Self: m("n1", 100), Others: []Member{{Name: "n2", Running: true, Priority: 1}}, Failover: &FailoverKey{Member: "n2"}}, KeyWait},
 		{"candidate silent after settling", Election{Self: m("n1", 100), Others: []Member{{Name: "n2", Running: true, Priority: 1}}, Failover: &FailoverKey{Member: "n2"}, SettleExpired: true}, KeyStale},
-		{"grace over", Election{Self: m("n1", 100), Others: []Member{m("n2", 100)}, Failover: &FailoverKey{Member: "n2"}, Leaderless: 9 * time.Second, KeyGrace: 8 * time.Second}, KeyStale},
+		{"grace over", Election{Self: m("n1", 100), Others: []Member{m("n2", 100)}, Failover: &FailoverKey{Member: "n2"}, KeyWaited: 9 * time.Second, KeyGrace: 8 * time.Second}, KeyStale},
 	}
 	for _, tt := range tests {
 		if got, why := WithoutLeader(tt.e); got != tt.want {
@@ -37,7 +37,7 @@ func TestWithoutLeader(t *testing.T) {
 
 func TestAsLeader(t *testing.T) {
 	at := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	lw := time.Second
+	late := 1500 * time.Millisecond
 	tests := []struct {
 		name string
 		k    FailoverKey
@@ -56,7 +56,7 @@ func TestAsLeader(t *testing.T) {
 		{"scheduled, long past", FailoverKey{Leader: "n1", Member: "n2", ScheduledAt: at}, at.Add(2 * time.Second), LeaderDrop},
 	}
 	for _, tt := range tests {
-		if got, why := AsLeader(tt.k, "n1", tt.now, lw); got != tt.want {
+		if got, why := AsLeader(tt.k, "n1", tt.now, late); got != tt.want {
 			t.Errorf("%s: AsLeader = %v (%s), want %v", tt.name, got, why, tt.want)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/pg-ha/pg-ha/lib/clock"
 	"github.com/pg-ha/pg-ha/lib/dcs"
 	"github.com/pg-ha/pg-ha/lib/decide"
 	"github.com/pg-ha/pg-ha/lib/rolepipe"
@@ -34,7 +35,7 @@ func (e *Elector) maybeRace(ctx context.Context, loc local, cl *dcs.Cluster) {
 		MaxLag: e.dyn.MaximumLagOnFailover, Paused: e.dyn.Pause,
 		SettleExpired: e.clock.Now().Sub(e.noLeader.since) >= e.dyn.LoopWait,
 		Failover:      failoverKey(cl),
-		Leaderless:    e.clock.Now().Sub(e.noLeader.since),
+		KeyWaited:     e.keyWaited(cl),
 		KeyGrace:      e.keyGrace(),
 	}
 	if el.Failover != nil {
@@ -67,6 +68,32 @@ func (e *Elector) maybeRace(ctx context.Context, loc local, cl *dcs.Cluster) {
 	}
 }
 
+// keyWatch remembers when this node first saw the current failover key.
+type keyWatch struct {
+	rev   int64
+	since clock.Time
+}
+
+// keyWaited is how long, without a leader, the failover key in cl has been
+// waiting for its candidate: since the leader key vanished or since this
+// node first saw the key, whichever is later.
+func (e *Elector) keyWaited(cl *dcs.Cluster) time.Duration {
+	now := e.clock.Now()
+	if cl.FailoverRev != e.fkey.rev {
+		e.fkey = keyWatch{rev: cl.FailoverRev, since: now}
+	}
+	from := e.noLeader.since
+	if e.fkey.since > from {
+		from = e.fkey.since
+	}
+	return now.Sub(from)
+}
+
+// scheduledLate is how late a scheduled switchover is still carried out:
+// 1.5 loop_wait as in Patroni, but at least ttl, since pg-ha's loop_wait is
+// short.
+func (e *Elector) scheduledLate() time.Duration { return max(e.dyn.LoopWait*3/2, e.dyn.TTL) }
+
 // keyGrace is how long, without a leader, a failover key's candidate is
 // waited for before the key is stale: one ttl, ample for a streaming
 // replica to receive the shutdown checkpoint and take the key.
@@ -97,7 +124,7 @@ func (e *Elector) failoverAsLeader(ctx context.Context, loc local, cl *dcs.Clust
 	if k == nil {
 		return false
 	}
-	switch act, why := decide.AsLeader(*k, e.cfg.Name, time.Now(), e.dyn.LoopWait); act {
+	switch act, why := decide.AsLeader(*k, e.cfg.Name, time.Now(), e.scheduledLate()); act {
 	case decide.LeaderHandOver:
 		e.switchover(ctx, loc, cl, k.Member)
 		return true
@@ -120,7 +147,7 @@ func (e *Elector) failoverDone(cl *dcs.Cluster) bool {
 	if k == nil {
 		return false
 	}
-	act, _ := decide.AsLeader(*k, e.cfg.Name, time.Now(), e.dyn.LoopWait)
+	act, _ := decide.AsLeader(*k, e.cfg.Name, time.Now(), e.scheduledLate())
 	return act == decide.LeaderDone
 }
 
