@@ -99,6 +99,9 @@ func Elect(e Election) (bool, string) {
 				return false, fmt.Sprintf("the requested candidate has not received the old primary's shutdown checkpoint at %d (has %d)",
 					e.LastLeaderPosition, self.Position)
 			}
+			if k.Force {
+				return true, "the requested failover target, forced: its lag is not checked and the WAL it lacks is lost"
+			}
 			return true, "the requested failover target"
 		}
 	}
