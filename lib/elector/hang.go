@@ -6,6 +6,7 @@ import (
 
 	"github.com/pg-ha/pg-ha/lib/clock"
 	"github.com/pg-ha/pg-ha/lib/config"
+	"github.com/pg-ha/pg-ha/lib/decide"
 	"github.com/pg-ha/pg-ha/lib/rolepipe"
 	"github.com/pg-ha/pg-ha/lib/state"
 )
@@ -46,15 +47,17 @@ func (e *Elector) fenceHung(ctx context.Context, loc local) bool {
 	if h.killToken == 0 {
 		timeout := e.hangTimeout()
 		running := loc.supOK && loc.sup.State == state.Running
-		if loc.pgOK || !running || timeout == 0 || e.dyn.Pause {
-			h.silentSince = 0
-			return false
-		}
 		now := e.clock.Now()
-		if h.silentSince == 0 {
+		if loc.pgOK || !running {
+			h.silentSince = 0
+		} else if h.silentSince == 0 {
 			h.silentSince = now
 		}
-		if now.Sub(h.silentSince) < timeout {
+		s := decide.Silence{Answering: loc.pgOK, SupervisedRunning: running, Paused: e.dyn.Pause, Timeout: timeout}
+		if h.silentSince != 0 {
+			s.For = now.Sub(h.silentSince)
+		}
+		if !decide.Unresponsive(s) {
 			return false
 		}
 		e.log.Error().Dur("silent_for", now.Sub(h.silentSince)).Dur("primary_hang_timeout", timeout).
