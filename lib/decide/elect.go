@@ -40,6 +40,10 @@ type Election struct {
 	// whichever is later. KeyGrace is how long it is waited for (0:
 	// forever).
 	KeyWaited, KeyGrace time.Duration
+	// Now is the wall-clock time, for the failover key's scheduled_at;
+	// Late is how late a scheduled switchover may still be carried out.
+	Now  time.Time
+	Late time.Duration
 	// SettleExpired: the wait for every running member to report a fresh
 	// position is over; members that did not report are ignored.
 	SettleExpired bool

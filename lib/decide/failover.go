@@ -40,7 +40,8 @@ const (
 
 // WithoutLeader judges the failover key of e (not nil) when nobody holds
 // the leader key, as Patroni does: a scheduled request is for the leader
-// alone at its time, so it is stale here; a request for a candidate is
+// alone at its time, so one not yet due (or overdue by more than Late) is
+// stale here — a due one is the leader handing over; a request for a candidate is
 // honoured only while that candidate is eligible — running, not tagged
 // nofailover, failover_priority above 0 and, unless forced, within
 // maximum_lag_on_failover of the last leader position — and only for
@@ -50,8 +51,11 @@ const (
 func WithoutLeader(e Election) (KeyVerdict, string) {
 	k := *e.Failover
 	switch {
-	case !k.ScheduledAt.IsZero():
-		return KeyStale, "a scheduled switchover is carried out only by its leader at its time, and the leader is gone"
+	case !k.ScheduledAt.IsZero() && e.Now.Before(k.ScheduledAt):
+		return KeyStale, "a switchover scheduled at " + k.ScheduledAt.Format(time.RFC3339) +
+			" is carried out only by its leader at its time, and the leader is gone"
+	case !k.ScheduledAt.IsZero() && e.Now.Sub(k.ScheduledAt) > e.Late:
+		return KeyStale, "its scheduled time " + k.ScheduledAt.Format(time.RFC3339) + " is long past"
 	case k.Member == "":
 		return KeyStale, "the failover key names no candidate"
 	case e.KeyGrace > 0 && e.KeyWaited > e.KeyGrace:

@@ -17,7 +17,9 @@ func TestWithoutLeader(t *testing.T) {
 	}{
 		{"candidate healthy", Election{Self: m("n1", 100), Others: []Member{m("n2", 100)}, Failover: &FailoverKey{Member: "n2"}}, KeyHonour},
 		{"candidate is self", Election{Self: m("n2", 100), Failover: &FailoverKey{Member: "n2"}}, KeyHonour},
-		{"scheduled", Election{Self: m("n1", 100), Others: []Member{m("n2", 100)}, Failover: &FailoverKey{Leader: "n0", Member: "n2", ScheduledAt: at}}, KeyStale},
+		{"scheduled, not due", Election{Self: m("n1", 100), Others: []Member{m("n2", 100)}, Failover: &FailoverKey{Leader: "n0", Member: "n2", ScheduledAt: at}, Now: at.Add(-time.Second), Late: 8 * time.Second}, KeyStale},
+		{"scheduled, due: the leader handed over", Election{Self: m("n1", 100), Others: []Member{m("n2", 100)}, Failover: &FailoverKey{Leader: "n0", Member: "n2", ScheduledAt: at}, Now: at.Add(time.Second), Late: 8 * time.Second}, KeyHonour},
+		{"scheduled, long overdue", Election{Self: m("n1", 100), Others: []Member{m("n2", 100)}, Failover: &FailoverKey{Leader: "n0", Member: "n2", ScheduledAt: at}, Now: at.Add(time.Minute), Late: 8 * time.Second}, KeyStale},
 		{"no candidate", Election{Self: m("n1", 100), Failover: &FailoverKey{Leader: "n0"}}, KeyStale},
 		{"candidate has no member key", Election{Self: m("n1", 100), Failover: &FailoverKey{Member: "n3"}}, KeyStale},
 		{"candidate not running", Election{Self: m("n1", 100), Others: []Member{{Name: "n2", Priority: 1, Fresh: true}}, Failover: &FailoverKey{Member: "n2"}}, KeyStale},

@@ -37,6 +37,8 @@ func (e *Elector) maybeRace(ctx context.Context, loc local, cl *dcs.Cluster) {
 		Failover:      failoverKey(cl),
 		KeyWaited:     e.keyWaited(cl),
 		KeyGrace:      e.keyGrace(),
+		Now:           time.Now(),
+		Late:          e.scheduledLate(),
 	}
 	if el.Failover != nil {
 		if v, why := decide.WithoutLeader(el); v == decide.KeyStale {
