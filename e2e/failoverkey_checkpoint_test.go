@@ -9,12 +9,13 @@ import (
 	"github.com/pg-ha/pg-ha/lib/testcluster"
 )
 
-// TestSwitchoverWithoutCheckpoint: the candidate's WAL receiver is frozen,
-// so it never receives the old primary's shutdown checkpoint. It must not
-// promote; after one ttl the others elect normally, and no acknowledged
-// write is lost.
+// TestSwitchoverWithoutCheckpoint: the candidate's WAL receiver is frozen
+// just before the switchover, so it never receives the old primary's
+// shutdown checkpoint (a short wal_sender_timeout lets the old primary stop
+// without waiting for it). It must not promote; after one ttl the others
+// elect normally, and no acknowledged write is lost.
 func TestSwitchoverWithoutCheckpoint(t *testing.T) {
-	c, w := start(t, testcluster.Options{})
+	c, w := start(t, testcluster.Options{ExtraParameters: map[string]string{"wal_sender_timeout": "1s"}})
 	p := c.WaitPrimary(t, 10*time.Second)
 	cand := replicasOf(c, p)[0]
 	pid := walReceiverPID(t, cand)
@@ -36,6 +37,9 @@ func TestSwitchoverWithoutCheckpoint(t *testing.T) {
 	close(stop)
 	leaders := <-seen
 	t.Logf("leader key: %v; primary now %s", leaders, np.Name)
+	if !slices.Contains(leaders, "") {
+		t.Fatalf("the leader never released the key (leader key: %v): the scenario was not reached", leaders)
+	}
 	if slices.Contains(leaders, cand.Name) {
 		t.Errorf("%s took the leader key without the old primary's shutdown checkpoint", cand.Name)
 	}
