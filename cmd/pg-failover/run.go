@@ -30,6 +30,7 @@ type CLI struct {
 	Resume     WaitFlags     `cmd:"" help:"Leave maintenance mode."`
 	Restart    MemberCmd     `cmd:"" help:"Ask member NAME's daemons to restart its PostgreSQL, and wait until it runs again."`
 	Reinit     MemberCmd     `cmd:"" help:"Ask member NAME's daemons to re-create its data directory from the leader, and wait until it runs again."`
+	Cancel     struct{}      `cmd:"" aliases:"flush" help:"Cancel a pending or scheduled switchover or failover (delete the failover key); exits 0 also when none is pending."`
 }
 
 // SwitchoverCmd are the flags of a switchover or failover.
@@ -101,6 +102,9 @@ func run(ctx context.Context, command string, c *CLI, began time.Time) error {
 			w = c.Resume
 		}
 		return pause(ctx, ctl, command == "pause", w, c.JSON, began)
+	case "cancel":
+		r, err := ctl.Cancel(ctx)
+		return finish(r, err, c.JSON)
 	case "restart <name>":
 		return request(ctx, ctl, dcs.ActionRestart, c.Restart, c.JSON, began)
 	case "reinit <name>":

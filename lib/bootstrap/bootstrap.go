@@ -45,6 +45,9 @@ func (b *Bootstrapper) Run(ctx context.Context) error {
 	if err := b.Node.EnsureParent(); err != nil {
 		return err
 	}
+	if err := b.setAsideIncomplete(); err != nil {
+		return err
+	}
 	st, cd, err := b.Node.Inspect(ctx)
 	if err != nil {
 		return err
@@ -81,16 +84,27 @@ func (b *Bootstrapper) Run(ctx context.Context) error {
 	}
 	// A node that may never lead does not initialize the cluster: it
 	// would leave it without a leader. It waits to clone one instead.
-	if !cl.InitializeSet && !b.Node.Cfg.Tags.NoFailover() && b.Node.Cfg.Tags.FailoverPriority() > 0 {
-		won, err := b.DCS.Initialize(ctx, "")
+	if !cl.InitializeSet && b.mayInitialize() {
+		il, lctx, err := b.raceInitialize(ctx)
 		if err != nil {
 			return err
 		}
-		if won {
-			return b.initCluster(ctx)
+		if il != nil {
+			err := b.initCluster(lctx, il)
+			if cause := context.Cause(lctx); err != nil && errors.Is(cause, ErrLostInitialize) {
+				err = fmt.Errorf("%w (%w)", cause, err)
+			}
+			il.release(ctx, b.DCS)
+			return err
 		}
 	}
 	return b.clone(ctx)
+}
+
+// mayInitialize: a node that may never lead does not initialize the
+// cluster, it would leave it without a leader.
+func (b *Bootstrapper) mayInitialize() bool {
+	return !b.Node.Cfg.Tags.NoFailover() && b.Node.Cfg.Tags.FailoverPriority() > 0
 }
 
 func mustJSON(b []byte, err error) []byte {
@@ -101,20 +115,26 @@ func mustJSON(b []byte, err error) []byte {
 }
 
 // initCluster runs initdb, configures the new cluster, creates its roles and
-// publishes the system identifier and the dynamic configuration. On failure
-// it removes what it created and gives the initialize key back.
-func (b *Bootstrapper) initCluster(ctx context.Context) (err error) {
+// publishes the dynamic configuration and the system identifier, holding the
+// initialize key on il's lease (ctx ends if the lease is lost) until the
+// identifier makes it permanent. A marker next to the data directory says it
+// is incomplete until it is set up; an interrupted bootstrap leaves it, and
+// the next run moves such a directory aside. On failure it removes what it
+// created; the caller revokes the lease, which gives the key back.
+func (b *Bootstrapper) initCluster(ctx context.Context, il *initializeLease) (err error) {
 	dir := b.Node.DataDir()
+	marker := b.incompleteMarker()
 	defer func() {
 		if err == nil {
 			return
 		}
 		b.Log.Error().Err(err).Msg("bootstrap failed; cleaning up")
 		_ = os.RemoveAll(dir)
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = b.DCS.CancelInitialize(cctx, "")
+		_ = os.Remove(marker)
 	}()
+	if err := os.WriteFile(marker, []byte("initdb started "+time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", marker, err)
+	}
 	b.Log.Info().Str("data_dir", dir).Msg("this node initializes the cluster: running initdb")
 	if err := b.Node.InitDB(ctx); err != nil {
 		return err
@@ -135,10 +155,15 @@ func (b *Bootstrapper) initCluster(ctx context.Context) (err error) {
 		return err
 	}
 	sysid := strconv.FormatUint(cd.SystemIdentifier, 10)
-	if err := b.DCS.SetInitialize(ctx, sysid); err != nil {
-		return err
+	// The data directory is complete: from here an interruption leaves a
+	// valid directory, which the next run adopts for the cluster.
+	if err := os.Remove(marker); err != nil {
+		return fmt.Errorf("remove %s: %w", marker, err)
 	}
 	if err := b.DCS.PutConfigIfAbsent(ctx, mustJSON(cfg.DCSJSON())); err != nil {
+		return err
+	}
+	if err := b.DCS.CompleteInitialize(ctx, sysid, il.id); err != nil {
 		return err
 	}
 	b.Log.Info().Str("sysid", sysid).Msg("cluster initialized")
@@ -253,6 +278,12 @@ func (b *Bootstrapper) clone(ctx context.Context) error {
 	var leader *dcs.Member
 	for {
 		cl, err := b.DCS.Get(ctx)
+		if err == nil && !cl.InitializeSet && b.mayInitialize() {
+			// The node that was initializing the cluster gave up or died
+			// (its lease expired): race again.
+			b.Log.Info().Msg("the initialize key is free again")
+			return b.Run(ctx)
+		}
 		if err == nil && cl.Leader != nil {
 			// Clone a leader that runs as a primary, never one still being
 			// promoted: pg_basebackup fails when the source is promoted

@@ -325,3 +325,27 @@ func TestInterrupted(t *testing.T) {
 		t.Fatalf("interrupted Switchover = %v", err)
 	}
 }
+
+// TestCancel: cancel deletes a scheduled request, so a new one is no longer
+// refused as pending, and is a noop when nothing is pending.
+func TestCancel(t *testing.T) {
+	f := newFake(t)
+	at := time.Now().Add(time.Hour)
+	if _, err := f.ctl.Switchover(f.ctx(), Request{Candidate: "node2", At: &at}, SwitchoverOptions{NoWait: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ctl.Switchover(f.ctx(), Request{Candidate: "node3"}, SwitchoverOptions{NoWait: true}); ReasonOf(err) != Pending {
+		t.Fatalf("second request: %v, want pending", err)
+	}
+	r, err := f.ctl.Cancel(f.ctx())
+	if err != nil || r.Result != "cancelled" || r.Candidate != "node2" || !strings.Contains(r.Message, "scheduled at") {
+		t.Fatalf("Cancel = %+v, %v", r, err)
+	}
+	cl, err := f.c.Get(f.ctx())
+	if err != nil || cl.Failover != nil {
+		t.Fatalf("failover key after cancel: %+v, %v", cl, err)
+	}
+	if r, err := f.ctl.Cancel(f.ctx()); err != nil || r.Result != "noop" {
+		t.Fatalf("second Cancel = %+v, %v", r, err)
+	}
+}

@@ -44,6 +44,9 @@ type Plan struct {
 	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
 	// Chosen is true when the candidate was picked by Best (no --to).
 	Chosen bool `json:"chosen,omitempty"`
+	// Forced is true for a failover with --force: the candidate may lag
+	// more than maximum_lag_on_failover, and the failover key says so.
+	Forced bool `json:"forced,omitempty"`
 	// Noop is true when the candidate leads already: nothing to write.
 	Noop bool `json:"noop,omitempty"`
 	// Members is every member's assessment, for --dry-run and messages.
@@ -52,7 +55,7 @@ type Plan struct {
 
 // FailoverKey is the value of the failover key that carries out p.
 func (p Plan) FailoverKey() dcs.Failover {
-	f := dcs.Failover{Member: p.Candidate, ScheduledAt: p.ScheduledAt}
+	f := dcs.Failover{Member: p.Candidate, ScheduledAt: p.ScheduledAt, Force: p.Forced}
 	if p.Kind == Switchover {
 		f.Leader = p.Leader
 	}
@@ -97,6 +100,7 @@ func MakePlan(cl *dcs.Cluster, s Settings, req Request) (Plan, error) {
 				"switch over instead (without --failover), or add --force to do exactly that", p.Leader)
 		case p.Leader == "":
 			p.Kind = Failover
+			p.Forced = req.Force
 			if req.Force {
 				for i := range p.Members {
 					if a := &p.Members[i]; a.lagOnly {

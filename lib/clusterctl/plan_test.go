@@ -55,7 +55,7 @@ func TestMakePlan(t *testing.T) {
 		{"failover to a lagging member", noLeader(), false, Request{Failover: true, Candidate: "node3"}, NotEligible,
 			"node3 is not eligible: lags 10 MB behind the last leader's last known position, more than maximum_lag_on_failover (1 MB); add --force", dcs.Failover{}},
 		{"forced failover to a lagging member", noLeader(), false, Request{Failover: true, Force: true, Candidate: "node3"}, Unknown, "failover to node3",
-			dcs.Failover{Member: "node3"}},
+			dcs.Failover{Member: "node3", Force: true}},
 		{"forced failover does not force nofailover", withOptime(cluster("", m("node3", 90*mb, tags(map[string]any{"nofailover": true}))), 100*mb),
 			false, Request{Failover: true, Force: true, Candidate: "node3"}, NotEligible, "tagged nofailover", dcs.Failover{}},
 		{"failover while a leader lives", healthy(), false, Request{Failover: true, Candidate: "node2"}, LeaderAlive, "node1 holds the leader key", dcs.Failover{}},
@@ -87,7 +87,7 @@ func TestMakePlan(t *testing.T) {
 			}
 			if !p.Noop {
 				k := p.FailoverKey()
-				if k.Leader != tt.key.Leader || k.Member != tt.key.Member || (k.ScheduledAt == nil) != (tt.key.ScheduledAt == nil) {
+				if k.Leader != tt.key.Leader || k.Member != tt.key.Member || k.Force != tt.key.Force || (k.ScheduledAt == nil) != (tt.key.ScheduledAt == nil) {
 					t.Errorf("FailoverKey = %+v, want %+v", k, tt.key)
 				}
 			}

@@ -19,6 +19,12 @@ const (
 	DefaultRetryTimeout         = 3 * time.Second
 	DefaultMaximumLagOnFailover = 1 << 20
 	DefaultPrimaryStartTimeout  = 300 * time.Second
+	// DefaultPrimaryHangTimeout (primary_hang_timeout, pg-ha only): how
+	// long a leader's PostgreSQL may answer no query before it is killed
+	// and the key handed on. A saturated CPU or a checkpoint's I/O burst
+	// slows queries down but still lets one through within seconds; 30 s
+	// of total silence means the server's processes do not run.
+	DefaultPrimaryHangTimeout = 30 * time.Second
 
 	// FenceMargin is subtracted from the lease validity before it is handed
 	// to pg-supervise: the time a fence (SIGKILL of the postmaster's process
@@ -38,6 +44,7 @@ type Dynamic struct {
 	RetryTimeout         time.Duration
 	MaximumLagOnFailover int64
 	PrimaryStartTimeout  time.Duration
+	PrimaryHangTimeout   time.Duration // 0: off
 	CheckTimeline        bool
 	SynchronousMode      bool
 	FailsafeMode         bool
@@ -54,7 +61,8 @@ func (c *Config) Dynamic() Dynamic {
 	d := Dynamic{
 		TTL: DefaultTTL, LoopWait: DefaultLoopWait, RetryTimeout: DefaultRetryTimeout,
 		MaximumLagOnFailover: DefaultMaximumLagOnFailover, PrimaryStartTimeout: DefaultPrimaryStartTimeout,
-		UseSlots: true, Parameters: map[string]string{},
+		PrimaryHangTimeout: DefaultPrimaryHangTimeout,
+		UseSlots:           true, Parameters: map[string]string{},
 	}
 	d.apply(&c.Bootstrap.DCS)
 	d.apply(&DCS{DCSCore: c.DCSCore})
@@ -90,6 +98,9 @@ func (d *Dynamic) apply(s *DCS) {
 	}
 	if s.PrimaryStartTimeout != nil {
 		d.PrimaryStartTimeout = s.PrimaryStartTimeout.D()
+	}
+	if s.PrimaryHangTimeout != nil {
+		d.PrimaryHangTimeout = s.PrimaryHangTimeout.D()
 	}
 	if s.CheckTimeline != nil {
 		d.CheckTimeline = *s.CheckTimeline
@@ -158,6 +169,20 @@ func (d Dynamic) CheckBudget() error {
 	if need := d.LoopWait + d.RetryTimeout + FenceMargin; need > d.TTL {
 		return fmt.Errorf("ttl: loop_wait (%s) + retry_timeout (%s) + fence margin (%s) = %s exceeds ttl (%s), so a healthy primary would be fenced after one slow etcd request; raise ttl to at least %s or lower loop_wait or retry_timeout",
 			d.LoopWait, d.RetryTimeout, FenceMargin, need, d.TTL, secondsCeil(need))
+	}
+	return nil
+}
+
+// MinPrimaryHangTimeout is the shortest primary_hang_timeout accepted:
+// shorter, one slow status query could get a busy primary killed.
+const MinPrimaryHangTimeout = 5 * time.Second
+
+// CheckHangTimeout reports a primary_hang_timeout that is neither 0 (off)
+// nor at least MinPrimaryHangTimeout.
+func (d Dynamic) CheckHangTimeout() error {
+	if d.PrimaryHangTimeout != 0 && d.PrimaryHangTimeout < MinPrimaryHangTimeout {
+		return fmt.Errorf("primary_hang_timeout: %s is shorter than %s; set it to %d or more, or to 0 to never kill an unresponsive primary",
+			d.PrimaryHangTimeout, MinPrimaryHangTimeout, int(MinPrimaryHangTimeout/time.Second))
 	}
 	return nil
 }

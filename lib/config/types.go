@@ -127,6 +127,7 @@ type DCSCore struct {
 	MaxTimelinesHistory   *int             `yaml:"max_timelines_history" json:"max_timelines_history,omitempty"`
 	PrimaryStartTimeout   *Seconds         `yaml:"primary_start_timeout" json:"primary_start_timeout,omitempty"`
 	PrimaryStopTimeout    *Seconds         `yaml:"primary_stop_timeout" json:"primary_stop_timeout,omitempty"`
+	PrimaryHangTimeout    *Seconds         `yaml:"primary_hang_timeout" json:"primary_hang_timeout,omitempty"`
 	MasterStartTimeout    *Seconds         `yaml:"master_start_timeout" json:"master_start_timeout,omitempty"`
 	MasterStopTimeout     *Seconds         `yaml:"master_stop_timeout" json:"master_stop_timeout,omitempty"`
 	SynchronousMode       *bool            `yaml:"synchronous_mode" json:"synchronous_mode,omitempty"`

@@ -123,5 +123,8 @@ func (c *Config) Validate(need Need) []error {
 	if err := d.CheckBudget(); err != nil {
 		errs = append(errs, fmt.Errorf("bootstrap.dcs.%w", err))
 	}
+	if err := d.CheckHangTimeout(); err != nil {
+		errs = append(errs, fmt.Errorf("bootstrap.dcs.%w", err))
+	}
 	return errs
 }

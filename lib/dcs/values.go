@@ -110,6 +110,10 @@ type Failover struct {
 	Leader      string     `json:"leader,omitempty"`
 	Member      string     `json:"member,omitempty"`
 	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
+	// Force (pg-ha only, ignored by Patroni): a manual failover the
+	// operator forced with --failover --force; its candidate may lag more
+	// than maximum_lag_on_failover.
+	Force bool `json:"force,omitempty"`
 }
 
 // pythonISO is how Python's datetime.isoformat writes an aware time (Patroni
@@ -122,8 +126,9 @@ func (f Failover) MarshalJSON() ([]byte, error) {
 		Leader      string `json:"leader,omitempty"`
 		Member      string `json:"member,omitempty"`
 		ScheduledAt string `json:"scheduled_at,omitempty"`
+		Force       bool   `json:"force,omitempty"`
 	}
-	aux.Leader, aux.Member = f.Leader, f.Member
+	aux.Leader, aux.Member, aux.Force = f.Leader, f.Member, f.Force
 	if f.ScheduledAt != nil {
 		aux.ScheduledAt = f.ScheduledAt.Format(pythonISO)
 	}
@@ -138,11 +143,12 @@ func (f *Failover) UnmarshalJSON(b []byte) error {
 		Leader      *string `json:"leader"`
 		Member      *string `json:"member"`
 		ScheduledAt *string `json:"scheduled_at"`
+		Force       bool    `json:"force"`
 	}
 	if err := json.Unmarshal(b, &aux); err != nil {
 		return err
 	}
-	*f = Failover{}
+	*f = Failover{Force: aux.Force}
 	if aux.Leader != nil {
 		f.Leader = *aux.Leader
 	}

@@ -145,6 +145,31 @@ func (c *Client) DeleteFailover(ctx context.Context) error {
 	return c.del(ctx, "delete failover", c.Key("failover"))
 }
 
+// DeleteFailoverAt deletes the failover key only if its mod revision is
+// still modRev (Cluster.FailoverRev), so that a request written meanwhile is
+// not lost; an absent key is not an error. It blocks for one request (ctx,
+// RequestTimeout). Errors: ErrConflict (the key changed: re-read),
+// ErrNoQuorum, context or transport errors.
+func (c *Client) DeleteFailoverAt(ctx context.Context, modRev int64) error {
+	key := c.Key("failover")
+	rctx, cancel := c.reqCtx(ctx)
+	defer cancel()
+	resp, err := c.cli.Txn(rctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", modRev)).
+		Then(clientv3.OpDelete(key)).
+		Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
+		Commit()
+	if err != nil {
+		return fmt.Errorf("delete failover %s: %w", key, translate(err))
+	}
+	if !resp.Succeeded {
+		if rr := resp.Responses[0].GetResponseRange(); rr != nil && rr.Count > 0 {
+			return fmt.Errorf("delete failover %s at mod revision %d: %w", key, modRev, ErrConflict)
+		}
+	}
+	return nil
+}
+
 // OpPutStatus returns the put of the status key, for LeaderTxn or
 // ReleaseLeader. It never blocks.
 func OpPutStatus(c *Client, s Status) clientv3.Op {

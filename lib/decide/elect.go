@@ -1,6 +1,9 @@
 package decide
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Member is one member as pg-lockd sees it in etcd (or, for itself, from
 // its own PostgreSQL just now).
@@ -29,10 +32,18 @@ type Election struct {
 	MaxLag int64
 	// Paused: maintenance mode, no automatic failover.
 	Paused bool
-	// FailoverTo names the member a manual failover or switchover asked
-	// for ("" for none); FailoverToAlive says that member is running.
-	FailoverTo      string
-	FailoverToAlive bool
+	// Failover is the failover key, nil if there is none (see
+	// WithoutLeader).
+	Failover *FailoverKey
+	// KeyWaited is how long the failover key's candidate has been waited
+	// for: since the leader key vanished or the failover key was written,
+	// whichever is later. KeyGrace is how long it is waited for (0:
+	// forever).
+	KeyWaited, KeyGrace time.Duration
+	// Now is the wall-clock time, for the failover key's scheduled_at;
+	// Late is how late a scheduled switchover may still be carried out.
+	Now  time.Time
+	Late time.Duration
 	// SettleExpired: the wait for every running member to report a fresh
 	// position is over; members that did not report are ignored.
 	SettleExpired bool
@@ -71,18 +82,32 @@ func Ahead(a, b Member) bool {
 }
 
 // Elect decides whether this node races for the free leader key, and why.
+// A failover key is judged by WithoutLeader first: honoured, only its
+// candidate races — in a switchover only once it has received the old
+// primary's shutdown checkpoint (LastLeaderPosition); stale, the normal
+// election below proceeds (the caller deletes the key).
 func Elect(e Election) (bool, string) {
 	self := e.Self
 	// An operator's switchover or failover is honoured even in maintenance
 	// mode, as in Patroni.
-	if e.FailoverTo != "" && e.FailoverToAlive {
-		if e.FailoverTo != self.Name {
-			return false, "a failover to " + e.FailoverTo + " is requested"
+	if e.Failover != nil {
+		switch v, why := WithoutLeader(e); v {
+		case KeyWait:
+			return false, why
+		case KeyHonour:
+			k := e.Failover
+			if k.Member != self.Name {
+				return false, "a failover to " + k.Member + " is requested"
+			}
+			if k.Switchover() && !HasCheckpoint(self.Position, e.LastLeaderPosition) {
+				return false, fmt.Sprintf("the requested candidate has not received the old primary's shutdown checkpoint at %d (has %d)",
+					e.LastLeaderPosition, self.Position)
+			}
+			if k.Force {
+				return true, "the requested failover target, forced: its lag is not checked and the WAL it lacks is lost"
+			}
+			return true, "the requested failover target"
 		}
-		if !self.Running {
-			return false, "the requested failover target's PostgreSQL is not running"
-		}
-		return true, "the requested failover target"
 	}
 	if e.Paused {
 		if self.Running && self.Primary {

@@ -1,6 +1,9 @@
 package decide
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestElect(t *testing.T) {
 	m := func(name string, tl int, pos int64) Member {
@@ -30,11 +33,27 @@ func TestElect(t *testing.T) {
 		{"a silent member is ignored after settling", Election{Self: m("n2", 1, 100), Others: []Member{with(m("n3", 1, 900), func(x *Member) { x.Fresh = false })}, SettleExpired: true}, true},
 		{"paused: replica does not race", Election{Self: m("n1", 1, 100), Paused: true}, false},
 		{"paused: running primary takes the key back", Election{Self: with(m("n1", 1, 100), func(x *Member) { x.Primary = true }), Paused: true}, true},
-		{"failover to another member", Election{Self: m("n1", 1, 900), Others: []Member{m("n2", 1, 100)}, FailoverTo: "n2", FailoverToAlive: true}, false},
-		{"failover to me despite a fresher member", Election{Self: m("n2", 1, 100), Others: []Member{m("n1", 1, 900)}, FailoverTo: "n2", FailoverToAlive: true}, true},
-		{"failover target gone: normal election", Election{Self: m("n1", 1, 900), FailoverTo: "n9"}, true},
-		{"paused: a requested failover still happens", Election{Self: m("n2", 1, 100), FailoverTo: "n2", FailoverToAlive: true, Paused: true}, true},
-		{"paused: others still wait for the target", Election{Self: m("n1", 1, 900), FailoverTo: "n2", FailoverToAlive: true, Paused: true}, false},
+		{"failover to another member", Election{Self: m("n1", 1, 900), Others: []Member{m("n2", 1, 100)}, Failover: &FailoverKey{Member: "n2"}}, false},
+		{"failover to me despite a fresher member", Election{Self: m("n2", 1, 100), Others: []Member{m("n1", 1, 900)}, Failover: &FailoverKey{Member: "n2"}}, true},
+		{"failover target gone: normal election", Election{Self: m("n1", 1, 900), Failover: &FailoverKey{Member: "n9"}}, true},
+		{"paused: a requested failover still happens", Election{Self: m("n2", 1, 100), Failover: &FailoverKey{Member: "n2"}, Paused: true}, true},
+		{"paused: others still wait for the target", Election{Self: m("n1", 1, 900), Others: []Member{m("n2", 1, 900)}, Failover: &FailoverKey{Member: "n2"}, Paused: true}, false},
+		{"failover target stopped: normal election", Election{Self: m("n1", 1, 900), Others: []Member{with(m("n2", 1, 900), func(x *Member) { x.Running = false })}, Failover: &FailoverKey{Member: "n2"}}, true},
+		{"failover target lags: normal election", Election{Self: m("n1", 1, 5000), Others: []Member{m("n2", 1, 100)}, Failover: &FailoverKey{Member: "n2"}, LastLeaderPosition: 5000, MaxLag: 1000}, true},
+		{"failover target lags: it does not race", Election{Self: m("n2", 1, 100), Failover: &FailoverKey{Member: "n2"}, LastLeaderPosition: 5000, MaxLag: 1000}, false},
+		{"forced failover target may lag", Election{Self: m("n2", 1, 100), Others: []Member{m("n1", 1, 4000)}, Failover: &FailoverKey{Member: "n2", Force: true}, LastLeaderPosition: 5000, MaxLag: 1000}, true},
+		{"forced failover: others wait", Election{Self: m("n1", 1, 4000), Others: []Member{m("n2", 1, 100)}, Failover: &FailoverKey{Member: "n2", Force: true}, LastLeaderPosition: 5000, MaxLag: 1000}, false},
+		{"failover target nofailover: normal election", Election{Self: m("n1", 1, 900), Others: []Member{with(m("n2", 1, 900), func(x *Member) { x.NoFailover = true })}, Failover: &FailoverKey{Member: "n2"}}, true},
+		{"scheduled switchover is not honoured without a leader", Election{Self: m("n1", 1, 900), Others: []Member{m("n2", 1, 900)}, Failover: &FailoverKey{Leader: "n0", Member: "n2", ScheduledAt: time.Unix(2e9, 0)}, Now: time.Unix(1e9, 0)}, true},
+		{"scheduled switchover: its candidate races normally", Election{Self: m("n2", 1, 100), Others: []Member{m("n1", 1, 900)}, Failover: &FailoverKey{Leader: "n0", Member: "n2", ScheduledAt: time.Unix(2e9, 0)}, Now: time.Unix(1e9, 0)}, false},
+		{"due scheduled switchover: its candidate takes over", Election{Self: m("n2", 1, 1100), Others: []Member{m("n1", 1, 2000)}, Failover: &FailoverKey{Leader: "n0", Member: "n2", ScheduledAt: time.Unix(2e9, 0)}, Now: time.Unix(2e9+1, 0), Late: 8 * time.Second, LastLeaderPosition: 1000}, true},
+		{"switchover candidate with the checkpoint", Election{Self: m("n2", 1, 1100), Others: []Member{m("n1", 1, 2000)}, Failover: &FailoverKey{Leader: "n0", Member: "n2"}, LastLeaderPosition: 1000}, true},
+		{"switchover candidate without the checkpoint waits", Election{Self: m("n2", 1, 1000), Failover: &FailoverKey{Leader: "n0", Member: "n2"}, LastLeaderPosition: 1000}, false},
+		{"switchover candidate without a known checkpoint waits", Election{Self: m("n2", 1, 1000), Failover: &FailoverKey{Leader: "n0", Member: "n2"}}, false},
+		{"switchover not taken in time: normal election", Election{Self: m("n1", 1, 1200), Others: []Member{m("n2", 1, 1000)}, Failover: &FailoverKey{Leader: "n0", Member: "n2"}, LastLeaderPosition: 1000, KeyWaited: 9 * time.Second, KeyGrace: 8 * time.Second}, true},
+		{"switchover within grace: others wait", Election{Self: m("n1", 1, 1200), Others: []Member{m("n2", 1, 1000)}, Failover: &FailoverKey{Leader: "n0", Member: "n2"}, LastLeaderPosition: 1000, KeyWaited: 7 * time.Second, KeyGrace: 8 * time.Second}, false},
+		{"silent target is awaited", Election{Self: m("n1", 1, 900), Others: []Member{with(m("n2", 1, 900), func(x *Member) { x.Fresh = false })}, Failover: &FailoverKey{Member: "n2"}}, false},
+		{"silent target after settling: normal election", Election{Self: m("n1", 1, 900), Others: []Member{with(m("n2", 1, 900), func(x *Member) { x.Fresh = false })}, Failover: &FailoverKey{Member: "n2"}, SettleExpired: true}, true},
 	}
 	for _, tt := range tests {
 		if got, why := Elect(tt.e); got != tt.want {

@@ -65,6 +65,9 @@ type Elector struct {
 	reinitDone    chan struct{}
 
 	leaderDeletedRev int64 // revision of the last deletion of the leader key seen
+
+	hang hangWatch // the leader's PostgreSQL answering no query
+	fkey keyWatch  // since when the failover key has been seen
 }
 
 // New returns an elector; Run starts it.

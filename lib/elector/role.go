@@ -2,7 +2,6 @@ package elector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
-	"github.com/pg-ha/pg-ha/lib/decide"
 	"github.com/pg-ha/pg-ha/lib/pg"
 	"github.com/pg-ha/pg-ha/lib/rolepipe"
 	"github.com/pg-ha/pg-ha/lib/state"
@@ -50,74 +48,6 @@ func (e *Elector) decide(ctx context.Context, loc local, cl *dcs.Cluster, leaseO
 	}
 }
 
-// maybeRace takes the free leader key if lib/decide says this node should.
-func (e *Elector) maybeRace(ctx context.Context, loc local, cl *dcs.Cluster) {
-	el := decide.Election{
-		Self: e.self(loc), Others: e.members(cl), LastLeaderPosition: cl.Status.Optime,
-		MaxLag: e.dyn.MaximumLagOnFailover, Paused: e.dyn.Pause,
-		SettleExpired: e.clock.Now().Sub(e.noLeader.since) >= e.dyn.LoopWait,
-	}
-	if f := cl.Failover; f != nil && f.Member != "" {
-		el.FailoverTo = f.Member
-		if m := cl.Member(f.Member); m != nil && m.Data.State == "running" {
-			el.FailoverToAlive = true
-		}
-	}
-	ok, why := decide.Elect(el)
-	if !ok {
-		e.log.Debug().Str("reason", why).Msg("not racing for the leader key")
-		e.emit(rolepipe.Line{Verb: rolepipe.Standby})
-		return
-	}
-	if el.FailoverTo == e.cfg.Name {
-		e.awaitPosition(ctx, cl.Status.Optime)
-	}
-	rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
-	defer cancel()
-	token, err := e.dcs.AcquireLeader(rctx, e.cfg.Name, e.lease.ID)
-	if err != nil {
-		if !errors.Is(err, dcs.ErrLeaderExists) {
-			e.log.Warn().Err(err).Msg("acquiring the leader key")
-		}
-		e.emit(rolepipe.Line{Verb: rolepipe.Standby})
-		return
-	}
-	e.token = token
-	e.downSince = 0
-	e.promotedFrom = int(loc.status.Timeline)
-	e.log.Info().Str("reason", why).Int64("token", token).Int64("position", loc.position()).Msg("won the leader key")
-	if !e.lead(e.slots(cl)) {
-		e.log.Warn().Msg("won the leader key with too little validity left to lead")
-	}
-}
-
-// awaitPosition waits briefly until the local server has received WAL up to
-// pos (the old primary's shutdown checkpoint in a switchover).
-func (e *Elector) awaitPosition(ctx context.Context, pos int64) {
-	if pos <= 0 {
-		return
-	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		qctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-		var recv int64
-		if e.conn != nil {
-			if st, err := pg.QueryStatus(qctx, e.conn); err == nil {
-				recv = int64(st.Position())
-			}
-		}
-		cancel()
-		if recv >= pos {
-			return
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			e.log.Warn().Int64("received", recv).Int64("wanted", pos).Msg("promoting before receiving all of the old primary's WAL")
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // slots are the physical slots the leader keeps for the other members.
 func (e *Elector) slots(cl *dcs.Cluster) []string {
 	if !e.dyn.UseSlots {
@@ -136,9 +66,10 @@ func (e *Elector) slots(cl *dcs.Cluster) []string {
 // manual failover, runs a due switchover, and gives the key up when the
 // server has been down too long.
 func (e *Elector) asLeader(ctx context.Context, loc local, cl *dcs.Cluster) {
-	if f := cl.Failover; f != nil && f.Member != "" && f.Member != e.cfg.Name &&
-		(f.Leader == "" || f.Leader == e.cfg.Name) && (f.ScheduledAt == nil || !time.Now().Before(*f.ScheduledAt)) {
-		e.switchover(ctx, loc, cl, f.Member)
+	if e.fenceHung(ctx, loc) {
+		return
+	}
+	if e.failoverAsLeader(ctx, loc, cl) {
 		return
 	}
 	if !e.lead(e.slots(cl)) {
@@ -148,7 +79,7 @@ func (e *Elector) asLeader(ctx context.Context, loc local, cl *dcs.Cluster) {
 	if loc.primary() {
 		e.downSince = 0
 		ops = append(ops, dcs.OpPutStatus(e.dcs, dcs.Status{Optime: loc.position()}))
-		if f := cl.Failover; f != nil && (f.Member == e.cfg.Name || (f.Member == "" && f.ScheduledAt == nil)) {
+		if e.failoverDone(cl) {
 			ops = append(ops, dcs.OpDeleteFailover(e.dcs))
 		}
 		if e.promotedFrom > 0 && int(loc.status.Timeline) > e.promotedFrom {
@@ -196,57 +127,6 @@ func (e *Elector) history(cl *dcs.Cluster, loc local) []dcs.HistoryEntry {
 	h = append(h, dcs.HistoryEntry{Timeline: tl, LSN: lsn, Reason: reason,
 		Timestamp: time.Now().Format("2006-01-02T15:04:05.000000-07:00"), NewLeader: e.cfg.Name})
 	return h
-}
-
-// switchover hands the leader key to candidate: checkpoint while serving,
-// stop writes (a clean shutdown sends all WAL to connected standbys), then
-// release the key with the shutdown checkpoint's position and let the
-// candidate, named by the failover key, take it.
-func (e *Elector) switchover(ctx context.Context, loc local, cl *dcs.Cluster, candidate string) {
-	log := e.log.With().Str("candidate", candidate).Logger()
-	refuse := func(why string) {
-		log.Warn().Str("reason", why).Msg("switchover refused")
-		rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
-		defer cancel()
-		_ = e.dcs.LeaderTxn(rctx, e.token, dcs.OpDeleteFailover(e.dcs))
-		e.lead(e.slots(cl))
-	}
-	m := cl.Member(candidate)
-	if m == nil {
-		refuse("no such member")
-		return
-	}
-	cand := e.members(&dcs.Cluster{Members: []dcs.Member{*m}})[0]
-	if ok, why := decide.Eligible(cand, loc.position(), e.dyn.MaximumLagOnFailover); !ok {
-		refuse(why)
-		return
-	}
-	streaming := false
-	for _, r := range loc.status.Replication {
-		if r.ApplicationName == candidate && r.State == "streaming" {
-			streaming = true
-		}
-	}
-	if !streaming {
-		refuse("the candidate is not streaming from this primary")
-		return
-	}
-	validity := func() time.Duration { return e.lease.ValidUntil.Sub(e.clock.Now()) - 2*time.Second }
-	log.Info().Msg("switchover: checkpointing while still serving")
-	cctx, cancel := context.WithTimeout(ctx, min(10*time.Second, max(validity(), 0)))
-	if err := e.checkpoint(cctx); err != nil {
-		log.Warn().Err(err).Msg("checkpoint before switchover")
-	}
-	cancel()
-	if !e.stopWrites(ctx, "switchover", validity()) {
-		log.Warn().Msg("switchover: the primary did not stop in time; it keeps leading")
-		e.lead(e.slots(cl))
-		return
-	}
-	if err := e.release(ctx, "switchover"); err != nil {
-		return
-	}
-	e.follow(candidate)
 }
 
 // stopWrites asks pg-supervise to stop PostgreSQL and waits, up to within,

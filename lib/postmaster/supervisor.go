@@ -210,6 +210,16 @@ func (s *Supervisor) do(ctx context.Context, act decide.Action, line rolepipe.Li
 		return s.stop(ctx, Fast, state.Stopped)
 	case decide.StopServer:
 		s.setState(state.Stopping, "")
+		if line.Reason == rolepipe.ReasonUnresponsive && s.proc != nil {
+			// Its processes do not run (stopped, or stuck on a disk):
+			// a shutdown request would wait for them. Kill them all.
+			s.log.Warn().Int("pid", s.proc.PID()).Msg("killing the unresponsive server")
+			s.proc.KillGroup()
+			<-s.proc.Done()
+			s.reapExpected()
+			s.setState(state.Stopped, "killed: it answered no query")
+			return nil
+		}
 		return s.stop(ctx, Fast, state.Stopped)
 	}
 	return nil

@@ -27,6 +27,11 @@ const (
 	Stop Verb = "stop"
 )
 
+// ReasonUnresponsive is the Stop reason for a server that answered no
+// query for primary_hang_timeout: pg-supervise kills it rather than asking
+// it to shut down, which it would not do.
+const ReasonUnresponsive = "unresponsive"
+
 // MaxLineLength bounds a line; longer input is garbage.
 const MaxLineLength = 4096
 
