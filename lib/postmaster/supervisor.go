@@ -214,7 +214,9 @@ func (s *Supervisor) do(ctx context.Context, act decide.Action, line rolepipe.Li
 			// Its processes do not run (stopped, or stuck on a disk):
 			// a shutdown request would wait for them. Kill them all.
 			s.log.Warn().Int("pid", s.proc.PID()).Msg("killing the unresponsive server")
-			s.proc.KillGroup()
+			if err := s.proc.Kill(); err != nil {
+				s.log.Error().Err(err).Msg("killing the unresponsive server")
+			}
 			<-s.proc.Done()
 			s.reapExpected()
 			s.setState(state.Stopped, "killed: it answered no query")
