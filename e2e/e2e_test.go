@@ -259,7 +259,7 @@ func TestEtcdDown(t *testing.T) {
 	ttl := c.Options.TTL
 	old := c.WaitPrimary(t, 10*time.Second)
 
-	holds := w.Hold(t, old, ttl+4*time.Second)
+	holds := w.Hold(t, old, ttl+8*time.Second)
 	down := w.Mark("stop etcd")
 	c.Etcd.Stop()
 	time.Sleep(2 * ttl)

@@ -114,7 +114,7 @@ func TestConnectionsExhausted(t *testing.T) {
 			break
 		}
 	}
-	holds := w.Hold(t, p, 12*time.Second)
+	holds := w.Hold(t, p, 20*time.Second)
 	stop := make(chan struct{})
 	seen := leaderWatch(c, stop)
 

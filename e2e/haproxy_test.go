@@ -155,7 +155,7 @@ func TestHAProxy(t *testing.T) {
 	defer halt()
 	time.Sleep(500 * time.Millisecond)
 
-	holds := w.Hold(t, old, c.Options.TTL+4*time.Second)
+	holds := w.Hold(t, old, c.Options.TTL+8*time.Second)
 	frozen := w.Mark("SIGSTOP pg-lockd of " + old.Name)
 	if err := old.Signal(testcluster.Lockd, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
