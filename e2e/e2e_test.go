@@ -251,12 +251,15 @@ func TestLockdKilled(t *testing.T) {
 // TestEtcdDown: etcd is down for 2 × ttl. The primary must stop
 // acknowledging writes within ttl of losing etcd (it cannot renew its
 // lease), and the cluster must come back to one primary and streaming
-// replicas once etcd returns.
+// replicas once etcd returns. Sessions mid-transaction, mid-statement and
+// mid-COPY on the primary when etcd stops never commit: the fence kills
+// them.
 func TestEtcdDown(t *testing.T) {
 	c, w := start(t, testcluster.Options{})
 	ttl := c.Options.TTL
 	old := c.WaitPrimary(t, 10*time.Second)
 
+	holds := w.Hold(t, old, ttl+8*time.Second)
 	down := w.Mark("stop etcd")
 	c.Etcd.Stop()
 	time.Sleep(2 * ttl)
@@ -265,6 +268,7 @@ func TestEtcdDown(t *testing.T) {
 	np := c.WaitPrimary(t, 30*time.Second)
 	w.WaitAck(t, testcluster.MultiWriter, np.Name, up, 15*time.Second)
 
+	testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 30*time.Second), down, "etcd's stop")
 	h := w.Snapshot()
 	for _, wr := range h.ByNode(old.Name) {
 		if wr.Ack.After(down.Add(ttl)) && wr.Ack.Before(up) {
@@ -282,11 +286,14 @@ func TestEtcdDown(t *testing.T) {
 }
 
 // TestPlannedStop: SIGTERM to every process of the primary's node; a
-// replica accepts writes within 2s.
+// replica accepts writes within 2s. PostgreSQL's fast shutdown ends the
+// sessions mid-transaction, mid-statement and mid-COPY without committing
+// them: none commits after the stop began, on either node.
 func TestPlannedStop(t *testing.T) {
 	c, w := start(t, testcluster.Options{})
 	old := c.WaitPrimary(t, 10*time.Second)
 
+	holds := w.Hold(t, old, 5*time.Second)
 	stopped := w.Mark("SIGTERM every process of " + old.Name)
 	old.Stop(t, syscall.SIGTERM)
 	np := c.WaitPrimary(t, 15*time.Second, old)
@@ -300,6 +307,7 @@ func TestPlannedStop(t *testing.T) {
 	if old.Running(testcluster.Postmaster) {
 		t.Errorf("%s: PostgreSQL still runs after its node was stopped", old.Name)
 	}
+	testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 30*time.Second), stopped, "the planned stop")
 	finish(t, c, w)
 }
 

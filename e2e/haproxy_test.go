@@ -23,7 +23,8 @@ import (
 // primary, and another node is elected. Throughout, a client connects
 // through :5000 every 20 ms: no connection may reach a server in recovery
 // or the old primary after its fence, and the new primary must be reached
-// within 3 s of accepting writes.
+// within 3 s of accepting writes. Sessions mid-transaction, mid-statement
+// and mid-COPY on the old primary when pg-lockd stops never commit.
 
 const haproxyExample = "../examples/haproxy.cfg"
 
@@ -154,7 +155,8 @@ func TestHAProxy(t *testing.T) {
 	defer halt()
 	time.Sleep(500 * time.Millisecond)
 
-	w.Mark("SIGSTOP pg-lockd of " + old.Name)
+	holds := w.Hold(t, old, c.Options.TTL+8*time.Second)
+	frozen := w.Mark("SIGSTOP pg-lockd of " + old.Name)
 	if err := old.Signal(testcluster.Lockd, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -216,6 +218,7 @@ func TestHAProxy(t *testing.T) {
 		t.Errorf("the new primary %s was reached through :5000 %s after it accepted writes, want within 3 s",
 			np.Name, firstOnNew.Sub(promoted).Round(time.Millisecond))
 	}
+	testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 30*time.Second), frozen, "the fence")
 	if got := psqlThrough(t, through(old, rw)); got != fmt.Sprintf("%d false", np.PGPort) {
 		t.Errorf("psql through :5000 after the failover answered %q, want %s (port %d)", got, np.Name, np.PGPort)
 	}

@@ -14,12 +14,14 @@ import (
 // PostgreSQL. The old primary must stop acknowledging writes before any
 // other node acknowledges one, a replica must take over within about
 // ttl + 2s, and once the partition heals the old primary must rejoin as a
-// streaming replica of the new one.
+// streaming replica of the new one. Sessions mid-transaction, mid-statement
+// and mid-COPY on the old primary at the cut never commit.
 func TestPrimaryPartitionedFromEtcd(t *testing.T) {
 	c, w := start(t, testcluster.Options{EtcdProxy: true})
 	ttl := c.Options.TTL
 	old := c.WaitPrimary(t, 10*time.Second)
 
+	holds := w.Hold(t, old, ttl+8*time.Second)
 	cut := w.Mark("partition " + old.Name + " (primary) from etcd")
 	old.PartitionFromEtcd()
 	np := c.WaitPrimary(t, ttl+15*time.Second, old)
@@ -49,6 +51,7 @@ func TestPrimaryPartitionedFromEtcd(t *testing.T) {
 			old.Name, np.Name, time.Since(healed).Round(time.Millisecond), rejoined(old))
 	}
 	checkNotRecloned(t, old)
+	testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 30*time.Second), cut, "the partition from etcd")
 	h = finish(t, c, w)
 	// Judge the whole history too: the old primary must never have
 	// acknowledged a write after the new one's first, partition or not.
@@ -142,7 +145,9 @@ func TestReplicaPartitionedFromEtcd(t *testing.T) {
 // primary must stop acknowledging writes within ttl of the loss of quorum
 // and no other node may acknowledge any; once quorum is back the cluster
 // must return within 20s to one primary and streaming replicas, a former
-// primary rewound rather than cloned again.
+// primary rewound rather than cloned again. Sessions mid-transaction,
+// mid-statement and mid-COPY on the primary when quorum is lost never
+// commit: the fence kills them.
 //
 // All nodes are on the minority side here: cutting one etcd member off from
 // the other two while they keep quorum would need the peer traffic of each
@@ -153,6 +158,7 @@ func TestMinorityEtcd(t *testing.T) {
 	ttl := c.Options.TTL
 	old := c.WaitPrimary(t, 10*time.Second)
 
+	holds := w.Hold(t, old, ttl+8*time.Second)
 	lost := w.Mark("pause etcd members " + c.EtcdMembers[1].Name() + " and " + c.EtcdMembers[2].Name() +
 		": " + c.EtcdMembers[0].Name() + " alone, without quorum")
 	for _, m := range c.EtcdMembers[1:] {
@@ -178,6 +184,7 @@ func TestMinorityEtcd(t *testing.T) {
 				old.Name, wr, wr.Ack.Sub(lost).Round(time.Millisecond), ttl)
 		}
 	}
+	testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 30*time.Second), lost, "the loss of etcd's quorum")
 	last, _ := lastAck(h, old.Name, back)
 	t.Logf("etcd without quorum for %s: primary %s before, %s after; old primary's last ack %s after quorum was lost; %s writer's first ack %s after quorum returned",
 		back.Sub(lost).Round(time.Millisecond), old.Name, np.Name, last.Ack.Sub(lost).Round(time.Millisecond),

@@ -86,6 +86,7 @@ func Parse(data []byte, environ []string) (*Config, []string, error) {
 		}
 	}
 	applyDefaults(cfg)
+	warns = append(warns, cfg.connectionWarnings()...)
 	return cfg, warns, nil
 }
 

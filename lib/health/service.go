@@ -395,19 +395,30 @@ func (s *Service) queryPG(ctx context.Context, connp **pgx.Conn) (pg.Status, err
 	if *connp == nil || (*connp).IsClosed() {
 		closeConn(*connp)
 		*connp = nil
-		c, err := pg.Connect(qctx, s.o.PG)
+		p := s.o.PG
+		if p.CancelGrace == 0 {
+			p.CancelGrace = pgCancelGrace
+		}
+		c, err := pg.Connect(qctx, p)
 		if err != nil {
 			return pg.Status{}, err
 		}
 		*connp = c
 	}
+	// A query that failed or timed out leaves the connection open when
+	// PostgreSQL answered (a timeout is cancelled, not disconnected): it is
+	// kept, so that an application that takes every free slot cannot
+	// lock pg-healthd out after a slow moment.
 	st, err := pg.QueryStatus(qctx, *connp)
-	if err != nil {
-		closeConn(*connp)
+	if err != nil && (*connp).IsClosed() {
 		*connp = nil
 	}
 	return st, err
 }
+
+// pgCancelGrace is how long a status query that ran out of time is given
+// to answer its cancel request before its connection is dropped.
+const pgCancelGrace = 2 * time.Second
 
 // closeConn closes conn without waiting long for a server that hangs.
 func closeConn(conn *pgx.Conn) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 )
 
 // Defaults applied by ConnParams when a field is zero.
@@ -42,6 +43,15 @@ type ConnParams struct {
 	// IDENTIFY_SYSTEM and TIMELINE_HISTORY over the simple query protocol
 	// only.
 	Replication bool
+	// CancelGrace, when positive, keeps a connection of Connect across a
+	// statement whose context ends: PostgreSQL is sent a cancel request
+	// (which takes no connection slot) and given CancelGrace to answer
+	// before the connection is closed. A program that keeps one connection
+	// open so that it can still observe a server whose slots are all taken
+	// sets it; a statement interrupted in time then fails with SQLSTATE
+	// 57014 and the connection stays usable. Zero closes the connection at
+	// once, pgx's default.
+	CancelGrace time.Duration `json:"-"`
 	// Extra holds further libpq keywords (sslmode, sslrootcert,
 	// target_session_attrs, …), emitted in key order after the others.
 	// A "password" key is ignored: use Password or Passfile.
@@ -154,6 +164,11 @@ func (p ConnParams) pgxConfig() (*pgx.ConnConfig, error) {
 		return nil, err
 	}
 	applyParams(&cfg.Config, p)
+	if p.CancelGrace > 0 {
+		cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+			return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: p.CancelGrace}
+		}
+	}
 	return cfg, nil
 }
 

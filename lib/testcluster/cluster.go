@@ -133,6 +133,9 @@ func Start(t testing.TB, o Options) *Cluster {
 			t.Fatal(err)
 		}
 		c.Nodes = append(c.Nodes, n)
+		if err := n.mountWAL(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	began := time.Now()
@@ -220,6 +223,9 @@ func (c *Cluster) doCleanup() {
 	}
 	wg.Wait()
 	killUnder(c.Dir, 10*time.Second)
+	for _, n := range c.Nodes {
+		n.unmountWAL()
+	}
 	if d := time.Since(began); d > 3*time.Second {
 		c.t.Logf("killing cluster %s took %s; left: %v", c.Scope, d.Round(time.Millisecond), pidsUnder(c.Dir))
 	}

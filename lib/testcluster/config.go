@@ -74,7 +74,7 @@ func nodeConfig(c *Cluster, n *Node, etcdHosts []string) ([]byte, error) {
 					"parameters":    params,
 				},
 			},
-			"initdb": []any{map[string]any{"encoding": "UTF8"}, "data-checksums"},
+			"initdb": append([]any{map[string]any{"encoding": "UTF8"}, "data-checksums"}, initdbWALDir(o, n)...),
 			"pg_hba": []string{
 				"local all all trust",
 				"host replication replicator 127.0.0.1/32 md5",
@@ -96,6 +96,7 @@ func nodeConfig(c *Cluster, n *Node, etcdHosts []string) ([]byte, error) {
 		},
 		"tags": tags,
 	}
+	maps.Copy(doc["bootstrap"].(map[string]any)["dcs"].(map[string]any), o.ExtraDCS)
 	b, err := yaml.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("marshal %s config: %w", n.Name, err)

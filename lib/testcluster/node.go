@@ -107,6 +107,8 @@ type Node struct {
 	proxies []*Proxy // with Options.EtcdProxy: between the node and etcd
 	mu      sync.Mutex
 	procs   map[Proc]*process
+
+	walMounted bool // Options.WALFilesystem's tmpfs is mounted
 }
 
 // PartitionFromEtcd cuts the node off from etcd, in both directions, as a

@@ -48,6 +48,15 @@ type Options struct {
 	Tags func(i int) map[string]any
 	// ExtraParameters are added to postgresql.parameters of every node.
 	ExtraParameters map[string]string
+	// ExtraDCS are added to bootstrap.dcs (primary_start_timeout, …),
+	// replacing what the fields above put there.
+	ExtraDCS map[string]any
+	// WALFilesystem, when positive, gives every node a tmpfs of that many
+	// bytes (Node.WALDir's parent) and the node that initializes the
+	// cluster puts its pg_wal there (bootstrap.initdb waldir), so that a
+	// test can fill the primary's WAL disk alone. Replicas cloned from it
+	// keep pg_wal in their data directory.
+	WALFilesystem int64
 	// StartTimeout bounds Start's wait for one primary and streaming
 	// replicas (default 60s).
 	StartTimeout time.Duration
