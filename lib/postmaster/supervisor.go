@@ -546,7 +546,12 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 	qctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if s.conn == nil || s.conn.IsClosed() {
-		conn, err := pg.Connect(qctx, s.node.Local(time.Second))
+		// A slow query is cancelled, not disconnected: with every
+		// connection slot taken by an application, a dropped connection
+		// could not be opened again.
+		p := s.node.Local(time.Second)
+		p.CancelGrace = time.Second
+		conn, err := pg.Connect(qctx, p)
 		if err != nil {
 			s.statusOK = false
 			s.publish()
@@ -557,8 +562,9 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 	conn := s.conn
 	st, err := pg.QueryStatus(qctx, conn)
 	if err != nil {
-		_ = conn.Close(context.WithoutCancel(ctx))
-		s.conn = nil
+		if conn.IsClosed() {
+			s.conn = nil
+		}
 		s.statusOK = false
 		s.publish()
 		return
