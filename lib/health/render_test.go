@@ -2,6 +2,7 @@ package health
 
 import (
 	"encoding/json"
+	"github.com/pg-ha/pg-ha/lib/config"
 	"reflect"
 	"strings"
 	"testing"
@@ -143,11 +144,27 @@ func TestDynamicFlags(t *testing.T) {
 		{`{"standby_cluster":{"restore_command":"cp x y"}}`, true, false},
 		{`{"standby_cluster":{}}`, false, false},
 		{`not json`, false, false},
+		{`{"pause":1}`, false, true},
+		{`{"pause":"0"}`, false, false},
+		{`{"pause":true,"standby_cluster":"x","synchronous_mode":"quorum","ttl":"soon"}`, false, true},
+		{`{"pause":"yes","standby_cluster":{"host":"10.1.0.1"},"loop_wait":[1]}`, true, true},
 	}
 	for _, tt := range tests {
 		standby, paused := dynamicFlags([]byte(tt.raw))
 		if standby != tt.standby || paused != tt.paused {
 			t.Errorf("%s: standby %v paused %v", tt.raw, standby, paused)
 		}
+	}
+}
+
+// The special tags are dropped when false, however written, as Patroni does.
+func TestEffectiveTagsBooleans(t *testing.T) {
+	tags, _ := effectiveTags(config.Tags{"nofailover": "false", "noloadbalance": 0, "nosync": "off", "clonefrom": float64(0), "nostream": "no", "zone": "a"})
+	if len(tags) != 1 || tags["zone"] != "a" {
+		t.Errorf("false special tags kept: %v", tags)
+	}
+	tags, _ = effectiveTags(config.Tags{"nofailover": "1", "noloadbalance": float64(1)})
+	if len(tags) != 2 {
+		t.Errorf("true special tags dropped: %v", tags)
 	}
 }

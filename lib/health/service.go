@@ -3,7 +3,6 @@ package health
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -218,8 +217,8 @@ func effectiveTags(t config.Tags) (map[string]any, map[string]string) {
 	text := map[string]string{}
 	for k, v := range t {
 		switch k {
-		case "clonefrom", "nofailover", "noloadbalance", "nosync":
-			if !truthyTag(v) {
+		case "clonefrom", "nofailover", "noloadbalance", "nosync", "nostream":
+			if !config.TagBool(v) {
 				continue
 			}
 		}
@@ -532,24 +531,20 @@ func (s *Service) runTick(ctx context.Context) {
 }
 
 // dynamicFlags reads standby_cluster and pause from the config key, as
-// Patroni's is_standby_cluster does.
+// Patroni's is_standby_cluster does. The key is read field by field
+// (config.ParseDCSJSON): another field of the wrong type does not hide the
+// pause.
 func dynamicFlags(raw []byte) (standby, paused bool) {
-	var d struct {
-		StandbyCluster map[string]any `json:"standby_cluster"`
-		Pause          any            `json:"pause"`
+	if raw == nil {
+		return false, false
 	}
-	if raw == nil || json.Unmarshal(raw, &d) != nil {
+	d, _, err := config.ParseDCSJSON(raw)
+	if err != nil {
 		return false, false
 	}
 	sc := d.StandbyCluster
 	standby = sc != nil && (truthyTag(sc["host"]) || truthyTag(sc["port"]) || truthyTag(sc["restore_command"]))
-	switch p := d.Pause.(type) {
-	case bool:
-		paused = p
-	case string:
-		paused = strings.EqualFold(p, "true") || strings.EqualFold(p, "on") || strings.EqualFold(p, "yes") || p == "1"
-	}
-	return standby, paused
+	return standby, d.Pause != nil && *d.Pause
 }
 
 type promLog struct{ log zerolog.Logger }
