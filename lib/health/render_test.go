@@ -1,13 +1,16 @@
 package health
 
 import (
+	"bytes"
 	"encoding/json"
-	"github.com/pg-ha/pg-ha/lib/config"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
 )
 
@@ -166,5 +169,27 @@ func TestEffectiveTagsBooleans(t *testing.T) {
 	tags, _ = effectiveTags(config.Tags{"nofailover": "1", "noloadbalance": float64(1)})
 	if len(tags) != 2 {
 		t.Errorf("true special tags dropped: %v", tags)
+	}
+}
+
+// A config key with a field of the wrong type is logged once per revision,
+// naming the field.
+func TestWarnConfigOncePerRevision(t *testing.T) {
+	var logs bytes.Buffer
+	svc, err := New(Options{Name: "node1", Scope: "demo", Standalone: true, RuntimeDir: t.TempDir(), Log: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte(`{"pause":true,"ttl":"soon","synchronous_mode":"quorum"}`)
+	svc.warnConfig(5, raw)
+	svc.warnConfig(5, raw)
+	out := logs.String()
+	if strings.Count(out, `config key: ttl: \"soon\" is not a non-negative number of seconds; ignored`) != 1 ||
+		strings.Count(out, "ASYNCHRONOUSLY") != 1 {
+		t.Errorf("logs %s: want the bad ttl and the synchronous mode once each", out)
+	}
+	svc.warnConfig(6, []byte(`{"pause":true}`))
+	if strings.Count(logs.String(), `"key":"config"`) != 2 {
+		t.Errorf("a clean config key logged: %s", logs.String())
 	}
 }

@@ -146,6 +146,8 @@ type Service struct {
 	authKey []byte
 	metrics *prometheus.Registry
 	metricH fasthttp.RequestHandler
+
+	configRev int64 // the config key revision warnConfig last saw
 }
 
 // view is a published snapshot with its rendered bodies.
@@ -488,6 +490,7 @@ func (s *Service) readDCS(ctx context.Context) {
 		return
 	}
 	standby, paused := dynamicFlags(cl.Config)
+	s.warnConfig(cl.ConfigRev, cl.Config)
 	s.update(func(n *Snapshot) {
 		n.DCS = DCSObservation{Cluster: cl, Confirmed: sent, LastSeen: wall, StandbyCluster: standby, Paused: paused}
 	})
@@ -527,6 +530,24 @@ func (s *Service) runTick(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// warnConfig logs, once per revision of the config key, each field left
+// out for its type and a synchronous_mode pg-ha does not honour. It is
+// called from the goroutine that reads etcd only.
+func (s *Service) warnConfig(rev int64, raw []byte) {
+	if raw == nil || rev == s.configRev {
+		return
+	}
+	s.configRev = rev
+	d, err := (config.Dynamic{}).WithJSON(raw, nil)
+	if err != nil {
+		s.log.Warn().Str("key", "config").Int64("mod_revision", rev).Err(err).Msg("config key is unreadable")
+		return
+	}
+	for _, w := range d.Warnings() {
+		s.log.Warn().Str("key", "config").Int64("mod_revision", rev).Msg(w)
 	}
 }
 
