@@ -66,8 +66,9 @@ type Runtime struct {
 }
 
 // Dir returns the runtime directory for cfg, creating it if needed, and
-// logs which one it is. Without --runtime-dir it is the first usable of
-// DefaultDirs; see Runtime's help. It never blocks.
+// logs which one it is. Without --runtime-dir it is the first usable of the
+// defaults listed in Runtime's help, the same for every program the same
+// user runs with the same scope and name. It never blocks.
 func (r Runtime) Dir(cfg *config.Config) (string, error) {
 	log := rootLog()
 	dir := r.RuntimeDir
@@ -100,31 +101,35 @@ func (r Runtime) Dir(cfg *config.Config) (string, error) {
 // them there (root, or after an administrator made it writable).
 var systemRuntimeDir = "/run/pg-ha"
 
+// tempRuntimeBase holds the per-user fallback, /tmp/pg-ha-<uid>. It is not
+// $TMPDIR, which may differ between the shells that start a node's programs.
+var tempRuntimeBase = "/tmp"
+
 // defaultDir returns the first usable runtime directory named node (scope-name)
 // for the user uid: under systemRuntimeDir, under xdg (only when that
 // directory belongs to uid), or under /tmp/pg-ha-<uid>. skipped says why each
 // earlier candidate was not used.
 func defaultDir(node, xdg string, uid int) (dir string, skipped []string, err error) {
-	if d := filepath.Join(systemRuntimeDir, node); usableDir(d) == nil {
+	d := filepath.Join(systemRuntimeDir, node)
+	if err := usableDir(d); err == nil {
 		return d, nil, nil
-	} else if err := os.MkdirAll(d, 0o755); err == nil {
+	}
+	if err := os.MkdirAll(d, 0o755); err == nil {
 		return d, nil, nil
 	} else {
 		skipped = append(skipped, fmt.Sprintf("%s: %v", d, unwrapPath(err)))
 	}
 	if xdg != "" {
+		d := filepath.Join(xdg, "pg-ha", node)
 		if err := ownedPrivate(xdg, uid, false); err != nil {
 			skipped = append(skipped, fmt.Sprintf("$XDG_RUNTIME_DIR %s: %v", xdg, err))
+		} else if err := os.MkdirAll(d, 0o700); err != nil {
+			skipped = append(skipped, fmt.Sprintf("%s: %v", d, unwrapPath(err)))
 		} else {
-			d := filepath.Join(xdg, "pg-ha", node)
-			if err := os.MkdirAll(d, 0o700); err == nil {
-				return d, skipped, nil
-			} else {
-				skipped = append(skipped, fmt.Sprintf("%s: %v", d, unwrapPath(err)))
-			}
+			return d, skipped, nil
 		}
 	}
-	base := filepath.Join(os.TempDir(), fmt.Sprintf("pg-ha-%d", uid))
+	base := filepath.Join(tempRuntimeBase, fmt.Sprintf("pg-ha-%d", uid))
 	if err := os.Mkdir(base, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", skipped, fmt.Errorf("%s: %v", base, unwrapPath(err))
 	}
@@ -132,7 +137,7 @@ func defaultDir(node, xdg string, uid int) (dir string, skipped []string, err er
 	if err := ownedPrivate(base, uid, true); err != nil {
 		return "", skipped, fmt.Errorf("%s: %v; remove it", base, err)
 	}
-	d := filepath.Join(base, node)
+	d = filepath.Join(base, node)
 	if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return "", skipped, fmt.Errorf("%s: %v", d, unwrapPath(err))
 	}

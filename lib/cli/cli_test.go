@@ -84,11 +84,11 @@ func TestDefaultRuntimeDir(t *testing.T) {
 	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	defer func(old string) { systemRuntimeDir = old }(systemRuntimeDir)
+	defer func(sys, tmp string) { systemRuntimeDir, tempRuntimeBase = sys, tmp }(systemRuntimeDir, tempRuntimeBase)
 
 	t.Run("system directory when it can be created", func(t *testing.T) {
 		systemRuntimeDir = filepath.Join(t.TempDir(), "run", "pg-ha")
-		t.Setenv("TMPDIR", t.TempDir())
+		tempRuntimeBase = t.TempDir()
 		d, skipped, err := defaultDir("main-node1", "", uid)
 		if err != nil || d != filepath.Join(systemRuntimeDir, "main-node1") || len(skipped) != 0 {
 			t.Fatalf("defaultDir = %q %q %v", d, skipped, err)
@@ -109,7 +109,7 @@ func TestDefaultRuntimeDir(t *testing.T) {
 
 	t.Run("XDG_RUNTIME_DIR of another user is skipped", func(t *testing.T) {
 		tmp := t.TempDir()
-		t.Setenv("TMPDIR", tmp)
+		tempRuntimeBase = tmp
 		xdg := t.TempDir()
 		d, skipped, err := defaultDir("main-node1", xdg, uid+1)
 		if err != nil {
@@ -125,7 +125,7 @@ func TestDefaultRuntimeDir(t *testing.T) {
 
 	t.Run("per-user directory under the temporary directory", func(t *testing.T) {
 		tmp := t.TempDir()
-		t.Setenv("TMPDIR", tmp)
+		tempRuntimeBase = tmp
 		d1, _, err := defaultDir("main-node1", "", uid)
 		if err != nil {
 			t.Fatal(err)
@@ -159,7 +159,7 @@ func TestDefaultRuntimeDir(t *testing.T) {
 	} {
 		t.Run("refused: "+name, func(t *testing.T) {
 			tmp := t.TempDir()
-			t.Setenv("TMPDIR", tmp)
+			tempRuntimeBase = tmp
 			if err := prepare(filepath.Join(tmp, "pg-ha-"+strconv.Itoa(uid))); err != nil {
 				t.Fatal(err)
 			}
