@@ -26,7 +26,8 @@ import (
 )
 
 // handNode is a node started the way the README shows, as the postgres user
-// with a plain shell and no --runtime-dir:
+// with a plain shell, no --runtime-dir and a minimal YAML (no
+// bootstrap.initdb: the database is SQL_ASCII):
 //
 //	pg-bootstrap --config F && pg-lockd --config F | pg-supervise --config F
 //	pg-healthd --config F
@@ -191,7 +192,6 @@ func handConfig(scope string, n *handNode, apiPort int, etcdHost string) []byte 
 				"use_pg_rewind": true,
 				"parameters":    map[string]any{"wal_log_hints": "on", "fsync": "off"},
 			}},
-			"initdb": []any{map[string]any{"encoding": "UTF8"}},
 			"pg_hba": []string{
 				"local all all trust",
 				"host replication replicator 127.0.0.1/32 md5",
