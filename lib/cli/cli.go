@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -60,21 +62,130 @@ type Common struct {
 
 // Runtime is the flag of the programs that share files on one node.
 type Runtime struct {
-	RuntimeDir string `name:"runtime-dir" placeholder:"DIR" env:"RUNTIME_DIRECTORY" help:"Directory for this node's state files and sockets (default /run/pg-ha/<scope>-<name>; systemd's RuntimeDirectory= sets it)."`
+	RuntimeDir string `name:"runtime-dir" placeholder:"DIR" env:"RUNTIME_DIRECTORY" help:"Directory for this node's state files and sockets. Default: /run/pg-ha/<scope>-<name> if it exists or can be created, else $XDG_RUNTIME_DIR/pg-ha/<scope>-<name> (when $XDG_RUNTIME_DIR is this user's), else /tmp/pg-ha-<uid>/<scope>-<name>; every program of a node picks the same one and logs it. systemd's RuntimeDirectory= sets it."`
 }
 
-// Dir returns the runtime directory for cfg, creating it if needed.
+// Dir returns the runtime directory for cfg, creating it if needed, and
+// logs which one it is. Without --runtime-dir it is the first usable of the
+// defaults listed in Runtime's help, the same for every program the same
+// user runs with the same scope and name. It never blocks.
 func (r Runtime) Dir(cfg *config.Config) (string, error) {
+	log := rootLog()
 	dir := r.RuntimeDir
-	if dir == "" {
-		dir = filepath.Join("/run/pg-ha", cfg.Scope+"-"+cfg.Name)
-	} else if i := strings.IndexByte(dir, ' '); i > 0 {
-		dir = dir[:i] // systemd passes every RuntimeDirectory= separated by spaces
+	if dir != "" {
+		if i := strings.IndexByte(dir, ' '); i > 0 {
+			dir = dir[:i] // systemd passes every RuntimeDirectory= separated by spaces
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("--runtime-dir=%s: %w", dir, err)
+		}
+		log.Info().Str("runtime_dir", dir).Msg("runtime directory from --runtime-dir")
+		return dir, nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("--runtime-dir=%s: %w", dir, err)
+	dir, skipped, err := defaultDir(cfg.Scope+"-"+cfg.Name, os.Getenv("XDG_RUNTIME_DIR"), os.Getuid())
+	for _, s := range skipped {
+		log.Debug().Msg(s)
 	}
+	if err != nil {
+		return "", fmt.Errorf("--runtime-dir: not given and no default is usable (%s); give --runtime-dir=DIR", strings.Join(append(skipped, err.Error()), "; "))
+	}
+	ev := log.Info().Str("runtime_dir", dir)
+	if len(skipped) > 0 {
+		ev = ev.Str("not_usable", strings.Join(skipped, "; "))
+	}
+	ev.Msg("runtime directory")
 	return dir, nil
+}
+
+// systemRuntimeDir is where runtime directories go when the user may create
+// them there (root, or after an administrator made it writable).
+var systemRuntimeDir = "/run/pg-ha"
+
+// tempRuntimeBase holds the per-user fallback, /tmp/pg-ha-<uid>. It is not
+// $TMPDIR, which may differ between the shells that start a node's programs.
+var tempRuntimeBase = "/tmp"
+
+// defaultDir returns the first usable runtime directory named node (scope-name)
+// for the user uid: under systemRuntimeDir, under xdg (only when that
+// directory belongs to uid), or under /tmp/pg-ha-<uid>. skipped says why each
+// earlier candidate was not used.
+func defaultDir(node, xdg string, uid int) (dir string, skipped []string, err error) {
+	d := filepath.Join(systemRuntimeDir, node)
+	if err := usableDir(d); err == nil {
+		return d, nil, nil
+	}
+	if err := os.MkdirAll(d, 0o755); err == nil {
+		return d, nil, nil
+	} else {
+		skipped = append(skipped, fmt.Sprintf("%s: %v", d, unwrapPath(err)))
+	}
+	if xdg != "" {
+		d := filepath.Join(xdg, "pg-ha", node)
+		if err := ownedPrivate(xdg, uid, false); err != nil {
+			skipped = append(skipped, fmt.Sprintf("$XDG_RUNTIME_DIR %s: %v", xdg, err))
+		} else if err := os.MkdirAll(d, 0o700); err != nil {
+			skipped = append(skipped, fmt.Sprintf("%s: %v", d, unwrapPath(err)))
+		} else {
+			return d, skipped, nil
+		}
+	}
+	base := filepath.Join(tempRuntimeBase, fmt.Sprintf("pg-ha-%d", uid))
+	if err := os.Mkdir(base, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", skipped, fmt.Errorf("%s: %v", base, unwrapPath(err))
+	}
+	// Another user may have created it first, to read or replace our files.
+	if err := ownedPrivate(base, uid, true); err != nil {
+		return "", skipped, fmt.Errorf("%s: %v; remove it", base, err)
+	}
+	d = filepath.Join(base, node)
+	if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return "", skipped, fmt.Errorf("%s: %v", d, unwrapPath(err))
+	}
+	if err := ownedPrivate(d, uid, false); err != nil {
+		return "", skipped, fmt.Errorf("%s: %v; remove it", d, err)
+	}
+	return d, skipped, nil
+}
+
+// usableDir reports whether dir exists and this process may create files in it.
+func usableDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	return syscall.Access(dir, 2|1) // W_OK|X_OK
+}
+
+// ownedPrivate checks that dir is a directory (not a symbolic link) owned by
+// uid that no other user can write to, or, with private, access at all.
+func ownedPrivate(dir string, uid int, private bool) error {
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return unwrapPath(err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	switch {
+	case !st.IsDir():
+		return errors.New("not a directory")
+	case !ok || int(sys.Uid) != uid:
+		return fmt.Errorf("not owned by uid %d", uid)
+	case private && st.Mode().Perm()&0o077 != 0:
+		return fmt.Errorf("mode %#o lets other users in (want 0700)", st.Mode().Perm())
+	case st.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("mode %#o lets other users write", st.Mode().Perm())
+	}
+	return nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // Program describes one binary for Parse.
@@ -171,11 +282,29 @@ func (c *Common) LoadConfig(log zerolog.Logger, need config.Need) (*config.Confi
 // Main runs run with a context cancelled by SIGINT or SIGTERM and returns
 // the exit code: the ExitError's code, ExitInterrupted after SIGINT, else
 // ExitFailure for an error. The error is printed as one line on stderr.
+// SIGHUP does not stop the program (nor, so, PostgreSQL): each one is
+// logged as a warning and changes nothing, since the configuration is read
+// only at start.
 func Main(program string, stderr io.Writer, run func(ctx context.Context) error) int {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	hupDone := make(chan struct{})
+	go func() {
+		defer close(hupDone)
+		for range hup {
+			logHangup(program, stderr)
+		}
+	}()
+	defer func() {
+		signal.Stop(hup)
+		close(hup)
+		<-hupDone
+	}()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	sigint := make(chan os.Signal, 1)
 	signal.Notify(sigint, syscall.SIGINT)
+	defer signal.Stop(sigint)
 	err := run(ctx)
 	if err == nil {
 		return ExitOK
@@ -196,6 +325,29 @@ func Main(program string, stderr io.Writer, run func(ctx context.Context) error)
 	return code
 }
 
+// hangupMsg is logged on SIGHUP.
+const hangupMsg = "SIGHUP ignored: the configuration is not re-read while running; nothing changed and PostgreSQL keeps running (restart the program to apply a new configuration)"
+
+func logHangup(program string, stderr io.Writer) {
+	if l := root.Load(); l != nil {
+		l.Warn().Str("signal", "SIGHUP").Msg(hangupMsg)
+		return
+	}
+	fmt.Fprintf(stderr, "%s: %s\n", program, hangupMsg)
+}
+
+// root is the program's logger once Setup built it, for what happens
+// outside run's call tree (signals) or before it is passed down.
+var root atomic.Pointer[zerolog.Logger]
+
+// rootLog returns the logger Setup built, or one that discards everything.
+func rootLog() zerolog.Logger {
+	if l := root.Load(); l != nil {
+		return *l
+	}
+	return zerolog.Nop()
+}
+
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // Setup builds the logger and loads the configuration. A nil config with a
@@ -210,5 +362,6 @@ func (c *Common) Setup(program string, need config.Need) (zerolog.Logger, *confi
 		return log, nil, err
 	}
 	log = log.With().Str("scope", cfg.Scope).Str("member", cfg.Name).Logger()
+	root.Store(&log)
 	return log, cfg, nil
 }

@@ -194,8 +194,12 @@ func TestDynamicJSONRoundTrip(t *testing.T) {
 	if d.TTL != 20*time.Second || !d.Pause || d.Parameters["work_mem"] != "8MB" {
 		t.Errorf("WithJSON = %+v", d)
 	}
-	if _, err := cfg.Dynamic().WithJSON([]byte(`{"ttl":"x"}`), cfg); err == nil {
-		t.Error("WithJSON accepted a bad ttl")
+	bad, err := cfg.Dynamic().WithJSON([]byte(`{"ttl":"x"}`), cfg)
+	if err != nil || bad.TTL != cfg.Dynamic().TTL || len(bad.Problems) != 1 || !strings.Contains(bad.Problems[0], `ttl: "x" is not a non-negative number of seconds`) {
+		t.Errorf("WithJSON of a bad ttl = TTL %v, problems %q, %v; want the ttl left out and described", bad.TTL, bad.Problems, err)
+	}
+	if _, err := cfg.Dynamic().WithJSON([]byte(`[1]`), cfg); err == nil {
+		t.Error("WithJSON accepted a list")
 	}
 }
 

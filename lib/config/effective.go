@@ -1,10 +1,15 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
+	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -46,13 +51,17 @@ type Dynamic struct {
 	PrimaryStartTimeout  time.Duration
 	PrimaryHangTimeout   time.Duration // 0: off
 	CheckTimeline        bool
-	SynchronousMode      bool
-	FailsafeMode         bool
-	Pause                bool
-	UsePgRewind          bool
-	UseSlots             bool
-	Parameters           map[string]string
-	PgHBA                []string
+	// SynchronousMode is set when synchronous_mode is on or quorum.
+	SynchronousMode bool
+	FailsafeMode    bool
+	Pause           bool
+	UsePgRewind     bool
+	UseSlots        bool
+	Parameters      map[string]string
+	PgHBA           []string
+	// Problems are the fields of the config key that were left out because
+	// their value did not fit, one line each (see ParseDCSJSON).
+	Problems []string
 }
 
 // Dynamic resolves the dynamic settings from defaults, bootstrap.dcs and
@@ -106,7 +115,7 @@ func (d *Dynamic) apply(s *DCS) {
 		d.CheckTimeline = *s.CheckTimeline
 	}
 	if s.SynchronousMode != nil {
-		d.SynchronousMode = *s.SynchronousMode
+		d.SynchronousMode = *s.SynchronousMode != SyncOff
 	}
 	if s.FailsafeMode != nil {
 		d.FailsafeMode = *s.FailsafeMode
@@ -131,17 +140,21 @@ func (d *Dynamic) apply(s *DCS) {
 }
 
 // WithJSON overlays the config key's JSON on d. Local postgresql parameters
-// given in local keep precedence, as in Patroni.
+// given in local keep precedence, as in Patroni. A field of the wrong type
+// (written by another tool or a newer Patroni) is left out and described in
+// the result's Problems; every other field still applies. The error is
+// only for a value that is not a JSON object at all.
 func (d Dynamic) WithJSON(raw []byte, local *Config) (Dynamic, error) {
-	var s DCS
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return d, fmt.Errorf("parse dynamic config: %w", err)
+	s, problems, err := ParseDCSJSON(raw)
+	if err != nil {
+		return d, err
 	}
 	out := d
 	out.Parameters = map[string]string{}
 	for k, v := range d.Parameters {
 		out.Parameters[k] = v
 	}
+	out.Problems = append([]string(nil), problems...)
 	out.apply(&s)
 	if local != nil {
 		for k, v := range local.Postgres.Parameters.Strings() {
@@ -152,6 +165,194 @@ func (d Dynamic) WithJSON(raw []byte, local *Config) (Dynamic, error) {
 		}
 	}
 	return out, nil
+}
+
+// Warnings are the lines to log about d: each of Problems, and that
+// synchronous replication is asked for but pg-ha replicates asynchronously.
+func (d Dynamic) Warnings() []string {
+	out := append([]string(nil), d.Problems...)
+	if d.SynchronousMode {
+		out = append(out, SyncModeWarning)
+	}
+	return out
+}
+
+// SyncModeWarning is logged when synchronous_mode is on or quorum.
+const SyncModeWarning = "synchronous_mode: pg-ha does not implement synchronous replication yet and runs ASYNCHRONOUSLY: " +
+	"a failover may lose recently acknowledged commits (up to maximum_lag_on_failover bytes); " +
+	"set synchronous_mode: false to acknowledge this"
+
+// ParseDCSJSON reads the config key's JSON field by field, as Patroni
+// tolerates it: booleans any way ParseBool accepts, integers as numbers or
+// digit strings, durations as numbers of seconds or duration strings, and
+// synchronous_mode also as "quorum". A field whose value does not fit is
+// left unset and described in problems (one line each, naming the field,
+// the value and what was expected); unknown fields are ignored. err is set
+// only when raw is not a JSON object.
+func ParseDCSJSON(raw []byte) (s DCS, problems []string, err error) {
+	if err := decodeFields(raw, reflect.ValueOf(&s).Elem(), "", &problems); err != nil {
+		return DCS{}, nil, fmt.Errorf("parse dynamic config: %w", err)
+	}
+	return s, problems, nil
+}
+
+// decodeFields decodes the JSON object raw into the struct dst field by
+// field (by json tag, through embedded structs).
+func decodeFields(raw []byte, dst reflect.Value, path string, problems *[]string) error {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return err
+	}
+	if obj == nil {
+		return errors.New("not a JSON object")
+	}
+	fields := map[string][]int{}
+	jsonFields(dst.Type(), nil, fields)
+	names := make([]string, 0, len(obj))
+	for k := range obj {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		idx, ok := fields[name]
+		v := obj[name]
+		if !ok || string(v) == "null" {
+			continue
+		}
+		key := joinPath(path, name)
+		f := dst.FieldByIndex(idx)
+		if f.Kind() == reflect.Pointer && f.Type().Elem().Kind() == reflect.Struct {
+			nv := reflect.New(f.Type().Elem())
+			if err := decodeFields(v, nv.Elem(), key, problems); err != nil {
+				*problems = append(*problems, fmt.Sprintf("config key: %s: %s is not an object; ignored", key, short(v)))
+				continue
+			}
+			f.Set(nv)
+			continue
+		}
+		nv := reflect.New(f.Type())
+		if want := decodeValue(v, nv.Interface()); want != "" {
+			*problems = append(*problems, fmt.Sprintf("config key: %s: %s is not %s; ignored", key, short(v), want))
+			continue
+		}
+		f.Set(nv.Elem())
+	}
+	return nil
+}
+
+// decodeValue decodes v into ptr and returns "" or what was expected.
+func decodeValue(v json.RawMessage, ptr any) string {
+	var x any
+	d := json.NewDecoder(bytes.NewReader(v))
+	d.UseNumber()
+	if err := d.Decode(&x); err != nil {
+		return "valid JSON"
+	}
+	switch p := ptr.(type) {
+	case **bool:
+		b, ok := ParseBool(jsonScalar(x))
+		if !ok {
+			return "a boolean (true/false, on/off, yes/no, 1/0)"
+		}
+		*p = &b
+	case **int:
+		n, ok := jsonInteger(x)
+		if !ok || n != int64(int(n)) {
+			return "an integer"
+		}
+		i := int(n)
+		*p = &i
+	case **int64:
+		n, ok := jsonInteger(x)
+		if !ok {
+			return "an integer"
+		}
+		*p = &n
+	case **Seconds:
+		var sec Seconds
+		if err := sec.UnmarshalJSON(v); err != nil {
+			return "a non-negative number of seconds"
+		}
+		*p = &sec
+	case **SyncMode:
+		m, ok := ParseSyncMode(jsonScalar(x))
+		if !ok {
+			return "a synchronous mode (false, true or quorum)"
+		}
+		*p = &m
+	default:
+		if err := json.Unmarshal(v, ptr); err != nil {
+			switch reflect.TypeOf(ptr).Elem().Kind() {
+			case reflect.Slice:
+				return "a list"
+			case reflect.Map:
+				return "an object"
+			}
+			return "of the expected type"
+		}
+	}
+	return ""
+}
+
+// jsonScalar turns a json.Number into an int64 or float64 for ParseBool.
+func jsonScalar(x any) any {
+	if n, ok := x.(json.Number); ok {
+		if i, err := n.Int64(); err == nil {
+			return i
+		}
+		if f, err := n.Float64(); err == nil {
+			return f
+		}
+	}
+	return x
+}
+
+// jsonInteger reads a JSON number without a fraction (1, 1.0) or a string
+// of digits.
+func jsonInteger(x any) (int64, bool) {
+	var s string
+	switch v := x.(type) {
+	case json.Number:
+		s = v.String()
+	case string:
+		s = strings.TrimSpace(v)
+	default:
+		return 0, false
+	}
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return i, true
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<62 {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// jsonFields maps each json field name of t to its index path.
+func jsonFields(t reflect.Type, prefix []int, out map[string][]int) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		idx := append(append([]int(nil), prefix...), i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" {
+			jsonFields(f.Type, idx, out)
+			continue
+		}
+		if name == "" || name == "-" {
+			continue
+		}
+		out[name] = idx
+	}
+}
+
+// short renders a JSON value for a log line, cut at 60 bytes.
+func short(v json.RawMessage) string {
+	s := string(v)
+	if len(s) > 60 {
+		s = s[:60] + "…"
+	}
+	return s
 }
 
 // CheckBudget reports whether the timing settings leave room to renew the

@@ -64,6 +64,9 @@ func Parse(data []byte, environ []string) (*Config, []string, error) {
 		w := &walker{lines: map[int]string{}}
 		w.walk(doc, reflect.TypeOf(Config{}), "")
 		warns = append(warns, w.unknown...)
+		if len(w.errs) > 0 {
+			return nil, warns, w.errs[0]
+		}
 		if err := doc.Decode(cfg); err != nil {
 			return nil, warns, w.explain(err)
 		}
@@ -87,6 +90,9 @@ func Parse(data []byte, environ []string) (*Config, []string, error) {
 	}
 	applyDefaults(cfg)
 	warns = append(warns, cfg.connectionWarnings()...)
+	if cfg.Dynamic().SynchronousMode {
+		warns = append(warns, SyncModeWarning)
+	}
 	return cfg, warns, nil
 }
 
@@ -99,6 +105,9 @@ func oneLine(err error) string {
 type walker struct {
 	unknown []string
 	lines   map[int]string
+	// errs has one error per key whose value does not fit its field, each
+	// naming the key by its path (the line alone is ambiguous in flow style).
+	errs []error
 }
 
 var freeForm = reflect.TypeOf(map[string]any{})
@@ -144,8 +153,61 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		if ft == freeForm {
 			continue
 		}
+		w.check(v, ft, key)
 		w.walk(v, ft, key)
 	}
+}
+
+// check decodes the value v of key into a fresh value of its field's type
+// and records an error naming key if it does not fit. A boolean written any
+// way ParseBool accepts (yes, on, 1, "true", …) is rewritten in place as a
+// YAML boolean first. A map for a struct field is left to walk, field by
+// field.
+func (w *walker) check(v *yaml.Node, ft reflect.Type, key string) {
+	if v.Kind == yaml.AliasNode && v.Alias != nil {
+		v = v.Alias
+	}
+	base := ft
+	for base.Kind() == reflect.Pointer {
+		base = base.Elem()
+	}
+	switch {
+	case base.Kind() == reflect.Bool && v.Kind == yaml.ScalarNode:
+		if v.Tag == "!!null" {
+			return
+		}
+		b, ok := ParseBool(v.Value)
+		if !ok {
+			w.errs = append(w.errs, fmt.Errorf("%s: %q is not a boolean; write true or false (line %d)", key, v.Value, v.Line))
+			return
+		}
+		v.Tag, v.Value, v.Style = "!!bool", strconv.FormatBool(b), 0
+		return
+	case base.Kind() == reflect.Struct && v.Kind == yaml.MappingNode:
+		return
+	}
+	if err := v.Decode(reflect.New(ft).Interface()); err != nil {
+		w.errs = append(w.errs, fmt.Errorf("%s: %s (line %d)", key, valueError(err), v.Line))
+	}
+}
+
+// valueError is the message of a decoding error without yaml's prefixes
+// and line numbers.
+func valueError(err error) string {
+	msg := err.Error()
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	for strings.HasPrefix(msg, "line ") {
+		_, rest, ok := strings.Cut(msg, ": ")
+		if !ok {
+			break
+		}
+		msg = rest
+	}
+	return msg
 }
 
 func collectFields(t reflect.Type, out map[string]reflect.Type) {

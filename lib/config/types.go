@@ -130,7 +130,7 @@ type DCSCore struct {
 	PrimaryHangTimeout    *Seconds         `yaml:"primary_hang_timeout" json:"primary_hang_timeout,omitempty"`
 	MasterStartTimeout    *Seconds         `yaml:"master_start_timeout" json:"master_start_timeout,omitempty"`
 	MasterStopTimeout     *Seconds         `yaml:"master_stop_timeout" json:"master_stop_timeout,omitempty"`
-	SynchronousMode       *bool            `yaml:"synchronous_mode" json:"synchronous_mode,omitempty"`
+	SynchronousMode       *SyncMode        `yaml:"synchronous_mode" json:"synchronous_mode,omitempty"`
 	SynchronousModeStrict *bool            `yaml:"synchronous_mode_strict" json:"synchronous_mode_strict,omitempty"`
 	SynchronousNodeCount  *int             `yaml:"synchronous_node_count" json:"synchronous_node_count,omitempty"`
 	FailsafeMode          *bool            `yaml:"failsafe_mode" json:"failsafe_mode,omitempty"`

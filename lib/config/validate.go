@@ -109,6 +109,13 @@ func (c *Config) Validate(need Need) []error {
 	default:
 		add("watchdog.mode: %q is not one of off, automatic, required", c.Watchdog.Mode)
 	}
+	for _, name := range BoolTags {
+		if v, ok := c.Tags[name]; ok && v != nil {
+			if _, ok := ParseBool(v); !ok {
+				add("tags.%s: %q is not a boolean; write true or false", name, ParamString(v))
+			}
+		}
+	}
 	if p, ok := c.Tags["failover_priority"]; ok {
 		n, err := strconv.Atoi(ParamString(p))
 		if err != nil || n < 0 {

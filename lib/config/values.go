@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
@@ -178,44 +179,148 @@ func ParamString(v any) string {
 // other tag is published as given.
 type Tags map[string]any
 
-// NoFailover reports the nofailover tag.
-func (t Tags) NoFailover() bool { return truthy(t["nofailover"]) }
+// NoFailover reports the nofailover tag (see TagBool).
+func (t Tags) NoFailover() bool { return TagBool(t["nofailover"]) }
 
-// NoLoadBalance reports the noloadbalance tag.
-func (t Tags) NoLoadBalance() bool { return truthy(t["noloadbalance"]) }
+// NoLoadBalance reports the noloadbalance tag (see TagBool).
+func (t Tags) NoLoadBalance() bool { return TagBool(t["noloadbalance"]) }
 
-// CloneFrom reports the clonefrom tag.
-func (t Tags) CloneFrom() bool { return truthy(t["clonefrom"]) }
+// CloneFrom reports the clonefrom tag (see TagBool).
+func (t Tags) CloneFrom() bool { return TagBool(t["clonefrom"]) }
 
-// NoSync reports the nosync tag.
-func (t Tags) NoSync() bool { return truthy(t["nosync"]) }
+// NoSync reports the nosync tag (see TagBool).
+func (t Tags) NoSync() bool { return TagBool(t["nosync"]) }
 
 // FailoverPriority returns failover_priority (default 1; 0 means never).
 func (t Tags) FailoverPriority() int {
 	switch x := t["failover_priority"].(type) {
 	case int:
 		return x
+	case int64:
+		return int(x)
 	case float64:
 		return int(x)
 	case string:
-		if n, err := strconv.Atoi(x); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(x)); err == nil {
 			return n
 		}
 	}
 	return 1
 }
 
-func truthy(v any) bool {
+// BoolTags are the tags whose value is a boolean.
+var BoolTags = []string{"clonefrom", "nofailover", "noloadbalance", "nosync", "nostream"}
+
+// ParseBool reads a boolean written any way Patroni's parse_bool accepts:
+// true/false, yes/no, on/off or 1/0, case-insensitive, as a boolean, a
+// number (YAML int or JSON number) or a string. ok is false for anything
+// else, nil included. It is the one boolean reader of pg-ha: YAML fields,
+// tags (local and read back from member keys) and the config key all use it.
+func ParseBool(v any) (b, ok bool) {
 	switch x := v.(type) {
 	case bool:
-		return x
+		return x, true
+	case int:
+		return x == 1, x == 0 || x == 1
+	case int64:
+		return x == 1, x == 0 || x == 1
+	case float64:
+		return x == 1, x == 0 || x == 1
 	case string:
-		b, _ := strconv.ParseBool(strings.ToLower(x))
-		return b || strings.EqualFold(x, "on") || strings.EqualFold(x, "yes")
+		switch strings.ToLower(strings.TrimSpace(x)) {
+		case "true", "yes", "on", "1":
+			return true, true
+		case "false", "no", "off", "0":
+			return false, true
+		}
+	}
+	return false, false
+}
+
+// TagBool is the value of a boolean tag: ParseBool's when it recognises the
+// value; false when the tag is absent, null or empty; true for any other
+// value, as Patroni's bool() of it, so a mistyped nofailover never makes a
+// node a failover candidate.
+func TagBool(v any) bool {
+	if b, ok := ParseBool(v); ok {
+		return b
+	}
+	switch x := v.(type) {
+	case nil:
+		return false
+	case string:
+		return x != ""
 	case int:
 		return x != 0
+	case int64:
+		return x != 0
+	case float64:
+		return x != 0
 	}
-	return false
+	return true
+}
+
+// SyncMode is synchronous_mode: off, on, or Patroni 4's quorum.
+type SyncMode string
+
+// The values of synchronous_mode.
+const (
+	SyncOff    SyncMode = "off"
+	SyncOn     SyncMode = "on"
+	SyncQuorum SyncMode = "quorum"
+)
+
+// ParseSyncMode reads synchronous_mode: a boolean (see ParseBool) or
+// "quorum", case-insensitive.
+func ParseSyncMode(v any) (SyncMode, bool) {
+	if b, ok := ParseBool(v); ok {
+		if b {
+			return SyncOn, true
+		}
+		return SyncOff, true
+	}
+	if s, ok := v.(string); ok && strings.EqualFold(strings.TrimSpace(s), "quorum") {
+		return SyncQuorum, true
+	}
+	return "", false
+}
+
+// UnmarshalYAML accepts a boolean or quorum.
+func (m *SyncMode) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: want false, true or quorum, got a %s", n.Line, kindName(n.Kind))
+	}
+	v, ok := ParseSyncMode(n.Value)
+	if !ok {
+		return fmt.Errorf("line %d: %q is not a synchronous mode; write false, true or quorum", n.Line, n.Value)
+	}
+	*m = v
+	return nil
+}
+
+// MarshalJSON writes a boolean, or "quorum", as Patroni stores it.
+func (m SyncMode) MarshalJSON() ([]byte, error) {
+	switch m {
+	case SyncOn:
+		return []byte("true"), nil
+	case SyncQuorum:
+		return []byte(`"quorum"`), nil
+	}
+	return []byte("false"), nil
+}
+
+// UnmarshalJSON accepts a boolean (see ParseBool) or "quorum".
+func (m *SyncMode) UnmarshalJSON(b []byte) error {
+	var x any
+	if err := json.Unmarshal(b, &x); err != nil {
+		return err
+	}
+	v, ok := ParseSyncMode(x)
+	if !ok {
+		return fmt.Errorf("%s is not a synchronous mode; write false, true or quorum", b)
+	}
+	*m = v
+	return nil
 }
 
 func kindName(k yaml.Kind) string {

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pg-ha/pg-ha/lib/config"
 )
 
 // MemberData is the value of members/<name>, with Patroni's field names.
@@ -46,18 +48,54 @@ var knownMemberFields = []string{
 	"replication_state", "failover_priority",
 }
 
-// UnmarshalJSON decodes Patroni's member JSON and keeps unknown fields in Extra.
+// memberBoolFields are the boolean fields of a member key; other tools may
+// write them as strings or numbers.
+var memberBoolFields = []string{"pause", "pending_restart"}
+
+// UnmarshalJSON decodes Patroni's member JSON and keeps unknown fields in
+// Extra. Booleans are read with config.ParseBool; one it does not
+// recognise is kept in Extra as written and reads as false.
 func (d *MemberData) UnmarshalJSON(b []byte) error {
-	var known memberDataFields
-	if err := json.Unmarshal(b, &known); err != nil {
-		return err
-	}
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(b, &all); err != nil {
 		return err
 	}
+	odd := map[string]json.RawMessage{}
+	changed := false
+	for _, k := range memberBoolFields {
+		v, ok := all[k]
+		if !ok {
+			continue
+		}
+		switch s := string(bytes.TrimSpace(v)); s {
+		case "true", "false", "null":
+			continue
+		}
+		changed = true
+		var x any
+		_ = json.Unmarshal(v, &x)
+		if bv, ok := config.ParseBool(x); ok {
+			all[k] = json.RawMessage(strconv.FormatBool(bv))
+		} else {
+			odd[k] = v
+			delete(all, k)
+		}
+	}
+	if changed {
+		var err error
+		if b, err = json.Marshal(all); err != nil {
+			return err
+		}
+	}
+	var known memberDataFields
+	if err := json.Unmarshal(b, &known); err != nil {
+		return err
+	}
 	for _, k := range knownMemberFields {
 		delete(all, k)
+	}
+	for k, v := range odd {
+		all[k] = v
 	}
 	*d = MemberData(known)
 	d.Extra = nil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/pg-ha/pg-ha/lib/config"
 	"reflect"
 	"testing"
 	"time"
@@ -331,5 +332,27 @@ func TestEventQueueCoalesces(t *testing.T) {
 	}
 	if len(got) != 10 || !got[0].Resync || got[1].Revision != watchMaxPending+1 {
 		t.Errorf("overflow: %d events, first %+v", len(got), got[0])
+	}
+}
+
+// A member key written by another tool with booleans as strings or numbers
+// is read, not dropped, and its tags read as Patroni reads them.
+func TestMemberDataForeignBooleans(t *testing.T) {
+	for _, tt := range []struct {
+		raw                   string
+		pause, pendingRestart bool
+		nofailover            bool
+	}{
+		{`{"conn_url":"postgres://h:1/postgres","state":"running","role":"replica","pause":"true","pending_restart":1,"tags":{"nofailover":1}}`, true, true, true},
+		{`{"conn_url":"postgres://h:1/postgres","state":"running","role":"replica","pause":"off","pending_restart":"0","tags":{"nofailover":"no"}}`, false, false, false},
+		{`{"conn_url":"postgres://h:1/postgres","state":"running","role":"replica","pause":"maybe","tags":{"nofailover":"yes"}}`, false, false, true},
+	} {
+		d, err := parseMemberValue([]byte(tt.raw))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.raw, err)
+		}
+		if d.State != "running" || d.Pause != tt.pause || d.PendingRestart != tt.pendingRestart || config.Tags(d.Tags).NoFailover() != tt.nofailover {
+			t.Errorf("%s: %+v nofailover %v", tt.raw, d, config.Tags(d.Tags).NoFailover())
+		}
 	}
 }

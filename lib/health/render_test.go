@@ -1,12 +1,16 @@
 package health
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
 )
 
@@ -143,11 +147,49 @@ func TestDynamicFlags(t *testing.T) {
 		{`{"standby_cluster":{"restore_command":"cp x y"}}`, true, false},
 		{`{"standby_cluster":{}}`, false, false},
 		{`not json`, false, false},
+		{`{"pause":1}`, false, true},
+		{`{"pause":"0"}`, false, false},
+		{`{"pause":true,"standby_cluster":"x","synchronous_mode":"quorum","ttl":"soon"}`, false, true},
+		{`{"pause":"yes","standby_cluster":{"host":"10.1.0.1"},"loop_wait":[1]}`, true, true},
 	}
 	for _, tt := range tests {
 		standby, paused := dynamicFlags([]byte(tt.raw))
 		if standby != tt.standby || paused != tt.paused {
 			t.Errorf("%s: standby %v paused %v", tt.raw, standby, paused)
 		}
+	}
+}
+
+// The special tags are dropped when false, however written, as Patroni does.
+func TestEffectiveTagsBooleans(t *testing.T) {
+	tags, _ := effectiveTags(config.Tags{"nofailover": "false", "noloadbalance": 0, "nosync": "off", "clonefrom": float64(0), "nostream": "no", "zone": "a"})
+	if len(tags) != 1 || tags["zone"] != "a" {
+		t.Errorf("false special tags kept: %v", tags)
+	}
+	tags, _ = effectiveTags(config.Tags{"nofailover": "1", "noloadbalance": float64(1)})
+	if len(tags) != 2 {
+		t.Errorf("true special tags dropped: %v", tags)
+	}
+}
+
+// A config key with a field of the wrong type is logged once per revision,
+// naming the field.
+func TestWarnConfigOncePerRevision(t *testing.T) {
+	var logs bytes.Buffer
+	svc, err := New(Options{Name: "node1", Scope: "demo", Standalone: true, RuntimeDir: t.TempDir(), Log: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := []byte(`{"pause":true,"ttl":"soon","synchronous_mode":"quorum"}`)
+	svc.warnConfig(5, raw)
+	svc.warnConfig(5, raw)
+	out := logs.String()
+	if strings.Count(out, `config key: ttl: \"soon\" is not a non-negative number of seconds; ignored`) != 1 ||
+		strings.Count(out, "ASYNCHRONOUSLY") != 1 {
+		t.Errorf("logs %s: want the bad ttl and the synchronous mode once each", out)
+	}
+	svc.warnConfig(6, []byte(`{"pause":true}`))
+	if strings.Count(logs.String(), `"key":"config"`) != 2 {
+		t.Errorf("a clean config key logged: %s", logs.String())
 	}
 }

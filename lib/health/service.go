@@ -3,7 +3,6 @@ package health
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -147,6 +146,8 @@ type Service struct {
 	authKey []byte
 	metrics *prometheus.Registry
 	metricH fasthttp.RequestHandler
+
+	configRev int64 // the config key revision warnConfig last saw
 }
 
 // view is a published snapshot with its rendered bodies.
@@ -218,8 +219,8 @@ func effectiveTags(t config.Tags) (map[string]any, map[string]string) {
 	text := map[string]string{}
 	for k, v := range t {
 		switch k {
-		case "clonefrom", "nofailover", "noloadbalance", "nosync":
-			if !truthyTag(v) {
+		case "clonefrom", "nofailover", "noloadbalance", "nosync", "nostream":
+			if !config.TagBool(v) {
 				continue
 			}
 		}
@@ -500,6 +501,7 @@ func (s *Service) readDCS(ctx context.Context) {
 		return
 	}
 	standby, paused := dynamicFlags(cl.Config)
+	s.warnConfig(cl.ConfigRev, cl.Config)
 	s.update(func(n *Snapshot) {
 		n.DCS = DCSObservation{Cluster: cl, Confirmed: sent, LastSeen: wall, StandbyCluster: standby, Paused: paused}
 	})
@@ -542,25 +544,39 @@ func (s *Service) runTick(ctx context.Context) {
 	}
 }
 
-// dynamicFlags reads standby_cluster and pause from the config key, as
-// Patroni's is_standby_cluster does.
-func dynamicFlags(raw []byte) (standby, paused bool) {
-	var d struct {
-		StandbyCluster map[string]any `json:"standby_cluster"`
-		Pause          any            `json:"pause"`
+// warnConfig logs, once per revision of the config key, each field left
+// out for its type and a synchronous_mode pg-ha does not honour. It is
+// called from the goroutine that reads etcd only.
+func (s *Service) warnConfig(rev int64, raw []byte) {
+	if raw == nil || rev == s.configRev {
+		return
 	}
-	if raw == nil || json.Unmarshal(raw, &d) != nil {
+	s.configRev = rev
+	d, err := (config.Dynamic{}).WithJSON(raw, nil)
+	if err != nil {
+		s.log.Warn().Str("key", "config").Int64("mod_revision", rev).Err(err).Msg("config key is unreadable")
+		return
+	}
+	for _, w := range d.Warnings() {
+		s.log.Warn().Str("key", "config").Int64("mod_revision", rev).Msg(w)
+	}
+}
+
+// dynamicFlags reads standby_cluster and pause from the config key, as
+// Patroni's is_standby_cluster does. The key is read field by field
+// (config.ParseDCSJSON): another field of the wrong type does not hide the
+// pause.
+func dynamicFlags(raw []byte) (standby, paused bool) {
+	if raw == nil {
+		return false, false
+	}
+	d, _, err := config.ParseDCSJSON(raw)
+	if err != nil {
 		return false, false
 	}
 	sc := d.StandbyCluster
 	standby = sc != nil && (truthyTag(sc["host"]) || truthyTag(sc["port"]) || truthyTag(sc["restore_command"]))
-	switch p := d.Pause.(type) {
-	case bool:
-		paused = p
-	case string:
-		paused = strings.EqualFold(p, "true") || strings.EqualFold(p, "on") || strings.EqualFold(p, "yes") || p == "1"
-	}
-	return standby, paused
+	return standby, d.Pause != nil && *d.Pause
 }
 
 type promLog struct{ log zerolog.Logger }

@@ -177,6 +177,15 @@ func applyParams(cfg *pgconn.Config, p ConnParams) {
 		cfg.Password = p.Password
 	}
 	cfg.ConnectTimeout = p.connectTimeout()
+	// pgx runs simple-protocol queries only with client_encoding UTF8,
+	// which a SQL_ASCII database (initdb under LC_ALL=C without
+	// bootstrap.initdb's encoding) does not report unless asked.
+	if cfg.RuntimeParams == nil {
+		cfg.RuntimeParams = map[string]string{}
+	}
+	if _, ok := cfg.RuntimeParams["client_encoding"]; !ok {
+		cfg.RuntimeParams["client_encoding"] = "UTF8"
+	}
 }
 
 // Connect opens one connection to the server p describes. It blocks until

@@ -116,10 +116,22 @@ func (r *Reader) Latest() (Line, uint64, bool) {
 func (r *Reader) Run() error {
 	buf := make([]byte, 128<<10)
 	var partial []byte
+	// skipping is set once an unterminated line grew past MaxLineLength:
+	// everything up to its newline belongs to that garbage line.
+	skipping := false
 	for {
 		n, err := r.r.Read(buf)
 		if n > 0 {
-			data := append(partial, buf[:n]...)
+			data := buf[:n]
+			if skipping {
+				i := bytes.IndexByte(data, '\n')
+				if i < 0 {
+					data = nil
+				} else {
+					data, skipping = data[i+1:], false
+				}
+			}
+			data = append(partial, data...)
 			partial = nil
 			var newest *Line
 			for {
@@ -140,8 +152,8 @@ func (r *Reader) Run() error {
 				newest = &l
 			}
 			if len(data) > MaxLineLength {
-				r.log.Warn().Int("bytes", len(data)).Msg("ignoring overlong role line")
-				data = nil
+				r.log.Warn().Int("bytes", len(data)).Msg("ignoring overlong role line up to its end")
+				data, skipping = nil, true
 			}
 			partial = append([]byte(nil), data...)
 			if newest != nil {

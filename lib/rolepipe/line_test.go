@@ -177,3 +177,44 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// chunkReader returns its chunks one per Read, then io.EOF.
+type chunkReader struct{ chunks []string }
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if len(c.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.chunks[0])
+	if n < len(c.chunks[0]) {
+		c.chunks[0] = c.chunks[0][n:]
+	} else {
+		c.chunks = c.chunks[1:]
+	}
+	return n, nil
+}
+
+// The tail of an overlong line arrives after its head was dropped: it must
+// be discarded up to the next newline, not parsed as a line of its own.
+func TestReaderOverlongLineTailIsNotALine(t *testing.T) {
+	head := "stop reason=" + strings.Repeat("x", MaxLineLength)
+	r := NewReader(&chunkReader{chunks: []string{
+		"standby\n",
+		head[:MaxLineLength/2], head[MaxLineLength/2:], // overlong, no newline yet
+		"lead until=" + strconvT(now.Add(5*time.Second)) + " token=7", // still the same line
+		"\n", "standby\n",
+	}}, clock.NewFake(now), zerolog.Nop())
+	var published []string
+	r.OnLine = func(l Line) { published = append(published, l.String()) }
+	if err := r.Run(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range published {
+		if !strings.HasPrefix(p, "standby") {
+			t.Fatalf("published %q; want only the two standby lines (the overlong line and its tail are one garbage line)", p)
+		}
+	}
+	if len(published) != 2 {
+		t.Fatalf("published %q; want the two standby lines", published)
+	}
+}
