@@ -2,9 +2,9 @@ package elector
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,8 +42,7 @@ type Elector struct {
 	dyn  config.Dynamic // with the config key applied
 
 	lease    dcs.Lease // ID 0: none
-	lastSent clock.Time
-	token    int64 // leader key mod revision while we hold it
+	token    int64     // leader key mod revision while we hold it
 	cluster  *dcs.Cluster
 	etcdOK   bool
 	conn     *pgx.Conn
@@ -68,6 +67,14 @@ type Elector struct {
 
 	hang hangWatch // the leader's PostgreSQL answering no query
 	fkey keyWatch  // since when the failover key has been seen
+	// ka is shared with the keepalive and guard goroutines; e.lease is the
+	// main loop's copy of ka.lease, taken at the start of each loop.
+	ka keeper
+	// restart is the restart request under way, nil if none.
+	restart *restartJob
+	// releasing is the token under which the key is being given up
+	// because PostgreSQL is down: lead lines are replaced by a stop line.
+	releasing int64
 }
 
 // New returns an elector; Run starts it.
@@ -83,7 +90,18 @@ func New(cfg *config.Config, node *pgdata.Node, client *dcs.Client, out *rolepip
 // Run loops until ctx is done; then a leader hands over (PostgreSQL stops
 // taking writes first, then the key is released) and the lease is revoked.
 func (e *Elector) Run(ctx context.Context) error {
+	e.setTiming()
 	e.restoreLease(ctx)
+	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	bg.Add(2)
+	go func() { defer bg.Done(); e.keepLease(bgCtx) }()
+	go func() { defer bg.Done(); e.guardWrites(bgCtx) }()
+	defer func() { stopBg(); bg.Wait() }()
+	if ctx.Err() != nil {
+		// Told to stop while starting: leave without deciding anything.
+		return e.shutdown()
+	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	events := e.dcs.Watch(watchCtx, 0)
@@ -150,6 +168,7 @@ func (e *Elector) relevant(ev dcs.Event) bool {
 // iterate runs one loop and returns how long to wait for the next.
 func (e *Elector) iterate(ctx context.Context) time.Duration {
 	next := e.dyn.LoopWait
+	e.setTiming()
 	leaseOK := e.renew(ctx)
 	if !leaseOK {
 		next = 500 * time.Millisecond
@@ -184,13 +203,23 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 	if leaseOK {
 		e.publishMember(ctx, loc, cl)
 	}
-	if r, ok := cl.Requests[e.cfg.Name]; ok && r.Error == "" && leaseOK {
-		e.handleRequest(ctx, cl, r)
+	handled := false
+	r, ok := cl.Requests[e.cfg.Name]
+	if !ok || r.Error != "" {
+		e.restart = nil
 	}
-	e.decide(ctx, loc, cl, leaseOK)
+	if ok && r.Error == "" && leaseOK {
+		handled = e.handleRequest(ctx, cl, r, loc)
+	}
+	if !handled {
+		e.decide(ctx, loc, cl, leaseOK)
+	}
 	e.writeHeartbeat()
 	if cl.Leader == nil && e.token == 0 {
 		next = min(next, 200*time.Millisecond)
+	}
+	if e.restart != nil {
+		next = min(next, 100*time.Millisecond)
 	}
 	if e.token != 0 && !loc.primary() {
 		// Promotion in progress: publish role primary as soon as it is.
@@ -215,40 +244,32 @@ func (e *Elector) trackLeaderless(cl *dcs.Cluster) {
 	}
 }
 
-// renew keeps the lease: one keepalive per loop (or a new grant when there
-// is none). It reports whether the lease is valid now.
+// renew makes sure there is a lease: the keepalive goroutine renews it
+// (keepLease); here a lease the server forgot is dropped and a new one
+// granted. It reports whether the lease is valid now.
 func (e *Elector) renew(ctx context.Context) bool {
-	now := e.clock.Now()
-	due := e.lease.ID == 0 || now.Sub(e.lastSent) >= e.dyn.LoopWait-50*time.Millisecond ||
-		e.lease.ValidUntil.Sub(now) < e.dyn.TTL/2
-	if !due {
-		return e.lease.ID != 0 && now.Before(e.lease.ValidUntil)
+	l, lost := e.leaseState()
+	if lost {
+		e.log.Warn().Int64("lease_id", l.ID).Msg("lease expired")
+		l, e.token = dcs.Lease{}, 0
+		e.setLease(l, 0)
 	}
-	rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
-	defer cancel()
-	if e.lease.ID != 0 {
-		e.lastSent = now
-		l, err := e.dcs.KeepAlive(rctx, e.lease.ID)
-		if err == nil {
+	if l.ID == 0 {
+		rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
+		defer cancel()
+		sent := e.clock.Now()
+		g, err := e.dcs.Grant(rctx, e.dyn.TTL)
+		if err != nil {
 			e.lease = l
-			return true
+			e.log.Warn().Err(err).Msg("lease grant failed")
+			return false
 		}
-		if !errors.Is(err, dcs.ErrLeaseNotFound) {
-			e.log.Warn().Err(err).Dur("valid_for", e.lease.ValidUntil.Sub(e.clock.Now())).Msg("lease keepalive failed")
-			return e.clock.Now().Before(e.lease.ValidUntil)
-		}
-		e.log.Warn().Int64("lease_id", e.lease.ID).Msg("lease expired")
-		e.lease, e.token = dcs.Lease{}, 0
-	}
-	e.lastSent = now
-	l, err := e.dcs.Grant(rctx, e.dyn.TTL)
-	if err != nil {
-		e.log.Warn().Err(err).Msg("lease grant failed")
-		return false
+		l = g
+		e.setLease(l, sent)
+		e.log.Info().Int64("lease_id", l.ID).Dur("ttl", l.TTL).Msg("lease granted")
 	}
 	e.lease = l
-	e.log.Info().Int64("lease_id", l.ID).Dur("ttl", l.TTL).Msg("lease granted")
-	return true
+	return e.clock.Now().Before(l.ValidUntil)
 }
 
 func (e *Elector) requestTimeout() time.Duration {
@@ -262,15 +283,18 @@ func (e *Elector) restoreLease(ctx context.Context) {
 	if err != nil || hb.LeaseID == 0 {
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
+	// Finish the adoption even when told to stop meanwhile: whether this
+	// node holds the leader key decides how it may leave.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.requestTimeout())
 	defer cancel()
-	e.lastSent = e.clock.Now()
+	sent := e.clock.Now()
 	l, err := e.dcs.KeepAlive(rctx, hb.LeaseID)
 	if err != nil {
 		e.log.Info().Err(err).Int64("lease_id", hb.LeaseID).Msg("previous lease not adopted")
 		return
 	}
 	e.lease = l
+	e.setLease(l, sent)
 	e.log.Info().Int64("lease_id", l.ID).Msg("adopted the lease of the previous pg-lockd")
 }
 
@@ -357,7 +381,13 @@ func (e *Elector) emit(l rolepipe.Line) {
 		e.log.Info().Str("line", l.String()).Msg("role")
 	}
 	e.line = l
+	e.ka.mu.Lock()
+	e.ka.line = l
+	if l.Verb == rolepipe.Lead {
+		e.ka.held = l.Token
+	}
 	e.out.Set(l)
+	e.ka.mu.Unlock()
 	e.setStatus(l)
 }
 
@@ -379,11 +409,23 @@ func (e *Elector) setStatus(l rolepipe.Line) {
 	}
 }
 
-// lead sends a lead line if the lease still grants validity beyond the
-// fence margin; otherwise nothing is sent and pg-supervise fences at the
-// deadline it already has.
+// lead sends a lead line if this node holds the key (a current token) and
+// the lease still grants validity beyond the fence margin (never more than
+// ttl from the renewal, and no later than an early fence); otherwise nothing
+// is sent and pg-supervise fences at the deadline it already has. While the
+// key is being given up because PostgreSQL is down, the stop line is sent
+// instead (and true returned).
 func (e *Elector) lead(slots []string) bool {
-	until := e.lease.ValidUntil.Add(-config.FenceMargin)
+	if e.token == 0 {
+		return false
+	}
+	if e.releasing != 0 && e.releasing == e.token {
+		e.emit(rolepipe.Line{Verb: rolepipe.Stop, Reason: "primary_down"})
+		return true
+	}
+	e.ka.mu.Lock()
+	until := e.ka.untilLocked()
+	e.ka.mu.Unlock()
 	if !e.clock.Now().Before(until) {
 		return false
 	}
@@ -415,8 +457,18 @@ func (e *Elector) emitWithoutEtcd(loc local) {
 		if !e.lead(e.line.Slots) {
 			e.log.Warn().Msg("lease validity ran out while etcd is unreachable: pg-supervise fences at its deadline")
 		}
-	case e.line.Verb != "":
-		e.out.Set(e.line)
+	default:
+		e.resend()
+	}
+}
+
+// resend re-sends the line in force unless it is a lead line: a lead line
+// is never sent without a current token.
+func (e *Elector) resend() {
+	e.ka.mu.Lock()
+	defer e.ka.mu.Unlock()
+	if l := e.ka.line; l.Verb != "" && l.Verb != rolepipe.Lead {
+		e.out.Set(l)
 	}
 }
 

@@ -43,7 +43,12 @@ func (e *Elector) observeLocal(ctx context.Context) local {
 	qctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if e.conn == nil || e.conn.IsClosed() {
-		c, err := pg.Connect(qctx, e.node.Local(time.Second))
+		// A slow query is cancelled, not disconnected: with every
+		// connection slot taken by an application, a dropped connection
+		// could not be opened again.
+		p := e.node.Local(time.Second)
+		p.CancelGrace = 500 * time.Millisecond
+		c, err := pg.Connect(qctx, p)
 		if err != nil {
 			return l
 		}
@@ -51,8 +56,9 @@ func (e *Elector) observeLocal(ctx context.Context) local {
 	}
 	st, err := pg.QueryStatus(qctx, e.conn)
 	if err != nil {
-		_ = e.conn.Close(context.WithoutCancel(ctx))
-		e.conn = nil
+		if e.conn.IsClosed() {
+			e.conn = nil
+		}
 		return l
 	}
 	l.status, l.pgOK = st, true

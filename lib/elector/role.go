@@ -9,6 +9,7 @@ import (
 
 	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
+	"github.com/pg-ha/pg-ha/lib/decide"
 	"github.com/pg-ha/pg-ha/lib/pg"
 	"github.com/pg-ha/pg-ha/lib/rolepipe"
 	"github.com/pg-ha/pg-ha/lib/state"
@@ -32,9 +33,7 @@ func (e *Elector) decide(ctx context.Context, loc local, cl *dcs.Cluster, leaseO
 			e.token = 0
 		}
 		if ld.Name == e.cfg.Name {
-			// Our name on a lease that is not ours: a previous incarnation's
-			// key, expiring with its lease. Stay read-only meanwhile.
-			e.emit(rolepipe.Line{Verb: rolepipe.Standby})
+			e.ownKeyElsewhere(ctx, loc, cl)
 			return
 		}
 		e.follow(ld.Name)
@@ -105,10 +104,7 @@ func (e *Elector) asLeader(ctx context.Context, loc local, cl *dcs.Cluster) {
 		down := e.clock.Now().Sub(e.downSince)
 		supGone := !loc.supOK || loc.sup.State == state.Stopped || loc.sup.State == state.Fenced
 		if (supGone && down > 2*e.dyn.LoopWait) || down > e.dyn.PrimaryStartTimeout {
-			if ok, why := e.notWritable(ctx); ok {
-				e.log.Warn().Dur("down_for", down).Str("evidence", why).Msg("releasing the leader key: PostgreSQL is not coming back")
-				e.release(ctx, "primary_down")
-			}
+			e.releaseDown(ctx, down)
 		}
 	}
 }
@@ -130,12 +126,13 @@ func (e *Elector) history(cl *dcs.Cluster, loc local) []dcs.HistoryEntry {
 }
 
 // stopWrites asks pg-supervise to stop PostgreSQL and waits, up to within,
-// for evidence that it no longer accepts writes.
+// for evidence that pg-supervise took the stop line and PostgreSQL no
+// longer accepts writes (stopTaken).
 func (e *Elector) stopWrites(ctx context.Context, reason string, within time.Duration) bool {
 	e.emit(rolepipe.Line{Verb: rolepipe.Stop, Reason: reason})
 	deadline := time.Now().Add(within)
 	for time.Now().Before(deadline) {
-		if ok, why := e.notWritable(ctx); ok {
+		if ok, why := e.stopTaken(ctx, 0); ok {
 			e.log.Info().Str("evidence", why).Msg("PostgreSQL no longer accepts writes")
 			return true
 		}
@@ -159,29 +156,61 @@ func (e *Elector) release(ctx context.Context, why string) error {
 		return err
 	}
 	e.log.Info().Str("reason", why).Int64("position", pos).Msg("released the leader key")
-	e.token = 0
+	e.token, e.releasing = 0, 0
+	e.ka.mu.Lock()
+	e.ka.held = 0
+	e.ka.mu.Unlock()
 	return nil
 }
 
-// shutdown is the SIGTERM path.
+// shutdown is the SIGTERM path. A pg-lockd that may hold the leader key
+// (it leads, or its lease, perhaps adopted from a previous pg-lockd, carries
+// the key) has PostgreSQL stop taking writes first and then releases the
+// key; without evidence that writes stopped it leaves key and lease to
+// expire (pg-supervise fences at its deadline). See decide.OnShutdown.
 func (e *Elector) shutdown() error {
 	_ = e.notify.Stopping()
 	ctx := context.Background()
 	defer e.closeConn(ctx)
-	if e.token != 0 {
+	e.lease, _ = e.leaseState()
+	s := decide.Shutdown{Token: e.token}
+	if e.lease.ID != 0 {
+		rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
+		cl, err := e.dcs.Get(rctx)
+		cancel()
+		if err == nil {
+			s.KeyRead = true
+			if ld := cl.Leader; ld != nil && ld.Lease == e.lease.ID {
+				s.KeyOnLease = true
+				if e.token == 0 {
+					e.token = ld.CreateRevision
+				}
+			}
+		} else if e.token == 0 {
+			s.NotWritable, _ = e.notWritable(ctx)
+		}
+	}
+	switch decide.OnShutdown(s) {
+	case decide.HandOver:
 		within := e.lease.ValidUntil.Sub(e.clock.Now()) - config.FenceMargin
 		e.log.Info().Msg("stopping: PostgreSQL stops taking writes, then the leader key is released")
 		if !e.stopWrites(ctx, "shutdown", within) {
 			e.log.Warn().Msg("no evidence that PostgreSQL stopped; leaving the key to expire with the lease")
+			e.writeHeartbeat()
 			return nil
 		}
 		_ = e.release(ctx, "shutdown")
+	case decide.LeaveLease:
+		e.log.Warn().Int64("lease_id", e.lease.ID).Msg("stopping without reading the leader key and without evidence that PostgreSQL is read-only: leaving the lease to expire")
+		e.writeHeartbeat()
+		return nil
 	}
 	if e.lease.ID != 0 {
 		rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
 		defer cancel()
 		if err := e.dcs.Revoke(rctx, e.lease.ID); err == nil {
 			e.lease = dcs.Lease{}
+			e.setLease(dcs.Lease{}, 0)
 		}
 	}
 	e.writeHeartbeat()

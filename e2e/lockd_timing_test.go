@@ -1,0 +1,107 @@
+package e2e
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pg-ha/pg-ha/lib/testcluster"
+)
+
+// TestLockdIsolatedPrimaryFencesEarly: the primary is cut off from etcd
+// and, at the same moment, no replica receives its WAL any more (their WAL
+// receivers are stopped with SIGSTOP) while clients still reach it, at the
+// timing of the measured partition (ttl 10 s, loop_wait 1 s, retry_timeout
+// 4 s). Every write it acknowledges from then on is lost in the failover
+// that follows, so it must stop taking writes about retry_timeout after the
+// cut, not at the end of its validity (ttl − 1 s).
+func TestLockdIsolatedPrimaryFencesEarly(t *testing.T) {
+	o := testcluster.Options{EtcdProxy: true, TTL: 10 * time.Second, LoopWait: time.Second, RetryTimeout: 4 * time.Second}
+	c, w := start(t, o)
+	old := c.WaitPrimary(t, 10*time.Second)
+	var receivers []int
+	for _, r := range replicasOf(c, old) {
+		receivers = append(receivers, walReceiverPID(t, r))
+	}
+	resume := func() {
+		for _, pid := range receivers {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+		receivers = nil
+	}
+	defer resume()
+
+	cut := w.Mark("partition " + old.Name + " (primary) from etcd and stop its replicas' WAL receivers")
+	for _, pid := range receivers {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatalf("SIGSTOP wal receiver %d: %v", pid, err)
+		}
+	}
+	old.PartitionFromEtcd()
+	// Until the isolated primary is fenced (its postmaster gone), at most
+	// until its lease runs out.
+	pid := old.PID(testcluster.Postmaster)
+	for deadline := cut.Add(o.TTL); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if np := old.PID(testcluster.Postmaster); np == 0 || np != pid {
+			break
+		}
+	}
+	h := w.Snapshot()
+	last, ok := lastAck(h, old.Name, h.End)
+	resume()
+	if !ok {
+		t.Fatalf("%s acknowledged no write", old.Name)
+	}
+	atRisk := 0
+	for _, wr := range h.ByNode(old.Name) {
+		if wr.Ack.After(cut) {
+			atRisk++
+		}
+	}
+	stoppedAfter := last.Ack.Sub(cut)
+	np := c.WaitPrimary(t, o.TTL+15*time.Second, old)
+	w.WaitAck(t, testcluster.MultiWriter, np.Name, cut, 15*time.Second)
+	old.HealEtcd()
+	h = finish(t, c, w)
+	final, _ := testcluster.FinalWrites(t, c)
+	loss := testcluster.Lost(h, final)
+	t.Logf("isolated primary %s: last acknowledged write %s after the cut (retry_timeout %s, ttl − 1 s = %s); %d writes acknowledged after the cut, %d acknowledged writes lost (a stopped receiver still gets the WAL its socket buffered); new primary %s",
+		old.Name, stoppedAfter.Round(time.Millisecond), o.RetryTimeout, o.TTL-time.Second, atRisk, len(loss.Lost), np.Name)
+	if limit := o.RetryTimeout + 1500*time.Millisecond; stoppedAfter > limit {
+		t.Errorf("%s acknowledged writes until %s after it was cut off from etcd and from its replicas, want at most retry_timeout + 1.5 s = %s",
+			old.Name, stoppedAfter.Round(time.Millisecond), limit)
+	}
+}
+
+// TestLockdEtcdStallKeepsPrimary: the primary loses etcd for a bit less
+// than ttl − fence margin − loop_wait while its replicas stream. Keepalives
+// run on their own timer, so the first one after the stall renews the lease
+// before the lead line's deadline: PostgreSQL is not fenced (same
+// postmaster), the leader key does not move, and writes go on throughout.
+func TestLockdEtcdStallKeepsPrimary(t *testing.T) {
+	c, w := start(t, testcluster.Options{EtcdProxy: true})
+	o := c.Options
+	p := c.WaitPrimary(t, 10*time.Second)
+	pid := p.PID(testcluster.Postmaster)
+	stall := o.TTL - time.Second - o.LoopWait - 300*time.Millisecond
+
+	cut := w.Mark("partition " + p.Name + " (primary) from etcd")
+	p.PartitionFromEtcd()
+	time.Sleep(stall)
+	w.Mark("heal " + p.Name + "'s partition from etcd")
+	p.HealEtcd()
+	time.Sleep(3 * time.Second)
+
+	h := w.Snapshot()
+	gap := testcluster.MaxGapSince(h, testcluster.MultiWriter, cut)
+	t.Logf("etcd stalled for %s (ttl %s, loop_wait %s): postmaster %d → %d, longest %s gap %s",
+		stall, o.TTL, o.LoopWait, pid, p.PID(testcluster.Postmaster), testcluster.MultiWriter, gap.Round(time.Millisecond))
+	if np := p.PID(testcluster.Postmaster); np != pid {
+		t.Errorf("%s's postmaster is %d after a %s etcd stall, was %d: the primary was fenced", p.Name, np, stall, pid)
+	}
+	leaderIs(t, c, p)
+	if gap > time.Second {
+		t.Errorf("%s writer's longest gap since the stall began is %s, want at most 1 s", testcluster.MultiWriter, gap.Round(time.Millisecond))
+	}
+	finish(t, c, w)
+}
