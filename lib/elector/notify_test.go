@@ -5,22 +5,18 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
 	"github.com/pg-ha/pg-ha/lib/clock"
 	"github.com/pg-ha/pg-ha/lib/config"
-	"github.com/pg-ha/pg-ha/lib/dcs"
 	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
 	"github.com/pg-ha/pg-ha/lib/elector"
 	"github.com/pg-ha/pg-ha/lib/logx/logxtest"
-	"github.com/pg-ha/pg-ha/lib/pg"
 	"github.com/pg-ha/pg-ha/lib/pgdata"
 	"github.com/pg-ha/pg-ha/lib/rolepipe"
 	"github.com/pg-ha/pg-ha/lib/sdnotify/sdnotifytest"
@@ -80,27 +76,8 @@ postgresql:
 	if d := cfg.Dynamic(); d.LoopWait != time.Second {
 		t.Fatalf("loop_wait %v, want 1s", d.LoopWait)
 	}
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner, err := pg.LookupOwner(me.Username)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &logxtest.Buffer{}
-	log := zerolog.New(logs).With().Timestamp().Logger()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("elector log:\n%s", logs)
-		}
-	})
-
-	client, err := dcs.NewFromConfig(context.Background(), cfg, log, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	h := newHarness(t, cfg)
+	owner, log, client := h.owner, h.log, h.client
 	lines := &logxtest.Buffer{}
 	wctx, stopWriter := context.WithCancel(context.Background())
 	w := rolepipe.NewWriter(wctx, lines, log)
@@ -189,7 +166,7 @@ postgresql:
 	if gap >= watchdogSec/2 {
 		t.Errorf("%v without a ping while etcd was frozen: systemd would kill a pg-lockd that only waits for etcd", gap)
 	}
-	if !strings.Contains(logs.String(), "cannot read the cluster from etcd") {
+	if !strings.Contains(h.logs.String(), "cannot read the cluster from etcd") {
 		t.Errorf("the elector did not notice the frozen etcd")
 	}
 

@@ -5,22 +5,17 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/pg-ha/pg-ha/lib/clock"
 	"github.com/pg-ha/pg-ha/lib/config"
-	"github.com/pg-ha/pg-ha/lib/dcs"
 	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
 	"github.com/pg-ha/pg-ha/lib/elector"
 	"github.com/pg-ha/pg-ha/lib/logx/logxtest"
-	"github.com/pg-ha/pg-ha/lib/pg"
 	"github.com/pg-ha/pg-ha/lib/pgdata"
 	"github.com/pg-ha/pg-ha/lib/rolepipe"
 	"github.com/pg-ha/pg-ha/lib/state"
@@ -86,26 +81,8 @@ postgresql:
 	if err != nil {
 		t.Fatal(err)
 	}
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	owner, err := pg.LookupOwner(me.Username)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &logxtest.Buffer{}
-	log := zerolog.New(logs).With().Timestamp().Logger()
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("elector log:\n%s", logs)
-		}
-	})
-	client, err := dcs.NewFromConfig(context.Background(), cfg, log, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
+	h := newHarness(t, cfg)
+	owner, log, client := h.owner, h.log, h.client
 
 	// The predecessor's lease and leader key, and its heartbeat.
 	ctx := context.Background()
