@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -45,28 +43,9 @@ func setDynamic(t testing.TB, c *testcluster.Cluster, settings map[string]any) {
 	}
 }
 
-// serverPIDs lists the PostgreSQL server processes of data directory dir:
-// the executable is postgres and the working directory is dir.
-func serverPIDs(dir string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		exe, err1 := os.Readlink("/proc/" + e.Name() + "/exe")
-		cwd, err2 := os.Readlink("/proc/" + e.Name() + "/cwd")
-		if err1 == nil && err2 == nil && filepath.Base(exe) == "postgres" && cwd == dir {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-// freeze SIGSTOPs every server process of dir, also ones started later,
+// freeze SIGSTOPs every server process of n, also ones started later,
 // until the returned function is called; that resumes them all.
-func freeze(dir string) (thaw func() []int) {
+func freeze(n *testcluster.Node) (thaw func() []int) {
 	stop := make(chan struct{})
 	var mu sync.Mutex
 	frozen := map[int]bool{}
@@ -74,7 +53,7 @@ func freeze(dir string) (thaw func() []int) {
 	go func() {
 		defer close(done)
 		for {
-			for _, pid := range serverPIDs(dir) {
+			for _, pid := range n.ServerPIDs() {
 				mu.Lock()
 				if !frozen[pid] && syscall.Kill(pid, syscall.SIGSTOP) == nil {
 					frozen[pid] = true
@@ -115,7 +94,7 @@ func TestPrimaryHang(t *testing.T) {
 	time.Sleep(2 * c.Options.LoopWait) // every pg-lockd has read the config key
 
 	frozenAt := w.Mark("SIGSTOP every server process of " + p.Name)
-	thaw := freeze(p.DataDir)
+	thaw := freeze(p)
 	np, waited := func() (*testcluster.Node, time.Duration) {
 		defer func() {
 			pids := thaw()
