@@ -112,7 +112,7 @@ func List(scope string, cl *dcs.Cluster, s Settings) Listing {
 	}
 	var sync []string
 	if cl.Sync != nil {
-		sync = cl.Sync.Members()
+		sync = cl.Sync.Standbys
 	}
 	pos := LeaderPosition(cl)
 	for _, m := range cl.Members {

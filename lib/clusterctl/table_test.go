@@ -35,7 +35,7 @@ func TestRenderList(t *testing.T) {
 				}),
 				m("node3", 0, stopped, tl(0), func(d *dcs.MemberData) { d.ConnURL = "postgres://127.0.0.1:5435/postgres" }))
 			cl.Failover = &dcs.Failover{Leader: "node1", Member: "node2", ScheduledAt: &at}
-			cl.Sync = &dcs.SyncState{Leader: "node1", SyncStandby: "node2"}
+			cl.Sync = &dcs.SyncKey{Leader: "node1", Standbys: []string{"node2"}}
 			return cl
 		}(), true, `
 + Cluster: demo (7000000000000000001) ---+-----------+----+-----------+-----------------+------------------+

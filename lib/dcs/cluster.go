@@ -36,7 +36,7 @@ type Cluster struct {
 	FailoverRev int64
 	// Sync is the sync key, nil if absent or unreadable; SyncRev is its mod
 	// revision (0 if absent).
-	Sync    *SyncState
+	Sync    *SyncKey
 	SyncRev int64
 	// History is the history key's lines, nil if absent or unreadable.
 	History []HistoryEntry
@@ -133,11 +133,12 @@ func parseCluster(log zerolog.Logger, prefix string, rev int64, kvs []*mvccpb.Ke
 			cl.Failover = &f
 		case "sync":
 			cl.SyncRev = kv.ModRevision
-			var s SyncState
-			if err := json.Unmarshal(kv.Value, &s); err != nil {
+			s, err := ParseSyncKey(kv.Value)
+			if err != nil {
 				bad(kv, err)
 				continue
 			}
+			s.ModRevision = kv.ModRevision
 			cl.Sync = &s
 		case "history":
 			var h []HistoryEntry

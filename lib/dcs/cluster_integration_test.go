@@ -137,7 +137,7 @@ func TestClusterRoundTrip(t *testing.T) {
 	if err := c.LeaderTxn(ctx, token,
 		dcs.OpPutStatus(c, dcs.Status{Optime: 67108864, Slots: map[string]int64{"s1": 67108000}}),
 		dcs.OpPutHistory(c, []dcs.HistoryEntry{{Timeline: 1, LSN: 50331808, Reason: "no recovery target specified", Timestamp: "2023-05-05T10:53:25+00:00", NewLeader: "n1"}}),
-		dcs.OpPutSync(c, dcs.SyncState{Leader: "n1"}),
+		dcs.OpPutSync(c, dcs.SyncKey{Leader: "n1"}),
 		dcs.OpPutFailsafe(c, map[string]string{"n1": "http://n1:8008/patroni"}),
 	); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package dcs_test
 
 import (
+	"strings"
 	"errors"
 	"testing"
 	"time"
@@ -65,7 +66,7 @@ func TestSyncKeyLeaderGuarded(t *testing.T) {
 	}
 	// The cluster view reads the key too.
 	cl, err := c.Get(ctx)
-	if err != nil || cl.Sync == nil || cl.Sync.SyncStandby != "n2,n3" || cl.SyncRev != k.ModRevision {
+	if err != nil || cl.Sync == nil || strings.Join(cl.Sync.Standbys, ",") != "n2,n3" || cl.Sync.Quorum != 1 || cl.SyncRev != k.ModRevision {
 		t.Fatalf("Get: %+v, %v", cl, err)
 	}
 

@@ -72,10 +72,5 @@ func TestSyncKeyJSON(t *testing.T) {
 		if err != nil || back.Leader != tt.k.Leader || back.Quorum != tt.k.Quorum || len(back.Standbys) != len(tt.k.Standbys) {
 			t.Errorf("round trip of %s: %+v, %v", b, back, err)
 		}
-		// The older SyncState reads what SyncKey writes.
-		var old SyncState
-		if err := json.Unmarshal(b, &old); err != nil || old.Leader != tt.k.Leader {
-			t.Errorf("SyncState reading %s: %+v, %v", b, old, err)
-		}
 	}
 }

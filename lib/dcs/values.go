@@ -250,54 +250,6 @@ func parseFailoverValue(v []byte) (f Failover, err error) {
 	return f, nil
 }
 
-// SyncState is the sync key: the leader and its synchronous standbys
-// (comma-separated, "" when none; Patroni writes null then).
-type SyncState struct {
-	Leader      string `json:"leader"`
-	SyncStandby string `json:"sync_standby"`
-}
-
-// MarshalJSON writes sync_standby as null when empty, as Patroni does.
-func (s SyncState) MarshalJSON() ([]byte, error) {
-	aux := struct {
-		Leader      string  `json:"leader"`
-		SyncStandby *string `json:"sync_standby"`
-	}{Leader: s.Leader}
-	if s.SyncStandby != "" {
-		aux.SyncStandby = &s.SyncStandby
-	}
-	return json.Marshal(aux)
-}
-
-// UnmarshalJSON accepts null for either field.
-func (s *SyncState) UnmarshalJSON(b []byte) error {
-	var aux struct {
-		Leader      *string `json:"leader"`
-		SyncStandby *string `json:"sync_standby"`
-	}
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	*s = SyncState{}
-	if aux.Leader != nil {
-		s.Leader = *aux.Leader
-	}
-	if aux.SyncStandby != nil {
-		s.SyncStandby = *aux.SyncStandby
-	}
-	return nil
-}
-
-// Members returns the synchronous standbys as a list.
-func (s SyncState) Members() []string {
-	var out []string
-	for _, m := range strings.Split(s.SyncStandby, ",") {
-		if m = strings.TrimSpace(m); m != "" {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 // HistoryEntry is one line of the history key, which holds a JSON array of
 // arrays [timeline, lsn, reason, timestamp, new_leader]; the last two are

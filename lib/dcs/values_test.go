@@ -141,24 +141,6 @@ func TestFailoverJSON(t *testing.T) {
 	}
 }
 
-func TestSyncJSON(t *testing.T) {
-	var s SyncState
-	if err := json.Unmarshal([]byte(`{"leader":"n1","sync_standby":null}`), &s); err != nil || s != (SyncState{Leader: "n1"}) {
-		t.Errorf("null standby: %+v, %v", s, err)
-	}
-	if err := json.Unmarshal([]byte(`{"leader":"n1","sync_standby":"n2, n3"}`), &s); err != nil || !reflect.DeepEqual(s.Members(), []string{"n2", "n3"}) {
-		t.Errorf("standbys: %+v, %v", s, err)
-	}
-	for in, want := range map[SyncState]string{
-		{Leader: "n1"}:                    `{"leader":"n1","sync_standby":null}`,
-		{Leader: "n1", SyncStandby: "n2"}: `{"leader":"n1","sync_standby":"n2"}`,
-	} {
-		if b, _ := json.Marshal(in); string(b) != want {
-			t.Errorf("marshal %+v: %s, want %s", in, b, want)
-		}
-	}
-}
-
 func TestMemberDataRoundTrip(t *testing.T) {
 	// As Patroni 3.0.2 writes it, with fields pg-ha does not model.
 	in := `{"conn_url":"postgres://10.0.0.1:5432/postgres","api_url":"http://10.0.0.1:8008/patroni","state":"running","role":"primary","version":"3.0.2","checkpoint_after_promote":false,"tags":{"nofailover":false,"clonefrom":true},"xlog_location":50331808,"timeline":2,"scheduled_restart":{"schedule":"2023-05-05T10:00:00+00:00"},"pause":true}`
@@ -239,7 +221,7 @@ func TestParseCluster(t *testing.T) {
 	if cl.Failover == nil || *cl.Failover != (Failover{Leader: "n1", Member: "n2"}) || cl.FailoverRev != 9 {
 		t.Errorf("failover: %+v @%d", cl.Failover, cl.FailoverRev)
 	}
-	if cl.Sync == nil || *cl.Sync != (SyncState{Leader: "n1", SyncStandby: "n2"}) || cl.SyncRev != 12 {
+	if cl.Sync == nil || cl.Sync.Leader != "n1" || !reflect.DeepEqual(cl.Sync.Standbys, []string{"n2"}) || cl.Sync.ModRevision != 12 || cl.SyncRev != 12 {
 		t.Errorf("sync: %+v", cl.Sync)
 	}
 	if len(cl.History) != 1 || cl.History[0].NewLeader != "n1" {

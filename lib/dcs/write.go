@@ -190,7 +190,7 @@ func OpPutHistory(c *Client, h []HistoryEntry) clientv3.Op {
 func OpDeleteFailover(c *Client) clientv3.Op { return clientv3.OpDelete(c.Key("failover")) }
 
 // OpPutSync returns the put of the sync key, for LeaderTxn. It never blocks.
-func OpPutSync(c *Client, s SyncState) clientv3.Op {
+func OpPutSync(c *Client, s SyncKey) clientv3.Op {
 	return clientv3.OpPut(c.Key("sync"), mustJSON(s))
 }
 
