@@ -155,7 +155,7 @@ func TestClusterRoundTrip(t *testing.T) {
 		t.Fatalf("after writes: %+v", cl)
 	}
 	resp, err = raw.Get(ctx, c.Key("sync"))
-	if err != nil || string(resp.Kvs[0].Value) != `{"leader":"n1","sync_standby":null}` {
+	if err != nil || string(resp.Kvs[0].Value) != `{"leader":"n1","quorum":0,"sync_standby":null}` {
 		t.Errorf("sync as stored: %s, %v", resp.Kvs[0].Value, err)
 	}
 	if err := c.DeleteFailover(ctx); err != nil {

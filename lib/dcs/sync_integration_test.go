@@ -1,8 +1,8 @@
 package dcs_test
 
 import (
-	"strings"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 

@@ -250,7 +250,6 @@ func parseFailoverValue(v []byte) (f Failover, err error) {
 	return f, nil
 }
 
-
 // HistoryEntry is one line of the history key, which holds a JSON array of
 // arrays [timeline, lsn, reason, timestamp, new_leader]; the last two are
 // optional.
