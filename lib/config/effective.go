@@ -51,14 +51,20 @@ type Dynamic struct {
 	PrimaryStartTimeout  time.Duration
 	PrimaryHangTimeout   time.Duration // 0: off
 	CheckTimeline        bool
-	// SynchronousMode is set when synchronous_mode is on or quorum.
-	SynchronousMode bool
-	FailsafeMode    bool
-	Pause           bool
-	UsePgRewind     bool
-	UseSlots        bool
-	Parameters      map[string]string
-	PgHBA           []string
+	// SyncMode is synchronous_mode (off, on, quorum); SyncStrict
+	// synchronous_mode_strict; SyncNodeCount synchronous_node_count (at
+	// least 1); MaxLagOnSyncNode maximum_lag_on_syncnode in bytes (0 or
+	// less: no limit).
+	SyncMode         SyncMode
+	SyncStrict       bool
+	SyncNodeCount    int
+	MaxLagOnSyncNode int64
+	FailsafeMode     bool
+	Pause            bool
+	UsePgRewind      bool
+	UseSlots         bool
+	Parameters       map[string]string
+	PgHBA            []string
 	// Problems are the fields of the config key that were left out because
 	// their value did not fit, one line each (see ParseDCSJSON).
 	Problems []string
@@ -71,7 +77,8 @@ func (c *Config) Dynamic() Dynamic {
 		TTL: DefaultTTL, LoopWait: DefaultLoopWait, RetryTimeout: DefaultRetryTimeout,
 		MaximumLagOnFailover: DefaultMaximumLagOnFailover, PrimaryStartTimeout: DefaultPrimaryStartTimeout,
 		PrimaryHangTimeout: DefaultPrimaryHangTimeout,
-		UseSlots:           true, Parameters: map[string]string{},
+		SyncMode:           SyncOff, SyncNodeCount: 1, MaxLagOnSyncNode: -1,
+		UseSlots: true, Parameters: map[string]string{},
 	}
 	d.apply(&c.Bootstrap.DCS)
 	d.apply(&DCS{DCSCore: c.DCSCore})
@@ -115,7 +122,16 @@ func (d *Dynamic) apply(s *DCS) {
 		d.CheckTimeline = *s.CheckTimeline
 	}
 	if s.SynchronousMode != nil {
-		d.SynchronousMode = *s.SynchronousMode != SyncOff
+		d.SyncMode = *s.SynchronousMode
+	}
+	if s.SynchronousModeStrict != nil {
+		d.SyncStrict = *s.SynchronousModeStrict
+	}
+	if s.SynchronousNodeCount != nil && *s.SynchronousNodeCount >= 1 {
+		d.SyncNodeCount = *s.SynchronousNodeCount
+	}
+	if s.MaximumLagOnSyncnode != nil {
+		d.MaxLagOnSyncNode = *s.MaximumLagOnSyncnode
 	}
 	if s.FailsafeMode != nil {
 		d.FailsafeMode = *s.FailsafeMode
@@ -167,20 +183,13 @@ func (d Dynamic) WithJSON(raw []byte, local *Config) (Dynamic, error) {
 	return out, nil
 }
 
-// Warnings are the lines to log about d: each of Problems, and that
-// synchronous replication is asked for but pg-ha replicates asynchronously.
+// Warnings are the lines to log about d: each of Problems.
 func (d Dynamic) Warnings() []string {
-	out := append([]string(nil), d.Problems...)
-	if d.SynchronousMode {
-		out = append(out, SyncModeWarning)
-	}
-	return out
+	return append([]string(nil), d.Problems...)
 }
 
-// SyncModeWarning is logged when synchronous_mode is on or quorum.
-const SyncModeWarning = "synchronous_mode: pg-ha does not implement synchronous replication yet and runs ASYNCHRONOUSLY: " +
-	"a failover may lose recently acknowledged commits (up to maximum_lag_on_failover bytes); " +
-	"set synchronous_mode: false to acknowledge this"
+// Synchronous reports whether synchronous replication is asked for.
+func (d Dynamic) Synchronous() bool { return d.SyncMode == SyncOn || d.SyncMode == SyncQuorum }
 
 // ParseDCSJSON reads the config key's JSON field by field, as Patroni
 // tolerates it: booleans any way ParseBool accepts, integers as numbers or

@@ -120,11 +120,11 @@ func TestConfigKeyFieldByField(t *testing.T) {
 	}{
 		{"patroni 4 quorum", `{"ttl":20,"loop_wait":2,"pause":true,"synchronous_mode":"quorum"}`,
 			func(d Dynamic) bool {
-				return d.Pause && d.TTL == 20*time.Second && d.LoopWait == 2*time.Second && d.SynchronousMode
+				return d.Pause && d.TTL == 20*time.Second && d.LoopWait == 2*time.Second && d.SyncMode == SyncQuorum
 			},
-			nil, []string{"runs ASYNCHRONOUSLY"}},
+			nil, nil},
 		{"bad synchronous_mode", `{"synchronous_mode":"sometimes","pause":true,"ttl":20}`,
-			func(d Dynamic) bool { return d.Pause && d.TTL == 20*time.Second && !d.SynchronousMode },
+			func(d Dynamic) bool { return d.Pause && d.TTL == 20*time.Second && d.SyncMode == SyncOff },
 			[]string{`config key: synchronous_mode: "sometimes" is not a synchronous mode`}, nil},
 		{"string and number booleans", `{"pause":"on","check_timeline":1,"failsafe_mode":"yes","postgresql":{"use_slots":"0","use_pg_rewind":"true"}}`,
 			func(d Dynamic) bool {
@@ -178,8 +178,8 @@ func TestYAMLSynchronousModeQuorum(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cfg.Dynamic().SynchronousMode || !strings.Contains(strings.Join(warns, "|"), "ASYNCHRONOUSLY") {
-		t.Errorf("synchronous_mode quorum: %v, warnings %q", cfg.Dynamic().SynchronousMode, warns)
+	if d := cfg.Dynamic(); d.SyncMode != SyncQuorum || d.SyncNodeCount != 1 || len(warns) != 0 {
+		t.Errorf("synchronous_mode quorum: %+v, warnings %q", d, warns)
 	}
 	raw, err := cfg.DCSJSON()
 	if err != nil || !strings.Contains(string(raw), `"synchronous_mode":"quorum"`) {

@@ -90,9 +90,6 @@ func Parse(data []byte, environ []string) (*Config, []string, error) {
 	}
 	applyDefaults(cfg)
 	warns = append(warns, cfg.connectionWarnings()...)
-	if cfg.Dynamic().SynchronousMode {
-		warns = append(warns, SyncModeWarning)
-	}
 	return cfg, warns, nil
 }
 

@@ -123,6 +123,11 @@ func (c *Config) Validate(need Need) []error {
 		}
 	}
 
+	for _, n := range []*int{c.Bootstrap.DCS.SynchronousNodeCount, c.DCSCore.SynchronousNodeCount} {
+		if n != nil && *n < 1 {
+			add("bootstrap.dcs.synchronous_node_count: %d is less than 1; set how many standbys each commit waits for, like 1", *n)
+		}
+	}
 	d := c.Dynamic()
 	if d.MaximumLagOnFailover < 0 {
 		add("bootstrap.dcs.maximum_lag_on_failover: %d is negative; set a number of bytes, like 1048576", d.MaximumLagOnFailover)

@@ -41,18 +41,72 @@ const MaxValidity = 10 * time.Minute
 
 // Line is one desired state.
 type Line struct {
-	Verb    Verb
-	Until   clock.Time // Lead: the fence deadline
-	Token   int64      // Lead: the leader key's create revision
-	Slots   []string   // Lead: physical slots to keep for the other members
-	Leader  string     // Follow: the leader's member name
-	ConnURL string     // Follow: the leader's conn_url (postgres://host:port/db)
-	Slot    string     // Follow: the slot to stream from, if slots are used
-	Reason  string     // Stop: why
-	Paused  bool       // maintenance mode: no automatic restarts
+	Verb  Verb
+	Until clock.Time // Lead: the fence deadline
+	Token int64      // Lead: the leader key's create revision
+	Slots []string   // Lead: physical slots to keep for the other members
+	// Sync (Lead) is synchronous_standby_names as pg-lockd manages it in
+	// synchronous mode; nil leaves the configuration's value in force.
+	Sync    *SyncNames
+	Leader  string // Follow: the leader's member name
+	ConnURL string // Follow: the leader's conn_url (postgres://host:port/db)
+	Slot    string // Follow: the slot to stream from, if slots are used
+	Reason  string // Stop: why
+	Paused  bool   // maintenance mode: no automatic restarts
 }
 
 var wordRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+// SyncNames is a synchronous_standby_names value on a lead line: commits
+// wait for Num of Names — any of them when Quorum (ANY), else the first
+// connected ones (FIRST). Num 0 with no Names is off; Num 1 or more with no
+// Names lists a standby that does not exist, so commits wait (strict mode
+// without a standby). On the line it reads sync=first:1:node2,node3,
+// sync=any:1:node2,node3 or sync=off.
+type SyncNames struct {
+	Quorum bool
+	Num    int
+	Names  []string
+}
+
+func (s SyncNames) String() string {
+	if s.Num <= 0 && len(s.Names) == 0 {
+		return "off"
+	}
+	kw := "first"
+	if s.Quorum {
+		kw = "any"
+	}
+	return kw + ":" + strconv.Itoa(s.Num) + ":" + strings.Join(s.Names, ",")
+}
+
+func parseSyncNames(v string) (SyncNames, error) {
+	if v == "off" {
+		return SyncNames{}, nil
+	}
+	kw, rest, ok1 := strings.Cut(v, ":")
+	num, list, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 || (kw != "first" && kw != "any") {
+		return SyncNames{}, errors.New("want off, first:N:names or any:N:names")
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 || n > 1000 {
+		return SyncNames{}, errors.New("the number of standbys is not a small non-negative integer")
+	}
+	s := SyncNames{Quorum: kw == "any", Num: n}
+	if list != "" {
+		for _, name := range strings.Split(list, ",") {
+			if !wordRE.MatchString(name) {
+				return SyncNames{}, fmt.Errorf("standby name %q is not valid", truncate(name))
+			}
+			s.Names = append(s.Names, name)
+		}
+	}
+	if s.Num == 0 && len(s.Names) > 0 {
+		return SyncNames{}, errors.New("standbys listed but none waited for")
+	}
+	return s, nil
+}
 
 // String renders the line without its trailing newline.
 func (l Line) String() string {
@@ -70,6 +124,9 @@ func (l Line) String() string {
 		kv("token", strconv.FormatInt(l.Token, 10))
 		if len(l.Slots) > 0 {
 			kv("slots", strings.Join(l.Slots, ","))
+		}
+		if l.Sync != nil {
+			kv("sync", l.Sync.String())
 		}
 	case Follow:
 		kv("leader", l.Leader)
@@ -107,7 +164,7 @@ func Parse(s string, now clock.Time) (Line, error) {
 	allowed := map[string]bool{"paused": true}
 	switch l.Verb {
 	case Lead:
-		allowed["until"], allowed["token"], allowed["slots"] = true, true, true
+		allowed["until"], allowed["token"], allowed["slots"], allowed["sync"] = true, true, true, true
 	case Follow:
 		allowed["leader"], allowed["conn"], allowed["slot"] = true, true, true
 	case Standby:
@@ -149,6 +206,12 @@ func Parse(s string, now clock.Time) (Line, error) {
 				}
 				l.Slots = append(l.Slots, name)
 			}
+		case "sync":
+			sn, err := parseSyncNames(v)
+			if err != nil {
+				return bad("sync=%q: %v", truncate(v), err)
+			}
+			l.Sync = &sn
 		case "leader":
 			if !wordRE.MatchString(v) {
 				return bad("leader=%q is not a member name", truncate(v))
