@@ -30,6 +30,12 @@ type Status struct {
 	ReceiverSender   string // pg_stat_wal_receiver's sender_host:sender_port, or ""
 	Replication      []Replica
 	ReplayPaused     bool // standby: pg_is_wal_replay_paused(); primary: false
+	// StandbyNames and SynchronousCommit are synchronous_standby_names and
+	// synchronous_commit as the session sees them; FlushLSN is, on a
+	// primary, pg_current_wal_flush_lsn() (0 on a standby).
+	StandbyNames      string
+	SynchronousCommit string
+	FlushLSN          LSN
 }
 
 // Replica is one row of pg_stat_replication on the server queried: a
@@ -39,6 +45,7 @@ type Replica struct {
 	ClientAddr      string // "" for a unix socket connection
 	State           string // "streaming", "catchup", "backup", "startup", "stopping"
 	SyncState       string // "async", "sync", "potential", "quorum"
+	PID             int    // the WAL sender's
 	SentLSN         LSN
 	WriteLSN        LSN
 	FlushLSN        LSN
@@ -76,6 +83,7 @@ const statusSQL = `SELECT
   CASE WHEN s.rec THEN pg_catalog.pg_is_wal_replay_paused() ELSE false END,
   COALESCE((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
       'application_name', r.application_name,
+      'pid', r.pid,
       'client_addr', pg_catalog.host(r.client_addr),
       'state', r.state,
       'sync_state', r.sync_state,
@@ -83,7 +91,10 @@ const statusSQL = `SELECT
       'write_lsn', r.write_lsn::text,
       'flush_lsn', r.flush_lsn::text,
       'replay_lsn', r.replay_lsn::text) ORDER BY r.application_name, r.pid)
-    FROM pg_catalog.pg_stat_replication r), '[]')::text
+    FROM pg_catalog.pg_stat_replication r), '[]')::text,
+  pg_catalog.current_setting('synchronous_standby_names'),
+  pg_catalog.current_setting('synchronous_commit'),
+  CASE WHEN NOT s.rec THEN pg_catalog.pg_current_wal_flush_lsn()::text END
 FROM (SELECT pg_catalog.pg_is_in_recovery() AS rec) s
 LEFT JOIN pg_catalog.pg_stat_wal_receiver w ON true`
 
@@ -99,13 +110,15 @@ func QueryStatus(ctx context.Context, conn *pgx.Conn) (Status, error) {
 		s                      Status
 		timeline               int32
 		write, receive, replay *string
+		flush                  *string
 		sysID, startMicros     int64
 		replicationJSON        string
 	)
 	err := conn.QueryRow(ctx, statusSQL, pgx.QueryExecModeSimpleProtocol).Scan(
 		&s.InRecovery, &timeline, &write, &receive, &replay,
 		&s.ServerVersion, &sysID, &startMicros, &s.PendingRestart,
-		&s.ReceiverStatus, &s.ReceiverSender, &s.ReplayPaused, &replicationJSON)
+		&s.ReceiverStatus, &s.ReceiverSender, &s.ReplayPaused, &replicationJSON,
+		&s.StandbyNames, &s.SynchronousCommit, &flush)
 	if err != nil {
 		return Status{}, fmt.Errorf("query status: %w", err)
 	}
@@ -115,7 +128,7 @@ func QueryStatus(ctx context.Context, conn *pgx.Conn) (Status, error) {
 	for _, f := range []struct {
 		dst *LSN
 		src *string
-	}{{&s.WriteLSN, write}, {&s.ReceiveLSN, receive}, {&s.ReplayLSN, replay}} {
+	}{{&s.WriteLSN, write}, {&s.ReceiveLSN, receive}, {&s.ReplayLSN, replay}, {&s.FlushLSN, flush}} {
 		if *f.dst, err = optionalLSN(f.src); err != nil {
 			return Status{}, fmt.Errorf("query status: %w", err)
 		}
@@ -139,6 +152,7 @@ func optionalLSN(s *string) (LSN, error) {
 func parseReplicas(js string) ([]Replica, error) {
 	var rows []struct {
 		ApplicationName *string `json:"application_name"`
+		PID             int     `json:"pid"`
 		ClientAddr      *string `json:"client_addr"`
 		State           *string `json:"state"`
 		SyncState       *string `json:"sync_state"`
@@ -160,6 +174,7 @@ func parseReplicas(js string) ([]Replica, error) {
 	for _, r := range rows {
 		rep := Replica{
 			ApplicationName: str(r.ApplicationName),
+			PID:             r.PID,
 			ClientAddr:      str(r.ClientAddr),
 			State:           str(r.State),
 			SyncState:       str(r.SyncState),
