@@ -23,6 +23,7 @@ import (
 	"github.com/pg-ha/pg-ha/lib/rolepipe"
 	"github.com/pg-ha/pg-ha/lib/sdnotify"
 	"github.com/pg-ha/pg-ha/lib/state"
+	"github.com/pg-ha/pg-ha/lib/syncrep"
 )
 
 // Notifier receives the supervisor's readiness, status and watchdog pings.
@@ -56,6 +57,9 @@ type Supervisor struct {
 	lastStart         time.Time // when the postmaster was last started
 	nextStart         time.Time // no start before then (crash backoff)
 	quickExits        int       // unexpected exits within a minute of their start
+
+	syncWritten   string    // synchronous_standby_names last written
+	syncWrittenAt time.Time // and when
 
 	rewindFailures int
 	slotsAbsent    map[string]time.Time
@@ -188,7 +192,7 @@ func (s *Supervisor) do(ctx context.Context, act decide.Action, line rolepipe.Li
 	case decide.RewindAndStart:
 		return s.rewindAndStart(ctx, line)
 	case decide.Promote:
-		return s.promote(line)
+		return s.promote(ctx, line)
 	case decide.AdoptTerm:
 		s.term = line.Token
 		s.markDiverge()
@@ -199,7 +203,7 @@ func (s *Supervisor) do(ctx context.Context, act decide.Action, line rolepipe.Li
 		if err != nil {
 			return err
 		}
-		if err := pgdata.WriteConf(s.node.DataDir(), s.node.Owner, s.node.Parameters(s.dyn), sb); err != nil {
+		if err := pgdata.WriteConf(s.node.DataDir(), s.node.Owner, s.params(line), sb); err != nil {
 			return err
 		}
 		s.upstream = line.Leader
@@ -255,7 +259,7 @@ func (s *Supervisor) start(line rolepipe.Line, primary bool, sb *pgdata.Standby)
 			return err
 		}
 	}
-	if err := pgdata.WriteConf(dir, s.node.Owner, s.node.Parameters(s.dyn), sb); err != nil {
+	if err := pgdata.WriteConf(dir, s.node.Owner, s.params(line), sb); err != nil {
 		return err
 	}
 	_ = os.Remove(filepath.Join(dir, "promote"))
@@ -283,8 +287,17 @@ func (s *Supervisor) start(line rolepipe.Line, primary bool, sb *pgdata.Standby)
 	return nil
 }
 
-func (s *Supervisor) promote(line rolepipe.Line) error {
+func (s *Supervisor) promote(ctx context.Context, line rolepipe.Line) error {
 	s.setState(state.Promoting, "")
+	if line.Sync != nil {
+		// The first commit after promotion must already wait for the
+		// standbys the line names: the setting is in force before the
+		// server leaves recovery.
+		if err := s.applyStandbyNames(ctx, line, 3*time.Second); err != nil {
+			s.setState(state.Running, err.Error())
+			return fmt.Errorf("promote: %w", err)
+		}
+	}
 	s.fencer.Arm(s.proc.PID(), line.Token, line.Until)
 	s.primary, s.term, s.upstream = true, line.Token, ""
 	s.markDiverge()
@@ -581,6 +594,9 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 		if line.Verb == rolepipe.Lead && s.dyn.UseSlots {
 			s.keepSlots(qctx, conn, line.Slots)
 		}
+		if line.Verb == rolepipe.Lead {
+			s.keepStandbyNames(qctx, conn, line)
+		}
 	case s.primary && st.InRecovery:
 		// Promotion in progress. A request sent before the startup
 		// process ran is not forwarded to it: ask again.
@@ -611,6 +627,83 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 		}
 	}
 	s.publish()
+}
+
+// params are the server parameters for line: the configuration's, with
+// synchronous_standby_names as a lead line in synchronous mode sets it.
+func (s *Supervisor) params(line rolepipe.Line) map[string]string {
+	p := s.node.Parameters(s.dyn)
+	if line.Verb == rolepipe.Lead && line.Sync != nil {
+		p[standbyNamesParam] = syncrep.NewStandbyNames(line.Sync.Quorum, line.Sync.Num, line.Sync.Names).String()
+	}
+	return p
+}
+
+const standbyNamesParam = "synchronous_standby_names"
+
+// keepStandbyNames makes the primary's synchronous_standby_names what the
+// lead line asks for (or the configuration's when the line carries none):
+// postgresql.conf is rewritten and reloaded when the running value
+// differs. pg-lockd sees the new value in its own session and publishes the
+// sync key only after that.
+func (s *Supervisor) keepStandbyNames(ctx context.Context, conn *pgx.Conn, line rolepipe.Line) {
+	want := s.params(line)[standbyNamesParam]
+	var cur string
+	if err := conn.QueryRow(ctx, "SELECT current_setting('synchronous_standby_names')").Scan(&cur); err != nil || cur == want {
+		return
+	}
+	if want == s.syncWritten && time.Since(s.syncWrittenAt) < 2*time.Second {
+		return // reloaded just now; the session sees it at its next query
+	}
+	if err := s.writeStandbyNames(line, want); err != nil {
+		s.log.Warn().Err(err).Msg("setting synchronous_standby_names")
+	}
+}
+
+func (s *Supervisor) writeStandbyNames(line rolepipe.Line, want string) error {
+	if err := pgdata.WriteConf(s.node.DataDir(), s.node.Owner, s.params(line), nil); err != nil {
+		return err
+	}
+	if err := s.proc.Reload(); err != nil {
+		return err
+	}
+	s.syncWritten, s.syncWrittenAt = want, time.Now()
+	s.log.Info().Str(standbyNamesParam, want).Msg("synchronous_standby_names set")
+	return nil
+}
+
+// applyStandbyNames writes the lead line's synchronous_standby_names and
+// waits, up to within, until a session of the server uses it: the server
+// reloads its configuration before it signals its sessions.
+func (s *Supervisor) applyStandbyNames(ctx context.Context, line rolepipe.Line, within time.Duration) error {
+	want := s.params(line)[standbyNamesParam]
+	if err := s.writeStandbyNames(line, want); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(within)
+	for {
+		if s.conn == nil || s.conn.IsClosed() {
+			cctx, cancel := context.WithTimeout(ctx, time.Second)
+			c, err := pg.Connect(cctx, s.node.Local(time.Second))
+			cancel()
+			if err == nil {
+				s.conn = c
+			}
+		}
+		if s.conn != nil {
+			qctx, cancel := context.WithTimeout(ctx, time.Second)
+			var cur string
+			err := s.conn.QueryRow(qctx, "SELECT current_setting('synchronous_standby_names')").Scan(&cur)
+			cancel()
+			if err == nil && cur == want {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("synchronous_standby_names %q not in force after %s; not promoting", want, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // checkpointAfterPromote starts a checkpoint on the new primary in the
