@@ -47,7 +47,14 @@ type Election struct {
 	// SettleExpired: the wait for every running member to report a fresh
 	// position is over; members that did not report are ignored.
 	SettleExpired bool
+	// SyncMode and SyncKey are synchronous replication as configured and as
+	// the sync key says it is; see SyncPromotable.
+	SyncMode SyncMode
+	SyncKey  SyncKey
 }
+
+// syncActive reports whether the sync key restricts who may be promoted.
+func (e Election) syncActive() bool { return e.SyncMode != SyncOff && e.SyncKey.Leader != "" }
 
 // Eligible says whether m may become the leader given the last leader's
 // position and the lag allowed, and why not.
@@ -106,6 +113,9 @@ func Elect(e Election) (bool, string) {
 			if k.Force {
 				return true, "the requested failover target, forced: its lag is not checked and the WAL it lacks is lost"
 			}
+			if e.syncActive() && e.SyncMode == SyncOn && !e.SyncKey.Lists(self.Name) {
+				return false, "the requested failover target is not a synchronous standby: it may lack acknowledged commits (force the failover to accept that)"
+			}
 			return true, "the requested failover target"
 		}
 	}
@@ -115,14 +125,33 @@ func Elect(e Election) (bool, string) {
 		}
 		return false, "paused: no automatic failover"
 	}
-	if ok, why := Eligible(self, e.LastLeaderPosition, e.MaxLag); !ok {
+	last := e.LastLeaderPosition
+	if e.syncActive() && e.SyncMode == SyncOn && e.SyncKey.Lists(self.Name) {
+		// A synchronous standby has every acknowledged commit: what it
+		// lacks of the last leader position was never acknowledged.
+		last = 0
+	}
+	if ok, why := Eligible(self, last, e.MaxLag); !ok {
 		return false, why
+	}
+	if e.syncActive() {
+		var peers []SyncPeer
+		for _, o := range e.Others {
+			peers = append(peers, SyncPeer{Name: o.Name, Reachable: o.Fresh && o.Running, Primary: o.Primary,
+				Position: o.Position, NoFailover: o.NoFailover || o.Priority <= 0})
+		}
+		if ok, why := SyncPromotable(e.SyncMode, self.Name, self.Position, e.SyncKey, peers); !ok {
+			return false, why
+		}
 	}
 	for _, o := range e.Others {
 		if o.Name == self.Name {
 			continue
 		}
-		if ok, _ := Eligible(o, e.LastLeaderPosition, e.MaxLag); !ok {
+		if e.syncActive() && e.SyncMode == SyncOn && !e.SyncKey.Lists(o.Name) {
+			continue // may not be promoted: not a synchronous standby
+		}
+		if ok, _ := Eligible(o, last, e.MaxLag); !ok {
 			continue
 		}
 		if !o.Fresh {
@@ -134,6 +163,9 @@ func Elect(e Election) (bool, string) {
 		if Ahead(o, self) {
 			return false, o.Name + " is ahead"
 		}
+	}
+	if e.syncActive() {
+		return true, "the most up-to-date eligible member that has every acknowledged commit (synchronous_mode " + e.SyncMode.String() + ")"
 	}
 	return true, "the most up-to-date eligible member"
 }
