@@ -72,6 +72,8 @@ type Elector struct {
 	ka keeper
 	// restart is the restart request under way, nil if none.
 	restart *restartJob
+	// sync is synchronous replication as the leader manages it.
+	sync syncState
 	// releasing is the token under which the key is being given up
 	// because PostgreSQL is down: lead lines are replaced by a stop line.
 	releasing int64
@@ -220,6 +222,11 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 	}
 	if e.restart != nil {
 		next = min(next, 100*time.Millisecond)
+	}
+	if e.token != 0 && e.sync.recheck {
+		// Standbys just listed in synchronous_standby_names are published
+		// in the sync key as soon as they are confirmed.
+		next = min(next, 250*time.Millisecond)
 	}
 	if e.token != 0 && !loc.primary() {
 		// Promotion in progress: publish role primary as soon as it is.
@@ -429,7 +436,7 @@ func (e *Elector) lead(slots []string) bool {
 	if !e.clock.Now().Before(until) {
 		return false
 	}
-	e.emit(rolepipe.Line{Verb: rolepipe.Lead, Until: until, Token: e.token, Slots: slots})
+	e.emit(rolepipe.Line{Verb: rolepipe.Lead, Until: until, Token: e.token, Slots: slots, Sync: e.sync.names})
 	return true
 }
 

@@ -39,6 +39,8 @@ func (e *Elector) maybeRace(ctx context.Context, loc local, cl *dcs.Cluster) {
 		KeyGrace:      e.keyGrace(),
 		Now:           time.Now(),
 		Late:          e.scheduledLate(),
+		SyncMode:      e.syncMode(),
+		SyncKey:       syncKeyOf(cl),
 	}
 	if el.Failover != nil {
 		if v, why := decide.WithoutLeader(el); v == decide.KeyStale {
@@ -65,6 +67,9 @@ func (e *Elector) maybeRace(ctx context.Context, loc local, cl *dcs.Cluster) {
 	e.downSince = 0
 	e.promotedFrom = int(loc.status.Timeline)
 	e.log.Info().Str("reason", why).Int64("token", token).Int64("position", loc.position()).Msg("won the leader key")
+	if !e.syncBeforeLead(ctx, loc, cl) {
+		return
+	}
 	if !e.lead(e.slots(cl)) {
 		e.log.Warn().Msg("won the leader key with too little validity left to lead")
 	}
@@ -175,6 +180,10 @@ func (e *Elector) switchover(ctx context.Context, loc local, cl *dcs.Cluster, ca
 	}
 	cand := e.members(&dcs.Cluster{Members: []dcs.Member{*m}})[0]
 	if ok, why := decide.Eligible(cand, loc.position(), e.dyn.MaximumLagOnFailover); !ok {
+		refuse(why)
+		return
+	}
+	if ok, why := decide.SyncFailoverTarget(e.syncMode(), syncKeyOf(cl), candidate, true); !ok {
 		refuse(why)
 		return
 	}

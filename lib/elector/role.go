@@ -68,6 +68,9 @@ func (e *Elector) asLeader(ctx context.Context, loc local, cl *dcs.Cluster) {
 	if e.fenceHung(ctx, loc) {
 		return
 	}
+	if !e.syncBeforeLead(ctx, loc, cl) {
+		return
+	}
 	if e.failoverAsLeader(ctx, loc, cl) {
 		return
 	}
@@ -97,6 +100,9 @@ func (e *Elector) asLeader(ctx context.Context, loc local, cl *dcs.Cluster) {
 			e.log.Warn().Err(err).Msg("leader update")
 		}
 		cancel()
+	}
+	if loc.primary() {
+		e.manageSync(ctx, loc, cl)
 	}
 	// A leader whose PostgreSQL is down and not coming back gives the key
 	// up, but only with evidence that it no longer accepts writes.
