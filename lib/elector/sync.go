@@ -210,6 +210,11 @@ func (e *Elector) syncQuorumStep(ctx context.Context, cl *dcs.Cluster, key decid
 		}
 	}
 	leader, voters, quorum := key.Leader, key.Standbys, key.Quorum
+	if leader == "" {
+		// No sync key: synchronous replication starts here, with no former
+		// leader to count as a voter.
+		leader, voters, quorum = e.cfg.Name, nil, 0
+	}
 	trs, err := decide.QuorumTransitions(decide.QuorumState{
 		Leader: leader, Quorum: quorum, Voters: voters,
 		NumSync: cur.Num, Sync: cur.Names, NumSyncConfirmed: confirmed,
