@@ -17,6 +17,9 @@ type Settings struct {
 	MaxLag int64
 	// Paused is the maintenance mode (the config key's "pause").
 	Paused bool
+	// SyncMode is synchronous_mode: in mode on, with the sync key active,
+	// only a synchronous standby has every acknowledged commit.
+	SyncMode decide.SyncMode
 }
 
 // SettingsOf resolves the settings the way pg-lockd does: cfg's dynamic
@@ -29,7 +32,14 @@ func SettingsOf(cfg *config.Config, cl *dcs.Cluster) Settings {
 			d = nd
 		}
 	}
-	return Settings{MaxLag: d.MaximumLagOnFailover, Paused: d.Pause}
+	st := Settings{MaxLag: d.MaximumLagOnFailover, Paused: d.Pause}
+	switch d.SyncMode {
+	case config.SyncOn:
+		st.SyncMode = decide.SyncOn
+	case config.SyncQuorum:
+		st.SyncMode = decide.SyncQuorum
+	}
+	return st
 }
 
 // Assessment says whether one member could become the leader now.
@@ -142,11 +152,33 @@ func Assess(cl *dcs.Cluster, s Settings) []Assessment {
 				a.Reasons = append(a.Reasons, fmt.Sprintf("on timeline %d, the leader on %d", d.Timeline, leaderTL))
 			}
 		}
+		if key := syncKey(cl); s.SyncMode == decide.SyncOn && key.Leader != "" && !key.Lists(m.Name) {
+			if leader != "" {
+				_, why := decide.SyncFailoverTarget(s.SyncMode, key, m.Name, true)
+				a.Reasons = append(a.Reasons, why)
+			} else {
+				// A failover may go to it, forced: what it lacks of the
+				// acknowledged commits is lost.
+				a.Reasons = append(a.Reasons, "not a synchronous standby (sync_standby: "+strings.Join(key.Standbys, ",")+"), so it may lack acknowledged commits")
+				a.lagOnly = len(a.Reasons) == 1 || a.lagOnly && len(a.Reasons) == 2
+				a.Eligible = false
+				out = append(out, a)
+				continue
+			}
+		}
 		a.Eligible = len(a.Reasons) == 0
 		a.lagOnly = a.lagOnly && len(a.Reasons) == 1
 		out = append(out, a)
 	}
 	return out
+}
+
+// syncKey converts the cluster's sync key; empty if absent.
+func syncKey(cl *dcs.Cluster) decide.SyncKey {
+	if cl.Sync == nil {
+		return decide.SyncKey{}
+	}
+	return decide.SyncKey{Leader: cl.Sync.Leader, Standbys: cl.Sync.Standbys, Quorum: cl.Sync.Quorum}
 }
 
 // explain rewrites lib/decide's reason for operators: the state the member
