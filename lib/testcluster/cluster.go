@@ -62,6 +62,12 @@ func Start(t testing.TB, o Options) *Cluster {
 	t.Helper()
 	SkipUnlessAvailable(t)
 	o = o.withDefaults()
+	if o.Patroni {
+		skipUnlessPatroni(t)
+		if o.FIFO || o.Healthd || o.WALFilesystem > 0 {
+			t.Fatal("testcluster: Options.Patroni cannot be combined with FIFO, Healthd or WALFilesystem")
+		}
+	}
 	bin := Binaries(t)
 	var members []*etcdtest.Etcd
 	if o.EtcdMembers > 1 {
@@ -473,7 +479,7 @@ func (c *Cluster) replicasStreaming() (string, bool) {
 	}
 	var problems []string
 	for _, n := range c.Nodes {
-		if n == p || !n.Running(Supervise) {
+		if n == p || !n.managed() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -500,7 +506,7 @@ func (c *Cluster) waitReady(deadline time.Time) (string, bool) {
 	desc := ""
 	for {
 		for _, n := range c.Nodes {
-			for _, p := range []Proc{Lockd, Supervise, Healthd} {
+			for _, p := range daemons {
 				if e := n.Exited(p); e != "" {
 					return fmt.Sprintf("%s %s exited: %s", n.Name, p, e), false
 				}
@@ -537,7 +543,7 @@ func (c *Cluster) WaitReplicasCaughtUp(t testing.TB, timeout time.Duration) {
 	}
 	deadline := time.Now().Add(timeout)
 	for _, n := range c.Nodes {
-		if n == p || !n.Running(Supervise) {
+		if n == p || !n.managed() {
 			continue
 		}
 		for {

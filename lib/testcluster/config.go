@@ -97,6 +97,12 @@ func nodeConfig(c *Cluster, n *Node, etcdHosts []string) ([]byte, error) {
 		"tags": tags,
 	}
 	maps.Copy(doc["bootstrap"].(map[string]any)["dcs"].(map[string]any), o.ExtraDCS)
+	if o.Patroni && o.EtcdProxy {
+		// Patroni otherwise asks etcd for its members' client URLs and talks
+		// to those, past the node's proxy, so PartitionFromEtcd would not
+		// cut it off.
+		doc["etcd3"].(map[string]any)["use_proxies"] = true
+	}
 	b, err := yaml.Marshal(doc)
 	if err != nil {
 		return nil, fmt.Errorf("marshal %s config: %w", n.Name, err)

@@ -75,3 +75,29 @@ func TestConfigLoads(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigPatroniUsesProxies checks that only a Patroni cluster behind etcd
+// proxies has etcd3.use_proxies: without it Patroni talks to the etcd
+// members it discovers, past the proxy that partitions it.
+func TestConfigPatroniUsesProxies(t *testing.T) {
+	dir := t.TempDir()
+	for _, o := range []Options{{}, {EtcdProxy: true}, {Patroni: true}, {Patroni: true, EtcdProxy: true}} {
+		c := &Cluster{Scope: "pgha-test", Options: o.withDefaults(), secrets: newSecrets()}
+		n := &Node{Name: "node1", PGPort: 5432, APIPort: 8008, Dir: dir, DataDir: filepath.Join(dir, "data")}
+		b, err := nodeConfig(c, n, []string{"127.0.0.1:2379"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "node1.yml")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, _, err := config.Load(path, nil)
+		if err != nil {
+			t.Fatalf("load: %v\n%s", err, b)
+		}
+		if want := o.Patroni && o.EtcdProxy; cfg.Etcd3 == nil || cfg.Etcd3.UseProxies != want {
+			t.Errorf("Patroni %v, EtcdProxy %v: etcd3 %+v, want use_proxies %v", o.Patroni, o.EtcdProxy, cfg.Etcd3, want)
+		}
+	}
+}

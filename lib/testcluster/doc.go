@@ -15,6 +15,10 @@
 // from etcd (silently, like dropped packets) and Node.HealEtcd reconnects it;
 // Options.EtcdMembers runs etcd as a cluster of several members.
 //
+// For comparisons, Options.Patroni runs every node with Patroni
+// (/usr/bin/patroni node.yml) on the same YAML instead of pg-ha's programs;
+// the workload, the checker and the partitions work the same way.
+//
 // Everything a Cluster starts is killed, and every directory it made removed,
 // in the test's Cleanup; when the test failed, every node's logs are written
 // to the test log first.

@@ -15,10 +15,12 @@ import (
 )
 
 // Paths of the external programs the harness needs. PGHA_PG_BIN_DIR
-// overrides PGBinDir.
+// overrides PGBinDir. PatroniBinary (Debian's package) is needed only with
+// Options.Patroni.
 const (
-	EtcdBinary = "/usr/bin/etcd"
-	PGBinDir   = "/usr/lib/postgresql/15/bin"
+	EtcdBinary    = "/usr/bin/etcd"
+	PGBinDir      = "/usr/lib/postgresql/15/bin"
+	PatroniBinary = "/usr/bin/patroni"
 )
 
 // DisallowSkipEnv, set to 1, turns every skip for a missing requirement
@@ -43,6 +45,17 @@ func SkipUnlessAvailable(t testing.TB) {
 			t.Fatalf("integration test requirements missing (%s=1): %v", DisallowSkipEnv, err)
 		}
 		t.Skipf("integration test requirements missing: %v (set %s=1 to fail instead)", err, DisallowSkipEnv)
+	}
+}
+
+// skipUnlessPatroni is SkipUnlessAvailable for PatroniBinary.
+func skipUnlessPatroni(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat(PatroniBinary); err != nil {
+		if os.Getenv(DisallowSkipEnv) == "1" {
+			t.Fatalf("Patroni missing (%s=1): %v (apt-get install patroni)", DisallowSkipEnv, err)
+		}
+		t.Skipf("Patroni missing: %v (apt-get install patroni; set %s=1 to fail instead)", err, DisallowSkipEnv)
 	}
 }
 

@@ -20,14 +20,16 @@ import (
 // Proc names one of a node's processes.
 type Proc int
 
-// A node's processes. Postmaster is PostgreSQL's, which pg-supervise runs;
-// the others the harness starts.
+// A node's processes. Postmaster is PostgreSQL's, which pg-supervise (or
+// Patroni) runs; the others the harness starts. Patroni runs instead of
+// the first four with Options.Patroni.
 const (
 	Bootstrap Proc = iota
 	Lockd
 	Supervise
 	Healthd
 	Postmaster
+	Patroni
 )
 
 // String returns the program name, such as "pg-lockd".
@@ -43,12 +45,17 @@ func (p Proc) String() string {
 		return "pg-healthd"
 	case Postmaster:
 		return "postmaster"
+	case Patroni:
+		return "patroni"
 	}
 	return "proc(" + strconv.Itoa(int(p)) + ")"
 }
 
 // daemons are the long-running processes the harness starts on a node.
-var daemons = []Proc{Lockd, Supervise, Healthd}
+var daemons = []Proc{Lockd, Supervise, Healthd, Patroni}
+
+// started are the programs the harness starts on a node, in either mode.
+var started = []Proc{Bootstrap, Lockd, Supervise, Healthd, Patroni}
 
 // process is one started program and its fate.
 type process struct {
@@ -149,9 +156,10 @@ func (n *Node) needProxy(what string) {
 }
 
 // note appends a line marking a test action to the node's pg-lockd and
-// pg-supervise logs, so the daemons' logs show when it happened.
+// pg-supervise logs (Patroni's with Options.Patroni), so the daemons' logs
+// show when it happened.
 func (n *Node) note(what string) {
-	for _, p := range []Proc{Lockd, Supervise} {
+	for _, p := range []Proc{Lockd, Supervise, Patroni} {
 		f, err := os.OpenFile(n.logPath(p), os.O_WRONLY|os.O_APPEND, 0)
 		if err != nil {
 			continue
@@ -166,6 +174,7 @@ func (n *Node) note(what string) {
 // pg-supervise, and pg-healthd when Options.Healthd is set. It blocks until
 // pg-bootstrap has exited and the daemons are started (not until they are
 // ready), and fails t if pg-bootstrap fails or any program cannot start.
+// With Options.Patroni it starts Patroni alone and does not wait for it.
 // Call it for a node whose daemons are not running (after KillAll or Stop).
 func (n *Node) Start(t testing.TB) {
 	t.Helper()
@@ -180,6 +189,10 @@ func (n *Node) start() error {
 		if n.Running(p) {
 			return fmt.Errorf("%s is still running (pid %d)", p, n.PID(p))
 		}
+	}
+	if n.c.Options.Patroni {
+		_, err := n.launch(Patroni, nil, nil, nil)
+		return err
 	}
 	timeout := n.c.Options.StartTimeout
 	b, err := n.launch(Bootstrap, []string{"--timeout", timeout.String()}, nil, nil)
@@ -273,8 +286,9 @@ func (n *Node) startFIFO(p Proc) error {
 func (n *Node) logPath(p Proc) string { return filepath.Join(n.Dir, p.String()+".log") }
 
 // launch starts program p as the postgres user in its own process group,
-// with the node's common flags plus extra. stdin and stdout default to
-// /dev/null and the log file; stderr always goes to the log file.
+// with the node's common flags plus extra (Patroni takes the YAML's path
+// alone). stdin and stdout default to /dev/null and the log file; stderr
+// always goes to the log file.
 func (n *Node) launch(p Proc, extra []string, stdin, stdout *os.File) (*process, error) {
 	id, err := postgresUser()
 	if err != nil {
@@ -288,9 +302,13 @@ func (n *Node) launch(p Proc, extra []string, stdin, stdout *os.File) (*process,
 	if level == "" {
 		level = "info"
 	}
+	path := filepath.Join(n.c.bin, p.String())
 	args := append([]string{"--config", n.ConfigPath, "--runtime-dir", n.RuntimeDir,
 		"--log.format", "json", "--log.level", level}, extra...)
-	cmd := exec.Command(filepath.Join(n.c.bin, p.String()), args...)
+	if p == Patroni {
+		path, args = PatroniBinary, []string{n.ConfigPath}
+	}
+	cmd := exec.Command(path, args...)
 	cmd.Dir = n.Dir
 	cmd.Env = childEnv(n.Dir)
 	cmd.Stdin = stdin
@@ -356,6 +374,15 @@ func (n *Node) Running(p Proc) bool {
 	return pr != nil && pr.running()
 }
 
+// managed reports whether the program that runs the node's PostgreSQL is
+// running: pg-supervise, or Patroni with Options.Patroni.
+func (n *Node) managed() bool {
+	if n.c.Options.Patroni {
+		return n.Running(Patroni)
+	}
+	return n.Running(Supervise)
+}
+
 // Exited returns how program p last ended ("exit status 1", "signal:
 // killed"), or "" if it runs or never ran.
 func (n *Node) Exited(p Proc) string {
@@ -418,16 +445,16 @@ func (n *Node) Wait(p Proc, timeout time.Duration) bool {
 }
 
 // KillAll is node death: SIGKILL to pg-lockd, pg-supervise and pg-healthd
-// (their process groups) and to every PostgreSQL process of the node (the
-// postmaster's process group and any process working in the node's
-// directory), all at once. It blocks until they are gone (at most about
+// (their process groups), or to Patroni's, and to every PostgreSQL process
+// of the node (the postmaster's process group and any process working in
+// the node's directory), all at once. It blocks until they are gone (at most about
 // 10s) and never fails; a survivor is reported by the caller's later
 // checks.
 func (n *Node) KillAll() {
 	pm := n.PID(Postmaster)
 	own := syscall.Getpgrp()
 	var groups []int
-	for _, p := range []Proc{Bootstrap, Lockd, Supervise, Healthd} {
+	for _, p := range started {
 		if pr := n.proc(p); pr != nil && pr.running() {
 			groups = append(groups, pr.pid)
 		}
@@ -444,13 +471,13 @@ func (n *Node) KillAll() {
 		syscall.Kill(pm, syscall.SIGKILL)
 	}
 	killUnder(n.Dir, 10*time.Second)
-	for _, p := range []Proc{Bootstrap, Lockd, Supervise, Healthd} {
+	for _, p := range started {
 		n.Wait(p, 10*time.Second)
 	}
 }
 
-// Stop sends sig to pg-lockd, pg-supervise and pg-healthd at once and
-// waits up to 30s for them to exit; it fails t if one does not.
+// Stop sends sig to pg-lockd, pg-supervise and pg-healthd (or Patroni) at
+// once and waits up to 30s for them to exit; it fails t if one does not.
 func (n *Node) Stop(t testing.TB, sig syscall.Signal) {
 	t.Helper()
 	var running []Proc
@@ -519,13 +546,13 @@ func killUnder(dir string, timeout time.Duration) {
 }
 
 // Logs returns the last 200 lines of each of the node's log files
-// (pg-bootstrap, pg-lockd, pg-supervise, pg-healthd, and PostgreSQL's own
+// (pg-bootstrap, pg-lockd, pg-supervise, pg-healthd, Patroni, and PostgreSQL's own
 // log file in the data directory if any) and the state files in its runtime
 // directory, for failure messages.
 func (n *Node) Logs() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "===== %s (pg port %d, api port %d, dir %s)\n", n.Name, n.PGPort, n.APIPort, n.Dir)
-	for _, p := range []Proc{Bootstrap, Lockd, Supervise, Healthd} {
+	for _, p := range started {
 		path := n.logPath(p)
 		if _, err := os.Stat(path); err != nil {
 			continue

@@ -60,6 +60,14 @@ type Options struct {
 	// StartTimeout bounds Start's wait for one primary and streaming
 	// replicas (default 60s).
 	StartTimeout time.Duration
+	// Patroni runs every node with Patroni (PatroniBinary, given the node's
+	// YAML) instead of pg-ha's programs, so that a benchmark can compare
+	// the two on the same machine, with the same workload and the same
+	// faults. Everything that reads the cluster (WaitPrimary, the workload,
+	// FinalWrites, Node.PID(Postmaster), PartitionFromEtcd, teardown) works
+	// as with pg-ha; Node methods that drive pg-ha's programs do not apply.
+	// It cannot be combined with FIFO, Healthd or WALFilesystem.
+	Patroni bool
 }
 
 func (o Options) withDefaults() Options {
