@@ -17,6 +17,13 @@ type Settings struct {
 	MaxLag int64
 	// Paused is the maintenance mode (the config key's "pause").
 	Paused bool
+	// SyncMode is synchronous_mode ("" counts as off); SyncStrict is
+	// synchronous_mode_strict.
+	SyncMode   config.SyncMode
+	SyncStrict bool
+	// StandbyCluster: the dynamic configuration describes a standby
+	// cluster, which has no synchronous replication.
+	StandbyCluster bool
 }
 
 // SettingsOf resolves the settings the way pg-lockd does: cfg's dynamic
@@ -29,7 +36,13 @@ func SettingsOf(cfg *config.Config, cl *dcs.Cluster) Settings {
 			d = nd
 		}
 	}
-	return Settings{MaxLag: d.MaximumLagOnFailover, Paused: d.Pause}
+	s := Settings{MaxLag: d.MaximumLagOnFailover, Paused: d.Pause}
+	var raw []byte
+	if cl != nil {
+		raw = cl.Config
+	}
+	s.SyncMode, s.SyncStrict, s.StandbyCluster = syncSettings(cfg, raw)
+	return s
 }
 
 // Assessment says whether one member could become the leader now.
