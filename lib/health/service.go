@@ -547,8 +547,7 @@ func (s *Service) runTick(ctx context.Context) {
 }
 
 // warnConfig logs, once per revision of the config key, each field left
-// out for its type and a synchronous_mode pg-ha does not honour. It is
-// called from the goroutine that reads etcd only.
+// out for its type. It is called from the goroutine that reads etcd only.
 func (s *Service) warnConfig(rev int64, raw []byte) {
 	if raw == nil || rev == s.configRev {
 		return
