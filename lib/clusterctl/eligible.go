@@ -36,12 +36,12 @@ func SettingsOf(cfg *config.Config, cl *dcs.Cluster) Settings {
 			d = nd
 		}
 	}
-	s := Settings{MaxLag: d.MaximumLagOnFailover, Paused: d.Pause}
+	s := Settings{MaxLag: d.MaximumLagOnFailover, Paused: d.Pause, SyncMode: d.SyncMode, SyncStrict: d.SyncStrict}
 	var raw []byte
 	if cl != nil {
 		raw = cl.Config
 	}
-	s.SyncMode, s.SyncStrict, s.StandbyCluster = syncSettings(cfg, raw)
+	s.StandbyCluster = standbyCluster(cfg, raw)
 	return s
 }
 

@@ -7,31 +7,23 @@ import (
 	"github.com/pg-ha/pg-ha/lib/dcs"
 )
 
-// syncSettings resolves synchronous_mode, synchronous_mode_strict and
-// whether standby_cluster is set, layered as the other dynamic settings
-// are: bootstrap.dcs, then the YAML's top level, then the config key's
-// JSON (raw, nil when absent). A config key field of the wrong type is
-// skipped, as config.ParseDCSJSON skips it; an unreadable key is ignored.
-func syncSettings(cfg *config.Config, raw []byte) (mode config.SyncMode, strict, standby bool) {
+// standbyCluster says whether standby_cluster is set, layered as the other
+// dynamic settings are: bootstrap.dcs, then the YAML's top level, then the
+// config key's JSON (raw, nil when absent). An unreadable key is ignored.
+func standbyCluster(cfg *config.Config, raw []byte) bool {
 	layers := []*config.DCSCore{&cfg.Bootstrap.DCS.DCSCore, &cfg.DCSCore}
 	if raw != nil {
 		if key, _, err := config.ParseDCSJSON(raw); err == nil {
 			layers = append(layers, &key.DCSCore)
 		}
 	}
-	mode = config.SyncOff
+	standby := false
 	for _, l := range layers {
-		if l.SynchronousMode != nil {
-			mode = *l.SynchronousMode
-		}
-		if l.SynchronousModeStrict != nil {
-			strict = *l.SynchronousModeStrict
-		}
 		if l.StandbyCluster != nil {
 			standby = standbyClusterSet(l.StandbyCluster)
 		}
 	}
-	return mode, strict, standby
+	return standby
 }
 
 // standbyClusterSet is Patroni's is_standby_cluster: standby_cluster names
