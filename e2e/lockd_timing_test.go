@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,25 +19,8 @@ func TestLockdIsolatedPrimaryFencesEarly(t *testing.T) {
 	o := testcluster.Options{EtcdProxy: true, TTL: 10 * time.Second, LoopWait: time.Second, RetryTimeout: 4 * time.Second}
 	c, w := start(t, o)
 	old := c.WaitPrimary(t, 10*time.Second)
-	var receivers []int
-	for _, r := range replicasOf(c, old) {
-		receivers = append(receivers, walReceiverPID(t, r))
-	}
-	resume := func() {
-		for _, pid := range receivers {
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-		receivers = nil
-	}
+	cut, resume := isolate(t, c, w, old)
 	defer resume()
-
-	cut := w.Mark("partition " + old.Name + " (primary) from etcd and stop its replicas' WAL receivers")
-	for _, pid := range receivers {
-		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-			t.Fatalf("SIGSTOP wal receiver %d: %v", pid, err)
-		}
-	}
-	old.PartitionFromEtcd()
 	// Until the isolated primary is fenced (its postmaster gone), at most
 	// until its lease runs out.
 	pid := old.PID(testcluster.Postmaster)
