@@ -62,6 +62,12 @@ func TestPatronictlAliases(t *testing.T) {
 			return e.Cluster == "demo" && strings.Join(e.Set, " ") == "loop_wait=5 ttl=null" &&
 				strings.Join(e.PG, " ") == "work_mem=8MB" && e.Apply == "f.yml" && e.Force && e.Quiet
 		}},
+		// A value with a comma stays one value (kong splits slices on commas by default).
+		{"edit-config --set postgresql.parameters.shared_preload_libraries=a,b --pg search_path=x,y", "edit-config", func(c *CLI) bool {
+			e := c.EditConfig
+			return len(e.Set) == 1 && e.Set[0] == "postgresql.parameters.shared_preload_libraries=a,b" &&
+				len(e.PG) == 1 && e.PG[0] == "search_path=x,y"
+		}},
 		{"show-config demo", "show-config <cluster>", func(c *CLI) bool { return c.ShowConfig.Cluster == "demo" }},
 		{"dsn node2", "dsn <member>", func(c *CLI) bool { return strings.Join(c.DSN.Names, " ") == "node2" }},
 		{"dsn --member node2", "dsn", func(c *CLI) bool { return c.DSN.Member == "node2" }},

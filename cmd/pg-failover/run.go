@@ -99,8 +99,8 @@ type CancelCmd struct {
 // EditConfigCmd are the flags of edit-config.
 type EditConfigCmd struct {
 	ClusterArg
-	Set     []string `short:"s" placeholder:"KEY=VALUE" needs:"a key=value pair" example:"loop_wait=5" help:"Set KEY (a dotted path, e.g. postgresql.parameters.work_mem) to VALUE, read as YAML (null deletes the key). Repeatable."`
-	PG      []string `short:"p" name:"pg" placeholder:"NAME=VALUE" needs:"a name=value pair" example:"work_mem=8MB" help:"Set postgresql.parameters.NAME to VALUE. Repeatable."`
+	Set     []string `short:"s" sep:"none" placeholder:"KEY=VALUE" needs:"a key=value pair" example:"loop_wait=5" help:"Set KEY (a dotted path, e.g. postgresql.parameters.work_mem) to VALUE, read as YAML (null deletes the key). Repeatable."`
+	PG      []string `short:"p" name:"pg" sep:"none" placeholder:"NAME=VALUE" needs:"a name=value pair" example:"work_mem=8MB" help:"Set postgresql.parameters.NAME to VALUE. Repeatable."`
 	Apply   string   `placeholder:"FILE" needs:"a YAML file" example:"changes.yml" help:"Merge the YAML document in FILE (- for stdin) into the configuration; null deletes a key."`
 	Replace string   `placeholder:"FILE" needs:"a YAML file" example:"config.yml" help:"Replace the whole configuration with the YAML document in FILE (- for stdin)."`
 	Force   bool     `help:"Do not ask for confirmation."`
