@@ -38,7 +38,7 @@ type CLI struct {
 	Reinit     MemberCmd     `cmd:"" help:"Ask member NAME's daemons to re-create its data directory from the leader, and wait until it runs again."`
 	Cancel     CancelCmd     `cmd:"" aliases:"flush" help:"Cancel a pending or scheduled switchover or failover (delete the failover key); exits 0 also when none is pending."`
 	ShowConfig ClusterArg    `cmd:"" name:"show-config" help:"Print the dynamic configuration (the config key) as YAML, like patronictl show-config."`
-	EditConfig EditConfigCmd `cmd:"" name:"edit-config" help:"Change the dynamic configuration: --set, --pg, --apply or --replace; shows the diff and asks on a terminal unless --force."`
+	EditConfig EditConfigCmd `cmd:"" name:"edit-config" help:"Change the dynamic configuration: --set, --pg, --apply or --replace, else in $EDITOR; shows the diff and asks on a terminal unless --force."`
 	DSN        DSNCmd        `cmd:"" name:"dsn" help:"Print the libpq connection string of the leader, or of MEMBER (from its conn_url, never with a password)."`
 	VersionCmd ClusterArg    `cmd:"" name:"version" help:"Print pg-failover's version and, with --config, each member's pg-ha version."`
 }
@@ -411,12 +411,28 @@ func editConfig(ctx context.Context, ctl *clusterctl.Ctl, e *EditConfigCmd, asJS
 	if edit.Replace, err = readInput("--replace", e.Replace); err != nil {
 		return failed(err)
 	}
+	var ce clusterctl.ConfigEdit
 	if edit.Empty() {
-		return failed(clusterctl.UsageError("edit-config: nothing to change; give --set KEY=VALUE, --pg NAME=VALUE, --apply FILE or --replace FILE " +
-			"(opening an editor is not supported: pg-failover show-config > f.yml, edit f.yml, then edit-config --replace f.yml)"))
-	}
-	ce, err := ctl.PlanConfigEdit(ctx, edit)
-	if err != nil {
+		// As patronictl: no change on the command line opens an editor on
+		// the current configuration, when there is someone to use it.
+		if asJSON || !term.IsTerminal(int(os.Stdin.Fd())) {
+			return failed(clusterctl.UsageError("edit-config: nothing to change; give --set KEY=VALUE, --pg NAME=VALUE, --apply FILE or --replace FILE " +
+				"(without them it opens $EDITOR, which needs a terminal)"))
+		}
+		// The edit is checked against the revision read before the editor
+		// opened: a change made meanwhile by someone else is a conflict.
+		before, rev, err := ctl.ReadConfig(ctx)
+		if err != nil {
+			return failed(err)
+		}
+		if edit.Replace, err = editInEditor(before.YAML()); err != nil {
+			return failed(err)
+		}
+		ce, err = clusterctl.NewConfigEdit(before, rev, edit)
+		if err != nil {
+			return failed(err)
+		}
+	} else if ce, err = ctl.PlanConfigEdit(ctx, edit); err != nil {
 		return failed(err)
 	}
 	r.Diff, r.Config = ce.Diff, ce.After

@@ -247,20 +247,34 @@ type ConfigEdit struct {
 // PlanConfigEdit reads the config key and applies e to it. It blocks for
 // one etcd request.
 func (c *Ctl) PlanConfigEdit(ctx context.Context, e Edit) (ConfigEdit, error) {
-	cl, err := c.DCS.Get(ctx)
+	before, rev, err := c.ReadConfig(ctx)
 	if err != nil {
 		return ConfigEdit{}, err
 	}
-	before, err := ParseDynamicConfig(cl.Config)
-	if err != nil {
-		return ConfigEdit{}, err
-	}
+	return NewConfigEdit(before, rev, e)
+}
+
+// NewConfigEdit applies e to before, the config key read at mod revision
+// rev (0: absent). It is pure.
+func NewConfigEdit(before DynamicConfig, rev int64, e Edit) (ConfigEdit, error) {
 	after, err := ApplyEdit(before, e)
 	if err != nil {
 		return ConfigEdit{}, err
 	}
-	return ConfigEdit{Before: before, After: after, Rev: cl.ConfigRev,
+	return ConfigEdit{Before: before, After: after, Rev: rev,
 		Diff: UnifiedDiff("before", "after", before.YAML(), after.YAML())}, nil
+}
+
+// ReadConfig reads the config key and its mod revision (0 when absent),
+// for an edit made elsewhere (in an editor) and then NewConfigEdit. It
+// blocks for one etcd request.
+func (c *Ctl) ReadConfig(ctx context.Context) (DynamicConfig, int64, error) {
+	cl, err := c.DCS.Get(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	dc, err := ParseDynamicConfig(cl.Config)
+	return dc, cl.ConfigRev, err
 }
 
 // WriteConfigEdit writes ce.After if the config key is still at ce.Rev: an
@@ -285,9 +299,6 @@ func (c *Ctl) WriteConfigEdit(ctx context.Context, ce ConfigEdit) error {
 
 // ShowConfig reads the config key. It blocks for one etcd request.
 func (c *Ctl) ShowConfig(ctx context.Context) (DynamicConfig, error) {
-	cl, err := c.DCS.Get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return ParseDynamicConfig(cl.Config)
+	dc, _, err := c.ReadConfig(ctx)
+	return dc, err
 }
