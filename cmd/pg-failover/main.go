@@ -1,6 +1,7 @@
 // Command pg-failover is the operator's tool: switchover, failover, list,
-// history, pause and resume, restart and reinit, for scripts and for
-// people. It talks to etcd only.
+// topology, history, pause and resume, restart and reinit, show-config and
+// edit-config, dsn and version, under its own names and patronictl's, for
+// scripts and for people. It talks to etcd only.
 package main
 
 import (
@@ -18,7 +19,8 @@ var program = cli.Program{
 		"pg-failover --config node1.yml --to node2 waits until node2 is the primary and accepts writes, then prints " +
 		"one line on stdout and exits 0; any other outcome exits with the code listed below and one line on stderr. " +
 		"It asks for confirmation only when stdin is a terminal (never with --yes, --json or --dry-run). " +
-		"The switchover's flags: pg-failover switchover --help.",
+		"patronictl's command and flag names work too: switchover --candidate/--leader/--scheduled/--force, " +
+		"failover --candidate, flush, show-config, edit-config, topology, dsn, version, and a cluster name after the command.",
 	ExitStatus: clusterctl.ExitStatus(),
 }
 

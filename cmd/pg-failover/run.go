@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,50 +19,111 @@ import (
 	"github.com/pg-ha/pg-ha/lib/dcs"
 )
 
-// CLI is pg-failover's command line.
+// CLI is pg-failover's command line. The commands and their flags take
+// patronictl's names too (failover --candidate, switchover --leader,
+// --scheduled, flush, an optional cluster name), so that a Patroni
+// operator's habits work.
 type CLI struct {
 	cli.Common
 	JSON bool `help:"Print the result as JSON on stdout, also on failure (fields are only ever added)."`
 
 	Switchover SwitchoverCmd `cmd:"" default:"withargs" help:"Hand the leader role to --to (default command; without --to, to the best candidate)."`
-	List       struct{}      `cmd:"" help:"Show the members like patronictl list: member, host, role, state, timeline, lag."`
-	History    struct{}      `cmd:"" help:"Show the timeline switches: timeline, LSN, reason, time, new leader."`
+	Failover   FailoverCmd   `cmd:"" help:"patronictl's failover: make --candidate the leader now; a live leader is demoted (a switchover from it), else only the candidate may take the key."`
+	List       ClusterArg    `cmd:"" help:"Show the members like patronictl list: member, host, role, state, timeline, lag."`
+	Topology   ClusterArg    `cmd:"" help:"Show the members as a replication tree like patronictl topology: the leader, then each replica under its upstream (replicatefrom tag)."`
+	History    ClusterArg    `cmd:"" help:"Show the timeline switches: timeline, LSN, reason, time, new leader."`
 	Pause      WaitFlags     `cmd:"" help:"Enter maintenance mode: no automatic failover, crashed PostgreSQL is not restarted."`
 	Resume     WaitFlags     `cmd:"" help:"Leave maintenance mode."`
 	Restart    MemberCmd     `cmd:"" help:"Ask member NAME's daemons to restart its PostgreSQL, and wait until it runs again."`
 	Reinit     MemberCmd     `cmd:"" help:"Ask member NAME's daemons to re-create its data directory from the leader, and wait until it runs again."`
-	Cancel     struct{}      `cmd:"" aliases:"flush" help:"Cancel a pending or scheduled switchover or failover (delete the failover key); exits 0 also when none is pending."`
+	Cancel     CancelCmd     `cmd:"" aliases:"flush" help:"Cancel a pending or scheduled switchover or failover (delete the failover key); exits 0 also when none is pending."`
+	ShowConfig ClusterArg    `cmd:"" name:"show-config" help:"Print the dynamic configuration (the config key) as YAML, like patronictl show-config."`
+	EditConfig EditConfigCmd `cmd:"" name:"edit-config" help:"Change the dynamic configuration: --set, --pg, --apply or --replace, else in $EDITOR; shows the diff and asks on a terminal unless --force."`
+	DSN        DSNCmd        `cmd:"" name:"dsn" help:"Print the libpq connection string of the leader, or of MEMBER (from its conn_url, never with a password)."`
+	VersionCmd ClusterArg    `cmd:"" name:"version" help:"Print pg-failover's version and, with --config, each member's pg-ha version."`
+}
+
+// ClusterArg is patronictl's optional cluster name, checked against the
+// configuration's scope.
+type ClusterArg struct {
+	Cluster string `arg:"" optional:"" help:"The cluster's name, as patronictl takes it; if given, it must be the configuration's scope."`
 }
 
 // SwitchoverCmd are the flags of a switchover or failover.
 type SwitchoverCmd struct {
-	To       string        `placeholder:"NAME" help:"The candidate (default: the best eligible member)."`
-	From     string        `placeholder:"NAME" help:"Refuse (exit 14) unless NAME is the current leader."`
-	At       string        `placeholder:"TIME" help:"Schedule the switchover at TIME (RFC 3339, e.g. 2026-01-02T03:04:05Z); the wait then counts from TIME."`
+	ClusterArg
+	To       string        `placeholder:"NAME" aliases:"candidate" needs:"a member name" example:"node2" help:"The candidate (default: the best eligible member). Also --candidate."`
+	From     string        `placeholder:"NAME" aliases:"leader,primary" needs:"a member name" example:"node1" help:"Refuse (exit 14) unless NAME is the current leader. Also --leader, --primary."`
+	At       string        `placeholder:"TIME" aliases:"scheduled" needs:"a time" example:"2026-01-02T03:04:05Z" help:"Schedule the switchover at TIME (RFC 3339, e.g. 2026-01-02T03:04:05Z, or 2026-01-02T03:04 in local time; now: at once); the wait then counts from TIME. Also --scheduled."`
 	Failover bool          `help:"Promote the candidate when no leader holds the key (refused while one does, unless --force)."`
-	Force    bool          `help:"With --failover: if a leader is alive, do a switchover instead of refusing; if none is, promote the candidate even if it lags more than maximum_lag_on_failover (the WAL it lacks is lost)."`
+	Force    bool          `help:"Do not ask for confirmation (as patronictl's --force). With --failover also: if a leader is alive, do a switchover instead of refusing; if none is, promote the candidate even if it lags more than maximum_lag_on_failover (the WAL it lacks is lost)."`
 	DryRun   bool          `help:"Print the plan and every member's eligibility; change nothing. Exits as the real run would refuse, else 0."`
 	Yes      bool          `short:"y" help:"Do not ask for confirmation on a terminal."`
 	Timeout  time.Duration `default:"60s" help:"How long to wait for the outcome (exit 13 after it)."`
 	NoWait   bool          `help:"Exit 0 once the request is in etcd, without waiting for the outcome."`
 }
 
+// FailoverCmd are the flags of patronictl's failover.
+type FailoverCmd struct {
+	ClusterArg
+	Candidate string        `placeholder:"NAME" aliases:"to" needs:"a member name" example:"node2" help:"The member to make the leader (default: the best eligible member). Also --to."`
+	Force     bool          `help:"Do not ask for confirmation (patronictl's --force). A lagging candidate is still refused: pg-failover switchover --failover --force promotes one."`
+	DryRun    bool          `help:"Print the plan and every member's eligibility; change nothing."`
+	Yes       bool          `short:"y" help:"Do not ask for confirmation on a terminal."`
+	Timeout   time.Duration `default:"60s" help:"How long to wait for the outcome (exit 13 after it)."`
+	NoWait    bool          `help:"Exit 0 once the request is in etcd, without waiting for the outcome."`
+}
+
 // WaitFlags bound the wait of pause and resume.
 type WaitFlags struct {
+	ClusterArg
 	Timeout time.Duration `default:"30s" help:"How long to wait until every member reports the mode (exit 13 after it)."`
 	NoWait  bool          `help:"Exit once the config key is written."`
+	Wait    bool          `help:"Wait until every member reports the mode: the default; accepted for patronictl's --wait."`
 }
 
 // MemberCmd names the member of restart and reinit.
 type MemberCmd struct {
-	Name    string        `arg:"" help:"The member."`
+	Names   []string      `arg:"" name:"name" needs:"a member name" example:"node2" help:"The member; patronictl's form CLUSTER MEMBER works too."`
+	Name    string        `kong:"-"`
 	Timeout time.Duration `default:"120s" help:"How long to wait until the member has carried the request out and runs again (exit 13 after it)."`
 	NoWait  bool          `help:"Exit once the request is in etcd."`
+	Force   bool          `help:"Accepted for patronictl's --force; pg-failover does not ask before a restart or reinit."`
+}
+
+// CancelCmd takes patronictl flush's arguments: [CLUSTER] switchover.
+type CancelCmd struct {
+	Target []string `arg:"" optional:"" help:"patronictl's form: [CLUSTER] switchover."`
+}
+
+// EditConfigCmd are the flags of edit-config.
+type EditConfigCmd struct {
+	ClusterArg
+	Set     []string `short:"s" sep:"none" placeholder:"KEY=VALUE" needs:"a key=value pair" example:"loop_wait=5" help:"Set KEY (a dotted path, e.g. postgresql.parameters.work_mem) to VALUE, read as YAML (null deletes the key). Repeatable."`
+	PG      []string `short:"p" name:"pg" sep:"none" placeholder:"NAME=VALUE" needs:"a name=value pair" example:"work_mem=8MB" help:"Set postgresql.parameters.NAME to VALUE. Repeatable."`
+	Apply   string   `placeholder:"FILE" needs:"a YAML file" example:"changes.yml" help:"Merge the YAML document in FILE (- for stdin) into the configuration; null deletes a key."`
+	Replace string   `placeholder:"FILE" needs:"a YAML file" example:"config.yml" help:"Replace the whole configuration with the YAML document in FILE (- for stdin)."`
+	Force   bool     `help:"Do not ask for confirmation."`
+	Quiet   bool     `short:"q" help:"Do not print the diff."`
+	DryRun  bool     `help:"Print the diff; change nothing."`
+}
+
+// DSNCmd names the member of dsn.
+type DSNCmd struct {
+	Names  []string `arg:"" optional:"" name:"member" help:"The member (default: the leader); patronictl's form CLUSTER [MEMBER] works too."`
+	Member string   `short:"m" placeholder:"NAME" needs:"a member name" example:"node2" help:"The member, as patronictl's --member."`
 }
 
 func run(ctx context.Context, command string, c *CLI, began time.Time) error {
+	if command == "version" && c.Config == "" && !c.ValidateConfig {
+		fmt.Fprintln(os.Stdout, program.Name+" "+cli.Version)
+		return nil
+	}
 	log, cfg, err := c.Setup(program.Name, config.Need{Etcd: true})
 	if err != nil || cfg == nil {
+		return err
+	}
+	if err := checkCluster(cfg.Scope, clusterArg(command, c)); err != nil {
 		return err
 	}
 	client, err := dcs.NewFromConfig(ctx, cfg, log.With().Str("component", "dcs").Logger(), 0)
@@ -74,18 +136,26 @@ func run(ctx context.Context, command string, c *CLI, began time.Time) error {
 	out := os.Stdout
 
 	switch command {
-	case "list":
+	case "list", "list <cluster>", "topology", "topology <cluster>":
 		cl, s, err := ctl.Read(ctx)
 		if err != nil {
 			return err
 		}
 		l := clusterctl.List(cfg.Scope, cl, s)
+		if strings.HasPrefix(command, "topology") {
+			t := clusterctl.Topology(l)
+			if c.JSON {
+				return writeJSON(out, t)
+			}
+			_, err = io.WriteString(out, clusterctl.RenderTopology(t))
+			return err
+		}
 		if c.JSON {
 			return writeJSON(out, l)
 		}
 		_, err = io.WriteString(out, clusterctl.RenderList(l))
 		return err
-	case "history":
+	case "history", "history <cluster>":
 		cl, _, err := ctl.Read(ctx)
 		if err != nil {
 			return err
@@ -96,37 +166,62 @@ func run(ctx context.Context, command string, c *CLI, began time.Time) error {
 		}
 		_, err = io.WriteString(out, clusterctl.RenderHistory(h))
 		return err
-	case "pause", "resume":
+	case "pause", "pause <cluster>", "resume", "resume <cluster>":
 		w := c.Pause
-		if command == "resume" {
+		if strings.HasPrefix(command, "resume") {
 			w = c.Resume
 		}
-		return pause(ctx, ctl, command == "pause", w, c.JSON, began)
-	case "cancel":
+		return pause(ctx, ctl, strings.HasPrefix(command, "pause"), w, c.JSON, began)
+	case "cancel", "cancel <target>":
+		if err := checkFlush(cfg.Scope, c.Cancel.Target); err != nil {
+			return finish(clusterctl.Result{Action: "cancel"}, err, c.JSON)
+		}
 		r, err := ctl.Cancel(ctx)
 		return finish(r, err, c.JSON)
 	case "restart <name>":
-		return request(ctx, ctl, dcs.ActionRestart, c.Restart, c.JSON, began)
+		return request(ctx, ctl, dcs.ActionRestart, cfg.Scope, c.Restart, c.JSON, began)
 	case "reinit <name>":
-		return request(ctx, ctl, dcs.ActionReinit, c.Reinit, c.JSON, began)
+		return request(ctx, ctl, dcs.ActionReinit, cfg.Scope, c.Reinit, c.JSON, began)
+	case "show-config", "show-config <cluster>":
+		dc, err := ctl.ShowConfig(ctx)
+		if err != nil {
+			return err
+		}
+		if c.JSON {
+			return writeJSON(out, map[string]any(dc))
+		}
+		_, err = io.WriteString(out, dc.YAML())
+		return err
+	case "edit-config", "edit-config <cluster>":
+		return editConfig(ctx, ctl, &c.EditConfig, c.JSON)
+	case "dsn", "dsn <member>":
+		return dsn(ctx, ctl, cfg.Scope, &c.DSN, c.JSON)
+	case "version", "version <cluster>":
+		return version(ctx, ctl, c.JSON)
+	case "failover", "failover <cluster>":
+		f := &c.Failover
+		return switchover(ctx, ctl, &SwitchoverCmd{To: f.Candidate, Failover: true, Force: false, DryRun: f.DryRun,
+			Yes: f.Yes || f.Force, Timeout: f.Timeout, NoWait: f.NoWait}, true, c.JSON, began)
 	default:
-		return switchover(ctx, ctl, &c.Switchover, c.JSON, began)
+		return switchover(ctx, ctl, &c.Switchover, false, c.JSON, began)
 	}
 }
 
-func switchover(ctx context.Context, ctl *clusterctl.Ctl, s *SwitchoverCmd, asJSON bool, began time.Time) error {
-	req := clusterctl.Request{Candidate: s.To, From: s.From, Failover: s.Failover, Force: s.Force}
+// switchover runs a switchover, or a failover with --failover; demote is
+// patronictl's failover (see clusterctl.Request.Demote).
+func switchover(ctx context.Context, ctl *clusterctl.Ctl, s *SwitchoverCmd, demote, asJSON bool, began time.Time) error {
+	req := clusterctl.Request{Candidate: s.To, From: s.From, Failover: s.Failover, Force: s.Force, Demote: demote}
 	o := clusterctl.SwitchoverOptions{DryRun: s.DryRun, NoWait: s.NoWait, Timeout: s.Timeout, Began: began}
-	if s.At != "" {
-		at, err := clusterctl.ParseAt(s.At, time.Now())
-		if err != nil {
-			r := clusterctl.Result{Action: "switchover", Candidate: s.To}
-			r.Failed(err)
-			return finish(r, err, asJSON)
-		}
-		req.At = &at
+	at, err := clusterctl.ParseSchedule(s.At, time.Now(), time.Local)
+	if err != nil {
+		r := clusterctl.Result{Action: "switchover", Candidate: s.To}
+		r.Failed(err)
+		return finish(r, err, asJSON)
 	}
-	if !s.Yes && !asJSON && !s.DryRun && term.IsTerminal(int(os.Stdin.Fd())) {
+	req.At = at
+	// patronictl's --force means "do not ask"; without --failover it
+	// changes nothing else.
+	if !s.Yes && !(s.Force && !s.Failover) && !asJSON && !s.DryRun && term.IsTerminal(int(os.Stdin.Fd())) {
 		o.Confirm = confirm
 	}
 	r, err := ctl.Switchover(ctx, req, o)
@@ -137,8 +232,11 @@ func switchover(ctx context.Context, ctl *clusterctl.Ctl, s *SwitchoverCmd, asJS
 }
 
 // confirm asks on the terminal; anything but y or yes declines.
-func confirm(p clusterctl.Plan) bool {
-	fmt.Fprintf(os.Stderr, "%s? [y/N] ", p.Describe())
+func confirm(p clusterctl.Plan) bool { return ask(p.Describe() + "?") }
+
+// ask asks question on the terminal; anything but y or yes declines.
+func ask(question string) bool {
+	fmt.Fprintf(os.Stderr, "%s [y/N] ", question)
 	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 	a := strings.ToLower(strings.TrimSpace(line))
 	return a == "y" || a == "yes"
@@ -164,7 +262,28 @@ func pause(ctx context.Context, ctl *clusterctl.Ctl, on bool, w WaitFlags, asJSO
 	return finish(r, err, asJSON)
 }
 
-func request(ctx context.Context, ctl *clusterctl.Ctl, action string, m MemberCmd, asJSON bool, began time.Time) error {
+func request(ctx context.Context, ctl *clusterctl.Ctl, action, scope string, m MemberCmd, asJSON bool, began time.Time) error {
+	switch {
+	case len(m.Names) == 2 && m.Names[0] == scope:
+		m.Name = m.Names[1]
+	case len(m.Names) == 1:
+		m.Name = m.Names[0]
+	default:
+		err := clusterctl.UsageError("%s takes one member: pg-failover %s NAME (or patronictl's %s %s NAME)", action, action, action, scope)
+		r := clusterctl.Result{Action: action}
+		r.Failed(err)
+		return finish(r, err, asJSON)
+	}
+	if m.Name == scope {
+		// patronictl's "restart CLUSTER" restarts every member; this
+		// restarts one, so say so rather than "no such member".
+		if cl, _, err := ctl.Read(ctx); err == nil && cl.Member(scope) == nil {
+			err := clusterctl.UsageError("%s %s: %s is the cluster; name the member: pg-failover %s NAME (one member at a time)", action, scope, scope, action)
+			r := clusterctl.Result{Action: action}
+			r.Failed(err)
+			return finish(r, err, asJSON)
+		}
+	}
 	timeout := m.Timeout
 	if m.NoWait {
 		timeout = 0
@@ -199,4 +318,189 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// clusterArg is the cluster name given to command, if any.
+func clusterArg(command string, c *CLI) string {
+	name, _, _ := strings.Cut(command, " ")
+	switch name {
+	case "list":
+		return c.List.Cluster
+	case "topology":
+		return c.Topology.Cluster
+	case "history":
+		return c.History.Cluster
+	case "pause":
+		return c.Pause.Cluster
+	case "resume":
+		return c.Resume.Cluster
+	case "show-config":
+		return c.ShowConfig.Cluster
+	case "edit-config":
+		return c.EditConfig.Cluster
+	case "version":
+		return c.VersionCmd.Cluster
+	case "failover":
+		return c.Failover.Cluster
+	case "switchover":
+		return c.Switchover.Cluster
+	}
+	return ""
+}
+
+// checkCluster refuses a cluster name other than the configuration's scope:
+// a patronictl user may have meant another cluster.
+func checkCluster(scope, name string) error {
+	if name == "" || name == scope {
+		return nil
+	}
+	return clusterctl.ExitError(clusterctl.UsageError("cluster %s: the configuration is for cluster %s (scope); "+
+		"give that cluster's YAML with --config, or leave the name out", name, scope))
+}
+
+// checkFlush accepts patronictl flush's [CLUSTER] switchover.
+func checkFlush(scope string, args []string) error {
+	for _, a := range args {
+		switch a {
+		case scope, "switchover":
+		case "restart":
+			return clusterctl.UsageError("flush restart: pg-ha has no scheduled restarts to cancel; flush switchover cancels a pending switchover or failover")
+		default:
+			return clusterctl.UsageError("cancel %s: takes no argument but patronictl's [CLUSTER] switchover (the cluster is %s)", a, scope)
+		}
+	}
+	return nil
+}
+
+// readInput reads FILE, or stdin for "-".
+func readInput(flag, name string) ([]byte, error) {
+	if name == "" {
+		return nil, nil
+	}
+	var b []byte
+	var err error
+	if name == "-" {
+		b, err = io.ReadAll(os.Stdin)
+	} else {
+		b, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return nil, clusterctl.UsageError("%s %s: %v", flag, name, err)
+	}
+	return b, nil
+}
+
+// EditResult is edit-config's --json output.
+type EditResult struct {
+	clusterctl.Result
+	Diff   string         `json:"diff"`
+	Config map[string]any `json:"config,omitempty"`
+}
+
+func editConfig(ctx context.Context, ctl *clusterctl.Ctl, e *EditConfigCmd, asJSON bool) error {
+	r := EditResult{Result: clusterctl.Result{Action: "edit-config"}}
+	failed := func(err error) error {
+		r.Failed(err)
+		return finishEdit(r, err, asJSON)
+	}
+	edit := clusterctl.Edit{Set: e.Set, PG: e.PG}
+	var err error
+	if edit.Apply, err = readInput("--apply", e.Apply); err != nil {
+		return failed(err)
+	}
+	if edit.Replace, err = readInput("--replace", e.Replace); err != nil {
+		return failed(err)
+	}
+	var ce clusterctl.ConfigEdit
+	if edit.Empty() {
+		// As patronictl: no change on the command line opens an editor on
+		// the current configuration, when there is someone to use it.
+		if asJSON || !term.IsTerminal(int(os.Stdin.Fd())) {
+			return failed(clusterctl.UsageError("edit-config: nothing to change; give --set KEY=VALUE, --pg NAME=VALUE, --apply FILE or --replace FILE " +
+				"(without them it opens $EDITOR, which needs a terminal)"))
+		}
+		// The edit is checked against the revision read before the editor
+		// opened: a change made meanwhile by someone else is a conflict.
+		before, rev, err := ctl.ReadConfig(ctx)
+		if err != nil {
+			return failed(err)
+		}
+		if edit.Replace, err = editInEditor(before.YAML()); err != nil {
+			return failed(err)
+		}
+		ce, err = clusterctl.NewConfigEdit(before, rev, edit)
+		if err != nil {
+			return failed(err)
+		}
+	} else if ce, err = ctl.PlanConfigEdit(ctx, edit); err != nil {
+		return failed(err)
+	}
+	r.Diff, r.Config = ce.Diff, ce.After
+	if ce.Diff == "" {
+		r.Result.Result, r.Message = "noop", "not changed: the configuration already says so"
+		return finishEdit(r, nil, asJSON)
+	}
+	if !e.Quiet && !asJSON {
+		fmt.Fprint(os.Stdout, ce.Diff)
+	}
+	if e.DryRun {
+		r.Result.Result, r.Message = "dry_run", "dry run: nothing was changed"
+		return finishEdit(r, nil, asJSON)
+	}
+	if !e.Force && !asJSON && term.IsTerminal(int(os.Stdin.Fd())) && !ask("Apply these changes?") {
+		return failed(errors.New("aborted: nothing was changed"))
+	}
+	if err := ctl.WriteConfigEdit(ctx, ce); err != nil {
+		return failed(err)
+	}
+	r.Result.Result, r.Message = "done", "configuration changed"
+	return finishEdit(r, nil, asJSON)
+}
+
+func finishEdit(r EditResult, err error, asJSON bool) error {
+	if !asJSON {
+		return finish(r.Result, err, false)
+	}
+	if werr := writeJSON(os.Stdout, r); werr != nil && err == nil {
+		err = werr
+	}
+	return clusterctl.ExitError(err)
+}
+
+func dsn(ctx context.Context, ctl *clusterctl.Ctl, scope string, d *DSNCmd, asJSON bool) error {
+	cl, _, err := ctl.Read(ctx)
+	if err != nil {
+		return err
+	}
+	member := d.Member
+	switch {
+	case len(d.Names) > 2, len(d.Names) == 2 && d.Names[0] != scope:
+		return clusterctl.ExitError(clusterctl.UsageError("dsn takes one member: pg-failover dsn [MEMBER] (the cluster is %s)", scope))
+	case len(d.Names) == 2:
+		member = d.Names[1]
+	case len(d.Names) == 1 && (d.Names[0] != scope || cl.Member(scope) != nil):
+		member = d.Names[0]
+	}
+	res, err := clusterctl.MemberDSN(cl, member)
+	if err != nil {
+		return clusterctl.ExitError(err)
+	}
+	if asJSON {
+		return writeJSON(os.Stdout, res)
+	}
+	_, err = fmt.Fprintln(os.Stdout, res.DSN)
+	return err
+}
+
+func version(ctx context.Context, ctl *clusterctl.Ctl, asJSON bool) error {
+	cl, _, err := ctl.Read(ctx)
+	if err != nil {
+		return err
+	}
+	v := clusterctl.Versions(program.Name, cli.Version, cl)
+	if asJSON {
+		return writeJSON(os.Stdout, v)
+	}
+	_, err = io.WriteString(os.Stdout, v.String())
+	return err
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -199,6 +200,19 @@ type Program struct {
 // Parse parses args into cli (a struct embedding Common) and returns the
 // kong context. Usage errors exit with ExitConfig after one line on stderr.
 func Parse(cli any, p Program, args []string) *kong.Context {
+	ctx, err := ParseArgs(NewParser(cli, p), args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", p.Name, err)
+		os.Exit(ExitConfig)
+	}
+	return ctx
+}
+
+// NewParser builds the kong parser of cli for p: --help with the EXIT
+// STATUS section and the default command's flags. opts come last, so a test
+// may replace kong.Exit or kong.Writers. It panics on a malformed cli
+// struct, a programming error.
+func NewParser(cli any, p Program, opts ...kong.Option) *kong.Kong {
 	exits := []string{
 		"0    success",
 		"1    failure (see the message on stderr)",
@@ -206,7 +220,7 @@ func Parse(cli any, p Program, args []string) *kong.Context {
 	}
 	exits = append(exits, p.ExitStatus...)
 	exits = append(exits, "130  interrupted (SIGINT)")
-	parser, err := kong.New(cli,
+	options := []kong.Option{
 		kong.Name(p.Name),
 		kong.Description(p.Description),
 		kong.Vars{"version": p.Name + " " + Version},
@@ -222,19 +236,40 @@ func Parse(cli any, p Program, args []string) *kong.Context {
 			if err := kong.DefaultHelpPrinter(options, ctx); err != nil {
 				return err
 			}
+			if err := defaultCommandHelp(ctx.Stdout, ctx); err != nil {
+				return err
+			}
 			_, err := fmt.Fprintf(ctx.Stdout, "\nEXIT STATUS\n  %s\n", strings.Join(exits, "\n  "))
 			return err
 		}),
-	)
+	}
+	parser, err := kong.New(cli, append(options, opts...)...)
 	if err != nil {
 		panic(err)
 	}
+	return parser
+}
+
+// ParseArgs runs parser on args and rewrites the kong parse errors that a
+// new user cannot act on into one plain line (see usageError). It never
+// exits, except through kong.Exit for --help and --version.
+func ParseArgs(parser *kong.Kong, args []string) (*kong.Context, error) {
 	ctx, err := parser.Parse(args)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", p.Name, err)
-		os.Exit(ExitConfig)
+		return ctx, usageError(parser.Model.Node, args, err)
 	}
-	return ctx
+	// The default command takes no word of its own unless it was named: a
+	// first word that is not a command is a misspelt command, not an
+	// argument (a cluster name) of the default command.
+	root := parser.Model.Node
+	if sel := ctx.Selected(); sel != nil && sel == root.DefaultCmd && !slices.Contains(args, sel.Name) {
+		for _, p := range sel.Positional {
+			if p.Set {
+				return ctx, unknownCommand(root, fmt.Sprint(p.Target.Interface()))
+			}
+		}
+	}
+	return ctx, nil
 }
 
 // Logger builds the program's root logger from the log flags.
@@ -246,9 +281,13 @@ func (c *Common) Logger(program string) (zerolog.Logger, error) {
 	return l.With().Str("program", program).Logger(), nil
 }
 
+// validOut receives --validate-config's verdict on a valid file.
+var validOut io.Writer = os.Stdout
+
 // LoadConfig loads --config, logs each warning once, and validates it for
 // need. With --validate-config it prints every problem to stderr and
 // returns a nil config: the caller exits with the returned error's code.
+// A valid file prints "FILE: valid" on stdout (exit 0).
 func (c *Common) LoadConfig(log zerolog.Logger, need config.Need) (*config.Config, error) {
 	if c.Config == "" {
 		return nil, Exit(ExitConfig, errors.New("--config: missing; give the node's YAML file (or PATRONI_CONFIG_FILE)"))
@@ -268,6 +307,9 @@ func (c *Common) LoadConfig(log zerolog.Logger, need config.Need) (*config.Confi
 		if len(problems) > 0 {
 			return nil, Exit(ExitConfig, fmt.Errorf("%s: %d problem(s)", c.Config, len(problems)))
 		}
+		// Silence would leave the operator guessing whether anything was
+		// checked at all.
+		fmt.Fprintf(validOut, "%s: valid\n", c.Config)
 		return nil, nil
 	}
 	for _, w := range warns {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -348,5 +349,26 @@ func TestCancel(t *testing.T) {
 	}
 	if r, err := f.ctl.Cancel(f.ctx()); err != nil || r.Result != "noop" {
 		t.Fatalf("second Cancel = %+v, %v", r, err)
+	}
+}
+
+// The time reported for a switchover counts from the request, not from
+// the start of the command: minutes spent at the confirmation prompt are
+// not part of it.
+func TestSwitchoverSecondsExcludePrompt(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	var skew atomic.Int64
+	f.ctl.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	o := SwitchoverOptions{Timeout: 10 * time.Second, Confirm: func(Plan) bool {
+		skew.Add(int64(10 * time.Minute)) // the operator reads the prompt for ten minutes
+		return true
+	}}
+	r, err := run(t, f, Request{Candidate: "node2"}, o, func() { f.switchover("node2") })
+	if err != nil || r.Result != "done" {
+		t.Fatalf("Switchover = %+v, %v", r, err)
+	}
+	if r.Seconds > 30 || strings.Contains(r.Message, "done in 6") {
+		t.Errorf("switchover reported %.2fs (%q): the time at the prompt was counted", r.Seconds, r.Message)
 	}
 }

@@ -41,6 +41,9 @@ const (
 	// RequestFailed: the member reported that it could not carry out a
 	// restart or reinit: exit 20.
 	RequestFailed
+	// Conflict: the config key changed between edit-config's read and its
+	// write; nothing was written: exit 21.
+	Conflict
 )
 
 var exitCodes = map[Reason]int{
@@ -56,6 +59,7 @@ var exitCodes = map[Reason]int{
 	Pending:       18,
 	Diverted:      19,
 	RequestFailed: 20,
+	Conflict:      21,
 }
 
 var reasonNames = map[Reason]string{
@@ -71,6 +75,7 @@ var reasonNames = map[Reason]string{
 	Pending:       "pending",
 	Diverted:      "diverted",
 	RequestFailed: "request_failed",
+	Conflict:      "conflict",
 }
 
 // ExitCode is the process exit code for r.
@@ -94,6 +99,7 @@ func ExitStatus() []string {
 		"18   refused: another switchover, failover, or request for that member is pending",
 		"19   the switchover or failover ended with another member as the leader",
 		"20   the member could not carry out the restart or reinit (its reason on stderr)",
+		"21   edit-config: someone changed the configuration meanwhile; nothing was written",
 	}
 }
 
@@ -110,6 +116,9 @@ func (f *Failure) Error() string { return f.Msg }
 func fail(r Reason, format string, a ...any) *Failure {
 	return &Failure{Reason: r, Msg: fmt.Sprintf(format, a...)}
 }
+
+// UsageError is a Usage failure (exit 2) with a formatted message.
+func UsageError(format string, a ...any) error { return fail(Usage, format, a...) }
 
 // ReasonOf returns the Reason of err: the *Failure's in its chain, else
 // Unknown. A nil err has no reason and returns Unknown too; check err first.

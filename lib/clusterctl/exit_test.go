@@ -14,11 +14,11 @@ import (
 func TestExitCodes(t *testing.T) {
 	want := map[Reason]int{
 		Unknown: 1, Usage: 2, NoSuchMember: 10, NotEligible: 11, NoLeader: 12, TimedOut: 13, NotFromLeader: 14,
-		LeaderAlive: 15, Refused: 16, Pending: 18, Diverted: 19, RequestFailed: 20,
+		LeaderAlive: 15, Refused: 16, Pending: 18, Diverted: 19, RequestFailed: 20, Conflict: 21,
 	}
 	seen := map[int]Reason{}
 	status := strings.Join(ExitStatus(), "\n")
-	for r := Unknown; r <= RequestFailed; r++ {
+	for r := Unknown; r <= Conflict; r++ {
 		code := r.ExitCode()
 		if code != want[r] {
 			t.Errorf("%v: exit %d, want %d", r, code, want[r])

@@ -31,6 +31,10 @@ type Request struct {
 	At *time.Time
 	// Failover is --failover; Force is --force.
 	Failover, Force bool
+	// Demote is patronictl's failover: while a leader holds the key, the
+	// failover is carried out as a switchover from it (Force is not needed);
+	// it never promotes a lagging candidate.
+	Demote bool
 }
 
 // Plan is a checked request: what pg-failover writes and then waits for.
@@ -95,7 +99,7 @@ func MakePlan(cl *dcs.Cluster, s Settings, req Request) (Plan, error) {
 	}
 	if req.Failover {
 		switch {
-		case p.Leader != "" && !req.Force:
+		case p.Leader != "" && !req.Force && !req.Demote:
 			return p, fail(LeaderAlive, "%s holds the leader key: a failover is only for a cluster without a leader; "+
 				"switch over instead (without --failover), or add --force to do exactly that", p.Leader)
 		case p.Leader == "":
@@ -141,7 +145,11 @@ func MakePlan(cl *dcs.Cluster, s Settings, req Request) (Plan, error) {
 		if !a.Eligible {
 			msg := fmt.Sprintf("%s is not eligible: %s", a.Name, a.Why())
 			if a.lagOnly && p.Kind == Failover {
-				msg += "; add --force to promote it anyway, losing the WAL it lacks"
+				force := "add --force"
+				if req.Demote {
+					force = "run pg-failover switchover --failover --force --to " + a.Name
+				}
+				msg += "; " + force + " to promote it anyway, losing the WAL it lacks"
 			}
 			return p, fail(NotEligible, "%s", msg)
 		}

@@ -80,6 +80,16 @@ func TestMakePlan(t *testing.T) {
 		{"sync on: forced failover to an asynchronous standby", synced(noLeader(), "node1", "node3"), true, false, Request{Failover: true, Force: true, Candidate: "node2"}, Unknown,
 			"failover to node2", dcs.Failover{Member: "node2", Force: true}},
 		{"failover to a stopped member", cluster("", m("node2", 0, stopped)), false, false, Request{Failover: true, Candidate: "node2"}, NotEligible, "not running", dcs.Failover{}},
+		// patronictl's failover: a live leader is demoted; a lagging
+		// candidate is never forced, and the hint names the command that would.
+		{"patronictl failover while a leader lives is a switchover", healthy(), false, false, Request{Failover: true, Demote: true, Candidate: "node2"}, Unknown,
+			"switchover from node1 to node2", dcs.Failover{Leader: "node1", Member: "node2"}},
+		{"patronictl failover without a leader", noLeader(), false, false, Request{Failover: true, Demote: true, Candidate: "node2"}, Unknown, "failover to node2",
+			dcs.Failover{Member: "node2"}},
+		{"patronictl failover to a lagging member", noLeader(), false, false, Request{Failover: true, Demote: true, Candidate: "node3"}, NotEligible,
+			"more than maximum_lag_on_failover (1 MB); run pg-failover switchover --failover --force --to node3 to promote it anyway", dcs.Failover{}},
+		{"patronictl failover to a lagging replica of a live leader", lagging(), false, false, Request{Failover: true, Demote: true, Candidate: "node2"}, NotEligible,
+			"node2 is not eligible: lags 60 MB behind the leader", dcs.Failover{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,7 +19,10 @@ type SwitchoverOptions struct {
 	Timeout time.Duration
 	// Confirm, if set, is asked before anything is written; false aborts.
 	Confirm func(Plan) bool
-	// Began is when the command started, for Result.Seconds (default: now).
+	// Began is when the command started (default: now). Result.Seconds
+	// counts from it for an outcome reached before anything is written;
+	// once the request is written, from the write, so that the time spent
+	// reading the confirmation prompt is not counted.
 	Began time.Time
 }
 
@@ -36,7 +39,8 @@ type Result struct {
 	Leader      string     `json:"leader,omitempty"`
 	Candidate   string     `json:"candidate,omitempty"`
 	ScheduledAt *time.Time `json:"scheduled_at,omitempty"`
-	// Seconds is the time from Began to the outcome.
+	// Seconds is the time from the request (see SwitchoverOptions.Began)
+	// to the outcome.
 	Seconds float64 `json:"seconds"`
 	// Members are the assessments the plan was made from.
 	Members []Assessment `json:"members,omitempty"`
@@ -92,6 +96,7 @@ func (c *Ctl) Switchover(ctx context.Context, req Request, o SwitchoverOptions) 
 	if o.Confirm != nil && !o.Confirm(p) {
 		return finish("", "", errors.New("aborted: nothing was changed"))
 	}
+	o.Began = c.now()
 	if err := c.Start(ctx, p); err != nil {
 		return finish("", "", err)
 	}
