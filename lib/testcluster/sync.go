@@ -223,3 +223,49 @@ func (c *Cluster) UpdateConfig(ctx context.Context, edit func(cfg map[string]any
 	}
 	return fmt.Errorf("config key %s: changed by someone else at every one of 5 attempts", key)
 }
+
+// WaitPromoted waits up to timeout for the leader key to name a node, not
+// one of exclude, whose PostgreSQL answers and is out of recovery, and
+// returns it. Unlike WaitPrimary it commits nothing: in strict synchronous
+// mode a primary without a standby holds every commit back, yet it is the
+// primary. It fails t with the cluster's state on timeout.
+func (c *Cluster) WaitPromoted(t testing.TB, timeout time.Duration, exclude ...*Node) *Node {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := c.promoted(exclude)
+		if err == nil {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no promoted leader within %s: %v", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) promoted(exclude []*Node) (*Node, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	name, err := c.Leader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n := c.Node(name)
+	if n == nil {
+		return nil, fmt.Errorf("leader key %q names no node", name)
+	}
+	for _, x := range exclude {
+		if x == n {
+			return nil, fmt.Errorf("leader is still %s (excluded)", name)
+		}
+	}
+	primary, err := n.IsPrimary(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("leader %s: %w", name, err)
+	}
+	if !primary {
+		return nil, fmt.Errorf("leader %s is still in recovery", name)
+	}
+	return n, nil
+}
