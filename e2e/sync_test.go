@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -76,6 +77,21 @@ func waitSynced(t testing.TB, c *testcluster.Cluster, mode string, want int) tes
 	return s
 }
 
+// startSync starts a cluster with o, waits until synchronous replication
+// has settled with want standbys, then starts the workload and lets it warm
+// up. The workload's first commit thus goes to a standby that counts: a
+// commit made while the primary still waits for a standby it has not
+// listed is released only by that standby's next reply, which an idle
+// standby sends once per wal_receiver_status_interval (10s).
+func startSync(t testing.TB, o testcluster.Options, want int) (*testcluster.Cluster, *testcluster.Workload) {
+	t.Helper()
+	c := testcluster.Start(t, o)
+	waitSynced(t, c, o.SyncMode, want)
+	w := testcluster.StartWorkload(t, c)
+	time.Sleep(warmUp)
+	return c, w
+}
+
 // finishSync is finish for synchronous mode: the cluster must be whole
 // again and no acknowledged write may be lost, not even one acknowledged
 // in the last moment before a failover.
@@ -115,12 +131,11 @@ func TestSyncQuorumFailovers(t *testing.T) { syncFailovers(t, testcluster.SyncQu
 func TestSyncStrictFailovers(t *testing.T) { syncFailovers(t, testcluster.SyncOn, true) }
 
 func syncFailovers(t *testing.T, mode string, strict bool) {
-	o := syncOptions(3, mode, strict)
-	c, w := start(t, o)
 	want := 1
 	if mode == testcluster.SyncQuorum {
 		want = 2 // every replica votes
 	}
+	c, w := startSync(t, syncOptions(3, mode, strict), want)
 	ttl := c.Options.TTL
 
 	// promotedListed checks that the node promoted after a fault was a
@@ -144,7 +159,10 @@ func syncFailovers(t *testing.T, mode string, strict bool) {
 		first := w.WaitAck(t, testcluster.MultiWriter, np.Name, killed, 30*time.Second)
 		t.Logf("%s: %s promoted; first write there %s after the kill", fault, np.Name, first.Ack.Sub(killed).Round(time.Millisecond))
 		w.Mark("start " + old.Name + " again")
+		restarted := time.Now()
 		old.Start(t)
+		c.WaitReplicasStreaming(t, 45*time.Second)
+		t.Logf("%s started again and streaming from %s after %s", old.Name, np.Name, time.Since(restarted).Round(time.Millisecond))
 	}
 
 	s := waitSynced(t, c, mode, want)
@@ -165,9 +183,38 @@ func syncFailovers(t *testing.T, mode string, strict bool) {
 
 	s = waitSynced(t, c, mode, want)
 	to := c.Node(s.Key.Standbys[0])
+	waitSwitchable(t, c, s.Leader, to, 15*time.Second)
 	w.Mark("switchover " + s.Leader.Name + " → " + to.Name)
 	switchTo(t, c, s.Leader, to)
 	finishSync(t, c, w)
+}
+
+// waitSwitchable waits up to timeout until pg-failover --dry-run finds
+// to eligible for a switchover from leader, and fails t with the member
+// keys and pg-failover's last reason otherwise. The member keys trail the
+// servers by up to a loop_wait, so a candidate that just caught up may be
+// refused for a moment.
+func waitSwitchable(t testing.TB, c *testcluster.Cluster, leader, to *testcluster.Node, timeout time.Duration) {
+	t.Helper()
+	bin := testcluster.Binaries(t)
+	deadline := time.Now().Add(timeout)
+	for {
+		_, stderr, code, err := runPGFailover(bin, leader, "--dry-run", "--to", to.Name)
+		if err == nil && code == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			ms, merr := c.Members(context.Background())
+			var keys []string
+			for _, n := range c.Nodes {
+				keys = append(keys, n.Name+": "+fmtJSON(ms[n.Name]))
+			}
+			status, _ := c.Get(context.Background(), c.Key("status"))
+			t.Fatalf("%s not eligible for a switchover within %s: exit %d %v: %s\nmember keys (%v):\n  %s\nstatus key: %s",
+				to.Name, timeout, code, err, lastLine(stderr), merr, strings.Join(keys, "\n  "), status)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }
 
 // syncWatch samples the sync state every 100ms until stop is closed and
@@ -208,7 +255,7 @@ func TestSyncNoSyncMember(t *testing.T) {
 	o := syncOptions(3, testcluster.SyncOn, false)
 	o.SyncNodeCount = 2
 	o.Tags = func(i int) map[string]any { return map[string]any{"nosync": i == 2} }
-	c, w := start(t, o)
+	c, w := startSync(t, o, 1)
 	nosync := c.Nodes[2]
 	stop := make(chan struct{})
 	bad := syncWatch(c, stop, func(s testcluster.SyncState) error {
@@ -351,7 +398,7 @@ func acksBetween(h *testcluster.History, node string, from, to time.Time) []test
 // acknowledgement; the write returns and the workload resumes once one
 // standby is back; nothing acknowledged is lost.
 func TestSyncStrictNoStandby(t *testing.T) {
-	c, w := start(t, syncOptions(3, testcluster.SyncOn, true))
+	c, w := startSync(t, syncOptions(3, testcluster.SyncOn, true), 1)
 	s := waitSynced(t, c, testcluster.SyncOn, 1)
 	p := s.Leader
 	createProbeTable(t, p)
@@ -392,7 +439,7 @@ func TestSyncStrictNoStandby(t *testing.T) {
 // take over. Once the synchronous standby's pg-lockd runs again it is
 // promoted, and nothing acknowledged is lost.
 func TestSyncLaggingAsyncNotPromoted(t *testing.T) {
-	c, w := start(t, syncOptions(3, testcluster.SyncOn, false))
+	c, w := startSync(t, syncOptions(3, testcluster.SyncOn, false), 1)
 	ttl := c.Options.TTL
 	s := waitSynced(t, c, testcluster.SyncOn, 1)
 	p, sync := s.Leader, c.Node(s.Key.Standbys[0])
@@ -430,6 +477,9 @@ func TestSyncLaggingAsyncNotPromoted(t *testing.T) {
 	// The dead primary's key lives up to ttl, the stopped standby's member
 	// key as long; watch well past both.
 	time.Sleep(ttl + 8*time.Second)
+	if l, err := c.Leader(context.Background()); err == nil && l == async.Name {
+		t.Fatalf("the lagging asynchronous member %s took the leader key while the synchronous standby %s could not run", async.Name, sync.Name)
+	}
 	if ps := c.Primaries(context.Background()); len(ps) > 0 {
 		t.Errorf("%s promoted while the synchronous standby %s could not run: %v", nodeNames(ps)[0], sync.Name, nodeNames(ps))
 	}
@@ -463,7 +513,7 @@ func TestSyncLaggingAsyncNotPromoted(t *testing.T) {
 // holds every write back until it returns; nothing acknowledged is lost
 // and there is never a second primary.
 func TestSyncTwoNodesStrict(t *testing.T) {
-	c, w := start(t, syncOptions(2, testcluster.SyncOn, true))
+	c, w := startSync(t, syncOptions(2, testcluster.SyncOn, true), 1)
 	ttl := c.Options.TTL
 	s := waitSynced(t, c, testcluster.SyncOn, 1)
 	p, r := s.Leader, c.Node(s.Key.Standbys[0])
