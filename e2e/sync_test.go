@@ -257,8 +257,17 @@ func TestSyncNoSyncMember(t *testing.T) {
 	o := syncOptions(3, testcluster.SyncOn, false)
 	o.SyncNodeCount = 2
 	o.Tags = func(i int) map[string]any { return map[string]any{"nosync": i == 2} }
-	c, w := startSync(t, o, 1)
+	c := testcluster.Start(t, o)
 	nosync := c.Nodes[2]
+	if p := c.WaitPrimary(t, 30*time.Second); p == nosync {
+		// It won the bootstrap race; as the leader it lists the others.
+		c.WaitReplicasStreaming(t, 45*time.Second)
+		waitSwitchable(t, c, p, c.Nodes[0], 15*time.Second)
+		switchTo(t, c, p, c.Nodes[0])
+	}
+	waitSynced(t, c, testcluster.SyncOn, 1)
+	w := testcluster.StartWorkload(t, c)
+	time.Sleep(warmUp)
 	stop := make(chan struct{})
 	bad := syncWatch(c, stop, func(s testcluster.SyncState) error {
 		if s.Lists(nosync.Name) {
