@@ -65,7 +65,8 @@ func BenchmarkPostmasterCrash(b *testing.B) {
 
 // benchFault runs b.N times: start a cluster and the workload, inject the
 // fault, wait for writes to flow again, and record the multi writer's
-// longest gap; the history is checked for safety each time.
+// longest gap; the history is checked for safety each time (in
+// synchronous mode no acknowledged write may be lost).
 func benchFault(b *testing.B, o testcluster.Options, fault func(*testing.B, *testcluster.Cluster, *testcluster.Workload)) {
 	var worst, sum time.Duration
 	for range b.N {
@@ -74,7 +75,11 @@ func benchFault(b *testing.B, o testcluster.Options, fault func(*testing.B, *tes
 		time.Sleep(500 * time.Millisecond)
 		h := w.Stop()
 		final, _ := testcluster.FinalWrites(b, c)
-		testcluster.AssertSafe(b, h, final, testcluster.LossPolicy{AllowAsync: true, MaxBytes: uint64(c.Options.MaximumLagOnFailover)})
+		if o.SyncMode == testcluster.SyncOn || o.SyncMode == testcluster.SyncQuorum {
+			testcluster.AssertLossless(b, h, final)
+		} else {
+			testcluster.AssertSafe(b, h, final, testcluster.LossPolicy{AllowAsync: true, MaxBytes: uint64(c.Options.MaximumLagOnFailover)})
+		}
 		gap := testcluster.MaxGap(h, testcluster.MultiWriter)
 		b.Logf("%s writer's longest gap: %s", testcluster.MultiWriter, gap.Round(time.Millisecond))
 		sum += gap

@@ -4,8 +4,9 @@
 // throughout every test. Every test ends by checking the workload's history
 // against the final primary: no split brain, no lost acknowledged write
 // (asynchronous-replication loss just before a failover is reported and
-// must stay within maximum_lag_on_failover), and every replica holding
-// exactly the primary's rows.
+// must stay within maximum_lag_on_failover; in the synchronous replication
+// tests no loss at all), and every replica holding exactly the primary's
+// rows.
 //
 // The tests need root, /usr/bin/etcd, PostgreSQL 15 and the postgres OS
 // user; they skip without them unless PGHA_TEST_DISALLOW_SKIP=1.

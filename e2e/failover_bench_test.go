@@ -18,11 +18,19 @@ import (
 //
 //	PGHA_TEST_DISALLOW_SKIP=1 go test ./e2e -run '^$' -bench BenchmarkSwitchover -benchtime 5x
 func BenchmarkSwitchover(b *testing.B) {
+	benchSwitchover(b, testcluster.Options{}, func(c *testcluster.Cluster, p *testcluster.Node) *testcluster.Node {
+		return replicasOf(c, p)[0]
+	})
+}
+
+// benchSwitchover runs BenchmarkSwitchover's iterations on clusters started
+// with o, switching over to the replica pick chooses.
+func benchSwitchover(b *testing.B, o testcluster.Options, pick func(c *testcluster.Cluster, p *testcluster.Node) *testcluster.Node) {
 	var gapSum, gapWorst, cmdSum, cmdWorst time.Duration
 	for range b.N {
-		c, w := start(b, testcluster.Options{})
+		c, w := start(b, o)
 		p := c.WaitPrimary(b, 10*time.Second)
-		to := replicasOf(c, p)[0]
+		to := pick(c, p)
 		w.Mark("switchover to " + to.Name)
 		began := time.Now()
 		out, stderr, code := pgFailover(b, p, "--to", to.Name)

@@ -380,6 +380,14 @@ func FirstAckAfter(h *History, node string, at time.Time) (Write, bool) {
 	return Write{}, false
 }
 
+// AssertLossless is AssertSafe tolerating no loss at all, as synchronous
+// replication promises: every acknowledged write must be on the final
+// primary, also those acknowledged in the last moment before a failover.
+func AssertLossless(t testing.TB, h *History, final map[string][]int64) {
+	t.Helper()
+	AssertSafe(t, h, final)
+}
+
 // AssertSafe fails t on a split brain (SplitBrain with SplitBrainGap), on a
 // lost acknowledged write that policy (at most one; none means no loss is
 // tolerated) does not allow, on a row that was known to have failed and on

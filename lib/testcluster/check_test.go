@@ -290,18 +290,26 @@ func TestCheckAssertSafe(t *testing.T) {
 		h      *History
 		final  map[string][]int64
 		policy []LossPolicy
-		fail   string
+		// lossless also runs AssertLossless, whose errors count too.
+		lossless bool
+		fail     string
 	}{
 		{name: "safe", h: good, final: finalOf(good)},
 		{name: "split brain", h: split, final: finalOf(split), fail: "SPLIT BRAIN"},
 		{name: "loss not allowed", h: good, final: finalOf(good, Key{"multi", 500}), fail: "LOST"},
 		{name: "async loss tolerated", h: good, final: finalOf(good, Key{"multi", 500}), policy: []LossPolicy{{AllowAsync: true, MaxBytes: 1 << 20}}},
 		{name: "no writes at all", h: hist(1000), final: nil, fail: "no write"},
+		{name: "synchronous: the last write before a failover counts", h: good, final: finalOf(good, Key{"multi", 500}),
+			policy: []LossPolicy{{AllowAsync: true, MaxBytes: 1 << 20}}, lossless: true, fail: "LOST"},
+		{name: "synchronous: nothing lost", h: good, final: finalOf(good), lossless: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &recorder{TB: t}
 			AssertSafe(r, tt.h, tt.final, tt.policy...)
+			if tt.lossless {
+				AssertLossless(r, tt.h, tt.final)
+			}
 			got := strings.Join(r.errors, "\n")
 			if tt.fail == "" && got != "" {
 				t.Errorf("AssertSafe failed: %s", got)

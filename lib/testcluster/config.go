@@ -96,7 +96,11 @@ func nodeConfig(c *Cluster, n *Node, etcdHosts []string) ([]byte, error) {
 		},
 		"tags": tags,
 	}
-	maps.Copy(doc["bootstrap"].(map[string]any)["dcs"].(map[string]any), o.ExtraDCS)
+	dcs := doc["bootstrap"].(map[string]any)["dcs"].(map[string]any)
+	if err := putSync(dcs, o); err != nil {
+		return nil, err
+	}
+	maps.Copy(dcs, o.ExtraDCS)
 	if o.Patroni && o.EtcdProxy {
 		// Patroni otherwise asks etcd for its members' client URLs and talks
 		// to those, past the node's proxy, so PartitionFromEtcd would not

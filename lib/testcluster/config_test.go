@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,5 +100,65 @@ func TestConfigPatroniUsesProxies(t *testing.T) {
 		if want := o.Patroni && o.EtcdProxy; cfg.Etcd3 == nil || cfg.Etcd3.UseProxies != want {
 			t.Errorf("Patroni %v, EtcdProxy %v: etcd3 %+v, want use_proxies %v", o.Patroni, o.EtcdProxy, cfg.Etcd3, want)
 		}
+	}
+}
+
+// TestConfigSync checks that the synchronous replication options reach
+// bootstrap.dcs as lib/config reads them, that a member can be tagged
+// nosync, and that an unknown mode is refused instead of written.
+func TestConfigSync(t *testing.T) {
+	tests := []struct {
+		o      Options
+		mode   config.SyncMode // "" when synchronous_mode must be absent
+		strict bool
+		count  int
+	}{
+		{o: Options{}},
+		{o: Options{SyncMode: SyncOff}, mode: config.SyncOff},
+		{o: Options{SyncMode: SyncOn}, mode: config.SyncOn},
+		{o: Options{SyncMode: SyncOn, SyncStrict: true}, mode: config.SyncOn, strict: true},
+		{o: Options{SyncMode: SyncQuorum, SyncNodeCount: 2}, mode: config.SyncQuorum, count: 2},
+	}
+	dir := t.TempDir()
+	for i, tt := range tests {
+		tt.o.Tags = func(i int) map[string]any { return map[string]any{"nosync": i == 1} }
+		c := &Cluster{Scope: "pgha-test", Options: tt.o.withDefaults(), secrets: newSecrets()}
+		for j := range 2 {
+			n := &Node{Name: fmt.Sprintf("node%d", j+1), Index: j, PGPort: 5432 + j, APIPort: 8008 + j, Dir: filepath.Join(dir, "n")}
+			n.DataDir = filepath.Join(n.Dir, "data")
+			b, err := nodeConfig(c, n, etcdHosts([]string{"http://127.0.0.1:2379"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, fmt.Sprintf("%d-%s.yml", i, n.Name))
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg, _, err := config.Load(path, nil)
+			if err != nil {
+				t.Fatalf("%+v: load: %v\n%s", tt.o, err, b)
+			}
+			d := cfg.Bootstrap.DCS
+			var mode config.SyncMode
+			if d.SynchronousMode != nil {
+				mode = *d.SynchronousMode
+			}
+			strict := d.SynchronousModeStrict != nil && *d.SynchronousModeStrict
+			count := 0
+			if d.SynchronousNodeCount != nil {
+				count = *d.SynchronousNodeCount
+			}
+			if mode != tt.mode || strict != tt.strict || count != tt.count {
+				t.Errorf("SyncMode %q strict %v count %d: bootstrap.dcs has synchronous_mode %q, strict %v, node count %d\n%s",
+					tt.o.SyncMode, tt.o.SyncStrict, tt.o.SyncNodeCount, mode, strict, count, b)
+			}
+			if cfg.Tags.NoSync() != (j == 1) {
+				t.Errorf("%s: nosync %v", n.Name, cfg.Tags.NoSync())
+			}
+		}
+	}
+	c := &Cluster{Scope: "pgha-test", Options: Options{SyncMode: "true"}.withDefaults(), secrets: newSecrets()}
+	if _, err := nodeConfig(c, &Node{Name: "node1", Dir: dir}, nil); err == nil || !strings.Contains(err.Error(), "SyncMode") {
+		t.Errorf("SyncMode \"true\": error %v, want one naming Options.SyncMode", err)
 	}
 }

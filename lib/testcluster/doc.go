@@ -8,7 +8,16 @@
 // — each as the postgres OS user in its own process group, with real
 // PostgreSQL. It also holds the application workload used by the end-to-end
 // fault tests (StartWorkload) and the pure checker that judges its history
-// (Windows, SplitBrain, Lost, LossPolicy, MaxGap, MaxGapSince, AssertSafe).
+// (Windows, SplitBrain, Lost, LossPolicy, MaxGap, MaxGapSince, AssertSafe,
+// AssertLossless).
+//
+// For synchronous replication, Options.SyncMode, SyncStrict, SyncNodeCount
+// and a nosync tag (Options.Tags) go into bootstrap.dcs and the nodes' tags;
+// Cluster.Sync reads the sync key and the leader's
+// synchronous_standby_names together, WaitSync waits for a state of them,
+// WaitPromoted finds a new primary without committing (strict mode may hold
+// commits back), and UpdateConfig edits the config key as patronictl
+// edit-config does.
 //
 // For network partitions, Options.EtcdProxy puts a Proxy of its own between
 // each node and etcd, so that Node.PartitionFromEtcd cuts that node alone off

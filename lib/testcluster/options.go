@@ -44,8 +44,19 @@ type Options struct {
 	// one, etcd runs as one cluster of that many members
 	// (etcdtest.StartCluster) and every node's etcd3.hosts lists them all.
 	EtcdMembers int
-	// Tags, when set, returns the tags of node i (0-based).
+	// Tags, when set, returns the tags of node i (0-based), such as
+	// {"nosync": true} for a member that must never be a synchronous
+	// standby.
 	Tags func(i int) map[string]any
+	// SyncMode is synchronous_mode in bootstrap.dcs: SyncOn, SyncQuorum or
+	// SyncOff; "" leaves the setting out (asynchronous, as Patroni's
+	// default).
+	SyncMode string
+	// SyncStrict sets synchronous_mode_strict: true, so that with no
+	// synchronous standby commits wait instead of going on without a copy.
+	SyncStrict bool
+	// SyncNodeCount, when positive, is synchronous_node_count.
+	SyncNodeCount int
 	// ExtraParameters are added to postgresql.parameters of every node.
 	ExtraParameters map[string]string
 	// ExtraDCS are added to bootstrap.dcs (primary_start_timeout, …),

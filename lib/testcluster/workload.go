@@ -201,6 +201,10 @@ func (w *Workload) run(writer, dsn string, multi bool) {
 	// attempts out of PostgreSQL's log, which the node logs show.
 	cfg.RuntimeParams["log_min_messages"] = "fatal"
 	cfg.RuntimeParams["log_min_error_statement"] = "panic"
+	// An acknowledgement must mean what the cluster promises for a commit:
+	// with synchronous replication, that a synchronous standby has it. Set
+	// explicitly so that no server or role default can weaken it.
+	cfg.RuntimeParams["synchronous_commit"] = "on"
 	connNode := ""
 	seq := int64(1)
 	for !w.stopping() {
