@@ -70,7 +70,8 @@ func TestInputsConfigKeyForeignFields(t *testing.T) {
 	c.WaitReplicasStreaming(t, 10*time.Second)
 	p := c.WaitPrimary(t, 10*time.Second)
 	waitUntil(t, 15*time.Second, p.Name+" to replicate in quorum mode", func() bool {
-		return strings.HasPrefix(syncSetting(p), "ANY 1 (")
+		v, _, err := p.SyncStandbyNames(context.Background())
+		return err == nil && strings.HasPrefix(v, "ANY 1 (")
 	})
 }
 
