@@ -179,7 +179,14 @@ func (e *Elector) switchover(ctx context.Context, loc local, cl *dcs.Cluster, ca
 		return
 	}
 	cand := e.members(&dcs.Cluster{Members: []dcs.Member{*m}})[0]
-	if ok, why := decide.Eligible(cand, loc.position(), e.dyn.MaximumLagOnFailover); !ok {
+	lagFrom := loc.position()
+	if key := syncKeyOf(cl); e.syncMode() == decide.SyncOn && key.Leader == e.cfg.Name && key.Lists(candidate) {
+		// A synchronous standby has every acknowledged commit; what it
+		// lacks now reaches it with the shutdown checkpoint, which it
+		// must show before it may take the key.
+		lagFrom = 0
+	}
+	if ok, why := decide.Eligible(cand, lagFrom, e.dyn.MaximumLagOnFailover); !ok {
 		refuse(why)
 		return
 	}

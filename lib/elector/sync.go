@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
@@ -138,8 +141,12 @@ func (e *Elector) manageSync(ctx context.Context, loc local, cl *dcs.Cluster) {
 	if e.sync.token != e.token {
 		e.sync.ready, e.sync.token = syncrep.Readiness{}, e.token
 	}
-	if _, err := e.sync.ready.Observe(loc.status.StandbyNames, uint64(loc.status.FlushLSN)); err != nil {
+	changed, err := e.sync.ready.Observe(loc.status.StandbyNames, uint64(loc.status.FlushLSN))
+	if err != nil {
 		e.log.Warn().Err(err).Str("synchronous_standby_names", loc.status.StandbyNames).Msg("cannot read synchronous_standby_names; taking it as off")
+	}
+	if changed {
+		e.nudgeStandbys(ctx)
 	}
 	key := syncKeyOf(cl)
 	var published []string
@@ -154,6 +161,22 @@ func (e *Elector) manageSync(ctx context.Context, loc local, cl *dcs.Cluster) {
 		return
 	}
 	e.syncQuorumStep(ctx, cl, key, st)
+}
+
+// nudgeStandbys writes a little WAL (a transaction that does not wait for
+// a standby) after synchronous_standby_names changed: a standby replies when
+// it flushes WAL, and on an idle primary it would otherwise reply only every
+// wal_receiver_status_interval, keeping commits that wait for it waiting and
+// its confirmation late.
+func (e *Elector) nudgeStandbys(ctx context.Context) {
+	if e.conn == nil {
+		return
+	}
+	qctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if _, err := e.conn.Exec(qctx, "BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_catalog.txid_current(); COMMIT", pgx.QueryExecModeSimpleProtocol); err != nil {
+		e.log.Debug().Err(err).Msg("writing WAL for the standbys to confirm")
+	}
 }
 
 // syncOff leaves synchronous mode: the sync key goes first (it would keep
