@@ -22,12 +22,9 @@ import (
 // strict mode holds commits back while no standby can confirm them.
 
 // syncNodeDeaths is how many times in a row each synchronous mode's
-// failover test kills the primary's node (and starts it again). A node
-// started again after its death often streams only after pg-supervise's
-// 30s divergence check, so each death costs about 45s and ten in a row per
-// mode do not fit the suite's time on two cores;
-// PGHA_TEST_SYNC_NODE_DEATHS=10 runs them.
-const syncNodeDeaths = 2
+// failover test kills the primary's node (and starts it again); each costs
+// about 10 s. PGHA_TEST_SYNC_NODE_DEATHS overrides it.
+const syncNodeDeaths = 10
 
 func nodeDeaths(t testing.TB) int {
 	if v := os.Getenv("PGHA_TEST_SYNC_NODE_DEATHS"); v != "" {
