@@ -113,7 +113,9 @@ func finishSync(t testing.TB, c *testcluster.Cluster, w *testcluster.Workload) *
 
 // TestSyncOnFailovers proves, for synchronous_mode on: syncNodeDeaths node
 // deaths of the primary in a row (the old node started again each time),
-// then a pg-lockd SIGSTOPped past ttl on the primary, then a switchover,
+// then a pg-lockd SIGSTOPped past ttl on the primary, then the primary cut
+// off from etcd and from its replicas while clients reach it, then a
+// switchover,
 // each promote the synchronous standby the sync key named, never leave two
 // nodes acknowledging writes, and lose no acknowledged write.
 func TestSyncOnFailovers(t *testing.T) { syncFailovers(t, testcluster.SyncOn, false) }
@@ -134,7 +136,9 @@ func syncFailovers(t *testing.T, mode string, strict bool) {
 	if mode == testcluster.SyncQuorum {
 		want = 2 // every replica votes
 	}
-	c, w := startSync(t, syncOptions(3, mode, strict), want)
+	o := syncOptions(3, mode, strict)
+	o.EtcdProxy = true
+	c, w := startSync(t, o, want)
 	ttl := c.Options.TTL
 
 	// promotedListed checks that the node promoted after a fault was a
@@ -179,6 +183,31 @@ func syncFailovers(t *testing.T, mode string, strict bool) {
 	promotedListed(fault, s, np)
 	first := w.WaitAck(t, testcluster.MultiWriter, np.Name, stopped, 30*time.Second)
 	t.Logf("%s: %s promoted; first write there %s after SIGSTOP", fault, np.Name, first.Ack.Sub(stopped).Round(time.Millisecond))
+
+	// The primary cut off from etcd and from its replicas (their WAL
+	// receivers stopped) while clients still reach it: no commit can be
+	// acknowledged without a synchronous standby, so nothing it took is
+	// lost; it is fenced early, and a listed standby takes over once its
+	// receiver runs again.
+	s = waitSynced(t, c, mode, want)
+	old = s.Leader
+	fault = "primary " + old.Name + " cut off from etcd and from its replicas"
+	cut, resume := isolate(t, c, w, old)
+	pid := old.PID(testcluster.Postmaster)
+	for deadline := cut.Add(ttl); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if p := old.PID(testcluster.Postmaster); p == 0 || p != pid {
+			break
+		}
+	}
+	t.Logf("%s: its postmaster gone %s after the cut", fault, time.Since(cut).Round(time.Millisecond))
+	resume()
+	np = c.WaitPromoted(t, ttl+15*time.Second, old)
+	promotedListed(fault, s, np)
+	first = w.WaitAck(t, testcluster.MultiWriter, np.Name, cut, 30*time.Second)
+	t.Logf("%s: %s promoted; first write there %s after the cut", fault, np.Name, first.Ack.Sub(cut).Round(time.Millisecond))
+	w.Mark("heal " + old.Name + "'s partition")
+	old.HealEtcd()
+	c.WaitReplicasStreaming(t, 45*time.Second)
 
 	s = waitSynced(t, c, mode, want)
 	to := c.Node(s.Key.Standbys[0])
