@@ -30,6 +30,7 @@ type CLI struct {
 	Resume     WaitFlags     `cmd:"" help:"Leave maintenance mode."`
 	Restart    MemberCmd     `cmd:"" help:"Ask member NAME's daemons to restart its PostgreSQL, and wait until it runs again."`
 	Reinit     MemberCmd     `cmd:"" help:"Ask member NAME's daemons to re-create its data directory from the leader, and wait until it runs again."`
+	Reload     ReloadCmd     `cmd:"" help:"Ask every member's daemons (or member NAME's) to read their YAML again and reload PostgreSQL's configuration, like patronictl reload. Changes to the config key need no reload: every member applies them within a loop."`
 	Cancel     struct{}      `cmd:"" aliases:"flush" help:"Cancel a pending or scheduled switchover or failover (delete the failover key); exits 0 also when none is pending."`
 }
 
@@ -57,6 +58,13 @@ type MemberCmd struct {
 	Name    string        `arg:"" help:"The member."`
 	Timeout time.Duration `default:"120s" help:"How long to wait until the member has carried the request out and runs again (exit 13 after it)."`
 	NoWait  bool          `help:"Exit once the request is in etcd."`
+}
+
+// ReloadCmd names the member of reload, none: every member.
+type ReloadCmd struct {
+	Name    string        `arg:"" optional:"" help:"The member (default: every member)."`
+	Timeout time.Duration `default:"30s" help:"How long to wait for each member to carry the reload out (exit 13 after it)."`
+	NoWait  bool          `help:"Exit once the requests are in etcd."`
 }
 
 func run(ctx context.Context, command string, c *CLI, began time.Time) error {
@@ -109,6 +117,8 @@ func run(ctx context.Context, command string, c *CLI, began time.Time) error {
 		return request(ctx, ctl, dcs.ActionRestart, c.Restart, c.JSON, began)
 	case "reinit <name>":
 		return request(ctx, ctl, dcs.ActionReinit, c.Reinit, c.JSON, began)
+	case "reload", "reload <name>":
+		return reload(ctx, ctl, c.Reload, c.JSON, began)
 	default:
 		return switchover(ctx, ctl, &c.Switchover, c.JSON, began)
 	}
@@ -179,6 +189,27 @@ func request(ctx context.Context, ctl *clusterctl.Ctl, action string, m MemberCm
 		r.Failed(err)
 	}
 	return finish(r, err, asJSON)
+}
+
+// reload asks one member, or each in turn, to reload.
+func reload(ctx context.Context, ctl *clusterctl.Ctl, m ReloadCmd, asJSON bool, began time.Time) error {
+	names := []string{m.Name}
+	if m.Name == "" {
+		cl, err := ctl.DCS.Get(ctx)
+		if err != nil {
+			return err
+		}
+		names = names[:0]
+		for _, mem := range cl.Members {
+			names = append(names, mem.Name)
+		}
+	}
+	for _, name := range names {
+		if err := request(ctx, ctl, dcs.ActionReload, MemberCmd{Name: name, Timeout: m.Timeout, NoWait: m.NoWait}, asJSON, began); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // finish prints r: as JSON, or its message on success (cli.Main prints the
