@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -185,4 +186,31 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// isolate cuts the primary old off from etcd and, at the same moment, stops
+// its replicas' WAL receivers (SIGSTOP), so that no replica receives its WAL
+// while clients still reach it. It returns the moment of the cut and a
+// function that resumes the receivers; calling it again does nothing.
+func isolate(t testing.TB, c *testcluster.Cluster, w *testcluster.Workload, old *testcluster.Node) (time.Time, func()) {
+	t.Helper()
+	var receivers []int
+	for _, r := range replicasOf(c, old) {
+		receivers = append(receivers, walReceiverPID(t, r))
+	}
+	resume := func() {
+		for _, pid := range receivers {
+			syscall.Kill(pid, syscall.SIGCONT)
+		}
+		receivers = nil
+	}
+	cut := w.Mark("partition " + old.Name + " (primary) from etcd and stop its replicas' WAL receivers")
+	for _, pid := range receivers {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			resume()
+			t.Fatalf("SIGSTOP wal receiver %d: %v", pid, err)
+		}
+	}
+	old.PartitionFromEtcd()
+	return cut, resume
 }

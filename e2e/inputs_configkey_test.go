@@ -17,9 +17,9 @@ import (
 
 // TestInputsConfigKeyForeignFields writes a config key the way another tool
 // or Patroni 4 might: synchronous_mode "quorum", a string pause and a field
-// of the wrong type. The other fields still apply (every node is paused),
-// and pg-healthd names the bad field and warns that replication is
-// asynchronous.
+// of the wrong type, plus a key pg-ha does not act on yet. The other fields
+// still apply (every node is paused, and the primary replicates in quorum
+// mode), and pg-healthd names the bad field and the key it ignores.
 func TestInputsConfigKeyForeignFields(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{Nodes: 2, Healthd: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -35,6 +35,7 @@ func TestInputsConfigKeyForeignFields(t *testing.T) {
 	cfg["pause"] = "true"
 	cfg["synchronous_mode"] = "quorum"
 	cfg["maximum_lag_on_failover"] = "lots"
+	cfg["failsafe_mode"] = true
 	b, _ := json.Marshal(cfg)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Etcd.Endpoints(), DialTimeout: 5 * time.Second})
 	if err != nil {
@@ -57,7 +58,7 @@ func TestInputsConfigKeyForeignFields(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		for _, want := range []string{`maximum_lag_on_failover: \"lots\" is not an integer`, "ASYNCHRONOUSLY"} {
+		for _, want := range []string{`maximum_lag_on_failover: \"lots\" is not an integer`, "failsafe_mode: not implemented"} {
 			for !n.LogContains(testcluster.Healthd, want) {
 				if time.Now().After(deadline) {
 					t.Fatalf("%s: pg-healthd did not log %q", n.Name, want)
@@ -67,6 +68,10 @@ func TestInputsConfigKeyForeignFields(t *testing.T) {
 		}
 	}
 	c.WaitReplicasStreaming(t, 10*time.Second)
+	p := c.WaitPrimary(t, 10*time.Second)
+	waitUntil(t, 15*time.Second, p.Name+" to replicate in quorum mode", func() bool {
+		return strings.HasPrefix(syncSetting(p), "ANY 1 (")
+	})
 }
 
 // lockdLine returns the last role line pg-lockd published in its state file.

@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -73,4 +75,78 @@ func TestLockdRestartReplica(t *testing.T) {
 		}
 	}
 	finish(t, c, w)
+}
+
+// TestLockdRestartReplicaLateReader: pg-failover restart of a replica whose
+// pg-supervise reads the role pipe late — stopped for 2 s, as a busy or
+// descheduled reader may be — so that the stop line and the lines after it
+// arrive in one read, where only the newest counts. The restart must not
+// be lost that way: pg-failover reports success only once the replica's
+// PostgreSQL runs again, with a new postmaster and a new start time.
+func TestLockdRestartReplicaLateReader(t *testing.T) {
+	c, w := start(t, testcluster.Options{})
+	p := c.WaitPrimary(t, 10*time.Second)
+	r := replicasOf(c, p)[0]
+	pid := r.PID(testcluster.Postmaster)
+	started := postmasterStart(t, r)
+
+	w.Mark("stop pg-supervise of " + r.Name + " for 2 s; restart " + r.Name)
+	if err := r.Signal(testcluster.Supervise, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resume := sync.OnceFunc(func() {
+		if err := r.Signal(testcluster.Supervise, syscall.SIGCONT); err != nil {
+			t.Errorf("resume pg-supervise of %s: %v", r.Name, err)
+		}
+	})
+	defer resume()
+	type outcome struct {
+		out, stderr string
+		code        int
+		err         error
+		took        time.Duration
+	}
+	done := make(chan outcome, 1)
+	bin := testcluster.Binaries(t)
+	go func() {
+		began := time.Now()
+		out, stderr, code, err := runPGFailover(bin, p, "restart", r.Name)
+		done <- outcome{out, stderr, code, err, time.Since(began)}
+	}()
+	time.Sleep(2 * time.Second)
+	w.Mark("resume pg-supervise of " + r.Name)
+	resume()
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("run pg-failover restart %s: %v", r.Name, res.err)
+	}
+	t.Logf("pg-failover restart %s → exit %d in %s: %s %s", r.Name, res.code, res.took.Round(time.Millisecond),
+		strings.TrimSpace(res.out), lastLine(res.stderr))
+	if res.code != 0 || !strings.HasPrefix(res.out, "restart of "+r.Name+" done in ") {
+		// Failing is allowed; reporting success without a restart is not.
+		t.Logf("restart of %s reported failure: exit %d", r.Name, res.code)
+		finish(t, c, w)
+		return
+	}
+	np, nstarted := r.PID(testcluster.Postmaster), postmasterStart(t, r)
+	if np == 0 || np == pid || !nstarted.After(started) {
+		// Show that it did not restart later either.
+		time.Sleep(3 * time.Second)
+		t.Errorf("restart of %s reported done, yet PostgreSQL did not restart: postmaster %d started %s, before the request %d started %s (3 s later: postmaster %d started %s)",
+			r.Name, np, nstarted.Format("15:04:05.000"), pid, started.Format("15:04:05.000"),
+			r.PID(testcluster.Postmaster), postmasterStart(t, r).Format("15:04:05.000"))
+	}
+	finish(t, c, w)
+}
+
+// postmasterStart returns pg_postmaster_start_time() of n's PostgreSQL.
+func postmasterStart(t testing.TB, n *testcluster.Node) time.Time {
+	t.Helper()
+	var at time.Time
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := n.QueryRow(ctx, "SELECT pg_postmaster_start_time()", nil, &at); err != nil {
+		t.Fatalf("postmaster start time of %s: %v", n.Name, err)
+	}
+	return at
 }

@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"syscall"
+	"fmt"
 	"testing"
 	"time"
 
@@ -19,25 +19,8 @@ func TestLockdIsolatedPrimaryFencesEarly(t *testing.T) {
 	o := testcluster.Options{EtcdProxy: true, TTL: 10 * time.Second, LoopWait: time.Second, RetryTimeout: 4 * time.Second}
 	c, w := start(t, o)
 	old := c.WaitPrimary(t, 10*time.Second)
-	var receivers []int
-	for _, r := range replicasOf(c, old) {
-		receivers = append(receivers, walReceiverPID(t, r))
-	}
-	resume := func() {
-		for _, pid := range receivers {
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-		receivers = nil
-	}
+	cut, resume := isolate(t, c, w, old)
 	defer resume()
-
-	cut := w.Mark("partition " + old.Name + " (primary) from etcd and stop its replicas' WAL receivers")
-	for _, pid := range receivers {
-		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-			t.Fatalf("SIGSTOP wal receiver %d: %v", pid, err)
-		}
-	}
-	old.PartitionFromEtcd()
 	// Until the isolated primary is fenced (its postmaster gone), at most
 	// until its lease runs out.
 	pid := old.PID(testcluster.Postmaster)
@@ -102,6 +85,60 @@ func TestLockdEtcdStallKeepsPrimary(t *testing.T) {
 	leaderIs(t, c, p)
 	if gap > time.Second {
 		t.Errorf("%s writer's longest gap since the stall began is %s, want at most 1 s", testcluster.MultiWriter, gap.Round(time.Millisecond))
+	}
+	finish(t, c, w)
+}
+
+// TestLockdSlowEtcdKeepsPrimary: etcd answers every node slowly for 20 s —
+// each request takes about 1.3 s, still within the request timeout
+// (retry_timeout / 2 = 1.5 s), so no request fails. One loop of pg-lockd
+// makes several requests one after the other (the member key, the cluster
+// read, the leader's transaction); together they take longer than the lead
+// line's validity lasts past a renewal, so a keepalive that waited behind
+// them would renew too late. The keepalive does not wait: the primary is not
+// fenced (same postmaster, no fence in pg-supervise's log), its writes go on,
+// and the leader key stays where it is.
+func TestLockdSlowEtcdKeepsPrimary(t *testing.T) {
+	const (
+		delay = 650 * time.Millisecond // each way: a request takes 2 × delay more
+		slow  = 20 * time.Second
+	)
+	c, w := start(t, testcluster.Options{EtcdProxy: true})
+	o := c.Options
+	p := c.WaitPrimary(t, 10*time.Second)
+	pid := p.PID(testcluster.Postmaster)
+	stop := make(chan struct{})
+	leaders := leaderWatch(c, stop)
+
+	began := w.Mark(fmt.Sprintf("etcd answers every node %s late each way", delay))
+	for _, n := range c.Nodes {
+		n.DelayEtcd(delay)
+	}
+	time.Sleep(slow)
+	for _, n := range c.Nodes {
+		n.DelayEtcd(0)
+	}
+	w.Mark("etcd answers at once again")
+	time.Sleep(2 * time.Second)
+	close(stop)
+	seen := <-leaders
+
+	h := w.Snapshot()
+	gap := testcluster.MaxGapSince(h, testcluster.MultiWriter, began)
+	np := p.PID(testcluster.Postmaster)
+	t.Logf("etcd slow for %s (%s each way; ttl %s, loop_wait %s, retry_timeout %s): postmaster %d → %d, leader key %v, longest %s gap %s",
+		slow, delay, o.TTL, o.LoopWait, o.RetryTimeout, pid, np, seen, testcluster.MultiWriter, gap.Round(time.Millisecond))
+	if p.LogContains(testcluster.Supervise, "validity ran out") {
+		t.Errorf("%s's pg-supervise fenced the primary while etcd was slow", p.Name)
+	}
+	if np != pid {
+		t.Errorf("%s's postmaster is %d after etcd was slow, was %d: the primary was fenced or restarted", p.Name, np, pid)
+	}
+	if len(seen) != 1 || seen[0] != p.Name {
+		t.Errorf("leader key while etcd was slow: %v, want [%s] throughout", seen, p.Name)
+	}
+	if gap > time.Second {
+		t.Errorf("%s writer's longest gap since etcd became slow is %s, want at most 1 s", testcluster.MultiWriter, gap.Round(time.Millisecond))
 	}
 	finish(t, c, w)
 }

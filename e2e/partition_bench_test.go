@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -78,25 +77,8 @@ func isolatePrimary(b *testing.B, o testcluster.Options) isolation {
 	c, w := start(b, o)
 	defer c.Close()
 	old := c.WaitPrimary(b, 10*time.Second)
-	var receivers []int
-	for _, r := range replicasOf(c, old) {
-		receivers = append(receivers, walReceiverPID(b, r))
-	}
-	resume := func() {
-		for _, pid := range receivers {
-			syscall.Kill(pid, syscall.SIGCONT)
-		}
-		receivers = nil
-	}
+	cut, resume := isolate(b, c, w, old)
 	defer resume()
-
-	cut := w.Mark("partition " + old.Name + " (primary) from etcd and stop its replicas' WAL receivers")
-	for _, pid := range receivers {
-		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-			b.Fatalf("SIGSTOP wal receiver %d: %v", pid, err)
-		}
-	}
-	old.PartitionFromEtcd()
 	// Until the isolated primary stops taking writes, at most until its
 	// lease runs out: pg-ha kills its server processes; Patroni asks for a
 	// fast shutdown, which stops writes at once but waits for the WAL

@@ -14,7 +14,8 @@ var program = cli.Program{
 	Name: "pg-healthd",
 	Description: "Serve this node's health over HTTP with Patroni's REST semantics, so existing HAProxy checks and " +
 		"monitoring keep working: /primary (/master, /leader, /read-write), /replica, /read-only, /standby-leader, " +
-		"/sync, /async, /health, /liveness, /readiness answer 200 or 503; /, /patroni, /cluster, /history, /config " +
+		"/sync, /quorum, /async, /read-only-sync, /read-only-quorum, /health, /liveness, /readiness answer 200 or 503; " +
+		"/, /patroni, /cluster, /history, /config " +
 		"and /metrics return JSON or Prometheus text. Answers come from a state refreshed in the background and " +
 		"fail closed: if the leader key cannot be confirmed or PostgreSQL does not answer in time, /primary is 503. " +
 		"Without etcd in the configuration, or with --standalone, roles come from PostgreSQL alone. Listens on " +

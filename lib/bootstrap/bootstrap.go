@@ -85,6 +85,12 @@ func (b *Bootstrapper) Run(ctx context.Context) error {
 	// A node that may never lead does not initialize the cluster: it
 	// would leave it without a leader. It waits to clone one instead.
 	if !cl.InitializeSet && b.mayInitialize() {
+		if m := b.Node.Cfg.Bootstrap.Method; m != "" && m != "initdb" {
+			// initdb would start an empty cluster where the operator asked
+			// for one restored from a backup.
+			return fmt.Errorf("bootstrap.method %q: custom bootstrap methods are not implemented by pg-ha yet; "+
+				"refusing to create cluster %s with initdb instead (remove bootstrap.method to initdb a new, empty cluster)", m, b.Node.Cfg.Scope)
+		}
 		il, lctx, err := b.raceInitialize(ctx)
 		if err != nil {
 			return err

@@ -28,6 +28,7 @@ type fake struct {
 	ctl    *Ctl
 	leases map[string]int64
 	token  int64
+	etcd   *etcdtest.Etcd
 }
 
 func newFake(t *testing.T) *fake {
@@ -41,7 +42,7 @@ func newFake(t *testing.T) *fake {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	f := &fake{t: t, c: c, leases: map[string]int64{},
+	f := &fake{t: t, c: c, leases: map[string]int64{}, etcd: e,
 		ctl: &Ctl{DCS: c, Cfg: testConfig(t), Log: zerolog.Nop()}}
 	for _, n := range []string{"node1", "node2", "node3"} {
 		l, err := c.Grant(f.ctx(), 10*time.Second)

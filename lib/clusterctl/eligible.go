@@ -17,9 +17,13 @@ type Settings struct {
 	MaxLag int64
 	// Paused is the maintenance mode (the config key's "pause").
 	Paused bool
-	// SyncMode is synchronous_mode: in mode on, with the sync key active,
-	// only a synchronous standby has every acknowledged commit.
-	SyncMode decide.SyncMode
+	// SyncMode is synchronous_mode ("" counts as off); SyncStrict is
+	// synchronous_mode_strict.
+	SyncMode   config.SyncMode
+	SyncStrict bool
+	// StandbyCluster: the dynamic configuration describes a standby
+	// cluster, which has no synchronous replication.
+	StandbyCluster bool
 }
 
 // SettingsOf resolves the settings the way pg-lockd does: cfg's dynamic
@@ -32,14 +36,13 @@ func SettingsOf(cfg *config.Config, cl *dcs.Cluster) Settings {
 			d = nd
 		}
 	}
-	st := Settings{MaxLag: d.MaximumLagOnFailover, Paused: d.Pause}
-	switch d.SyncMode {
-	case config.SyncOn:
-		st.SyncMode = decide.SyncOn
-	case config.SyncQuorum:
-		st.SyncMode = decide.SyncQuorum
+	s := Settings{MaxLag: d.MaximumLagOnFailover, Paused: d.Pause, SyncMode: d.SyncMode, SyncStrict: d.SyncStrict}
+	var raw []byte
+	if cl != nil {
+		raw = cl.Config
 	}
-	return st
+	s.StandbyCluster = standbyCluster(cfg, raw)
+	return s
 }
 
 // Assessment says whether one member could become the leader now.
@@ -152,9 +155,9 @@ func Assess(cl *dcs.Cluster, s Settings) []Assessment {
 				a.Reasons = append(a.Reasons, fmt.Sprintf("on timeline %d, the leader on %d", d.Timeline, leaderTL))
 			}
 		}
-		if key := syncKey(cl); s.SyncMode == decide.SyncOn && key.Leader != "" && !key.Lists(m.Name) {
+		if key := syncKey(cl); s.SyncMode == config.SyncOn && !s.StandbyCluster && key.Leader != "" && !key.Lists(m.Name) {
 			if leader != "" {
-				_, why := decide.SyncFailoverTarget(s.SyncMode, key, m.Name, true)
+				_, why := decide.SyncFailoverTarget(decide.SyncOn, key, m.Name, true)
 				a.Reasons = append(a.Reasons, why)
 			} else {
 				// A failover may go to it, forced: what it lacks of the

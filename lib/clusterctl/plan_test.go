@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
-	"github.com/pg-ha/pg-ha/lib/decide"
 )
 
 func TestMakePlan(t *testing.T) {
@@ -86,7 +86,7 @@ func TestMakePlan(t *testing.T) {
 			s := settings
 			s.Paused = tt.paused
 			if tt.sync {
-				s.SyncMode = decide.SyncOn
+				s.SyncMode = config.SyncOn
 			}
 			p, err := MakePlan(tt.cl, s, tt.req)
 			if tt.reason != Unknown {

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
 )
 
@@ -97,11 +98,22 @@ type Listing struct {
 	Leader           string        `json:"leader,omitempty"`
 	Paused           bool          `json:"paused"`
 	Scheduled        *dcs.Failover `json:"scheduled_switchover,omitempty"`
-	Members          []MemberRow   `json:"members"`
+	// SyncMode is synchronous_mode when on or quorum ("" when off);
+	// SyncStrict is synchronous_mode_strict.
+	SyncMode   string `json:"synchronous_mode,omitempty"`
+	SyncStrict bool   `json:"synchronous_mode_strict,omitempty"`
+	// NoSyncStandby: synchronous replication is asked for, a leader holds
+	// the key, and the sync key lists no standby. Without strict mode the
+	// leader then replicates asynchronously.
+	NoSyncStandby bool        `json:"no_sync_standby,omitempty"`
+	Members       []MemberRow `json:"members"`
 }
 
 // List builds the listing of cl. Lag is measured from LeaderPosition, as
-// patronictl measures it from the cluster's last known position. It is pure.
+// patronictl measures it from the cluster's last known position. Roles are
+// Patroni 4's: "leader", "sync_standby" or "quorum_standby" for a standby
+// the sync key lists while synchronous_mode is on or quorum (not in a
+// standby cluster), else "replica". It is pure.
 func List(scope string, cl *dcs.Cluster, s Settings) Listing {
 	l := Listing{Scope: scope, SystemIdentifier: cl.Initialize, Paused: s.Paused, Members: []MemberRow{}}
 	if cl.Leader != nil {
@@ -110,9 +122,9 @@ func List(scope string, cl *dcs.Cluster, s Settings) Listing {
 	if f := cl.Failover; f != nil && f.ScheduledAt != nil {
 		l.Scheduled = f
 	}
-	var sync []string
-	if cl.Sync != nil {
-		sync = cl.Sync.Standbys
+	if !s.StandbyCluster && (s.SyncMode == config.SyncOn || s.SyncMode == config.SyncQuorum) {
+		l.SyncMode, l.SyncStrict = string(s.SyncMode), s.SyncStrict
+		l.NoSyncStandby = asyncFallback(s, l.Leader, cl.Sync)
 	}
 	pos := LeaderPosition(cl)
 	for _, m := range cl.Members {
@@ -123,10 +135,8 @@ func List(scope string, cl *dcs.Cluster, s Settings) Listing {
 		switch {
 		case m.Name == l.Leader:
 			r.Role = "leader"
-		case contains(sync, m.Name):
-			r.Role = "sync_standby"
 		default:
-			r.Role = "replica"
+			r.Role = syncRole(s, cl.Sync, m.Name)
 		}
 		if m.Name != l.Leader && d.XLogLocation != nil {
 			lag := max(pos-*d.XLogLocation, 0)
@@ -135,15 +145,6 @@ func List(scope string, cl *dcs.Cluster, s Settings) Listing {
 		l.Members = append(l.Members, r)
 	}
 	return l
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // hostPort reads host and port from a member's conn_url
@@ -162,7 +163,9 @@ func hostPort(connURL string) (string, int) {
 }
 
 // RenderList renders l like `patronictl list`: the table, then
-// "Maintenance mode: on" when paused and the scheduled switchover if any.
+// "Maintenance mode: on" when paused, a "Synchronous mode: …" line when
+// synchronous replication is asked for but the sync key lists no standby
+// (pg-ha's; patronictl prints none), and the scheduled switchover if any.
 // Host shows host:port when a member runs on a port other than 5432 or two
 // share a host; Lag in MB is rounded, "unknown" without a position; a
 // replica that streams shows its WAL receiver state ("streaming") as
@@ -222,6 +225,9 @@ func RenderList(l Listing) string {
 	if l.Paused {
 		out += " Maintenance mode: on\n"
 	}
+	if l.NoSyncStandby {
+		out += syncLine(l)
+	}
 	if f := l.Scheduled; f != nil {
 		out += " Switchover scheduled at: " + f.ScheduledAt.Format(time.RFC3339) + "\n"
 		if f.Leader != "" {
@@ -235,7 +241,7 @@ func RenderList(l Listing) string {
 }
 
 // roleTitle is patronictl's spelling of a role: "Leader", "Sync Standby",
-// "Replica".
+// "Quorum Standby", "Replica".
 func roleTitle(r string) string {
 	words := strings.Split(r, "_")
 	for i, w := range words {

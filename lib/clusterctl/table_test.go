@@ -5,18 +5,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
 )
 
 func TestRenderList(t *testing.T) {
 	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	tests := []struct {
-		name   string
-		cl     *dcs.Cluster
-		paused bool
-		want   string
+		name string
+		cl   *dcs.Cluster
+		s    Settings
+		want string
 	}{
-		{"healthy, default port", healthy(), false, `
+		{"healthy, default port", healthy(), Settings{}, `
 + Cluster: demo (7000000000000000001) ----+----+-----------+
 | Member | Host     | Role    | State     | TL | Lag in MB |
 +--------+----------+---------+-----------+----+-----------+
@@ -37,7 +38,7 @@ func TestRenderList(t *testing.T) {
 			cl.Failover = &dcs.Failover{Leader: "node1", Member: "node2", ScheduledAt: &at}
 			cl.Sync = &dcs.SyncKey{Leader: "node1", Standbys: []string{"node2"}}
 			return cl
-		}(), true, `
+		}(), Settings{Paused: true, SyncMode: config.SyncOn}, `
 + Cluster: demo (7000000000000000001) ---+-----------+----+-----------+-----------------+------------------+
 | Member | Host           | Role         | State     | TL | Lag in MB | Pending restart | Tags             |
 +--------+----------------+--------------+-----------+----+-----------+-----------------+------------------+
@@ -50,7 +51,7 @@ func TestRenderList(t *testing.T) {
                     from: node1
                       to: node2
 `},
-		{"no leader, not initialized, long title", cluster("", m("n1", 1, receiver(""))), false, `
+		{"no leader, not initialized, long title", cluster("", m("n1", 1, receiver(""))), Settings{}, `
 + Cluster: demo ----+---------+---------+----+-----------+
 | Member | Host     | Role    | State   | TL | Lag in MB |
 +--------+----------+---------+---------+----+-----------+
@@ -63,7 +64,7 @@ func TestRenderList(t *testing.T) {
 			if tt.name == "no leader, not initialized, long title" {
 				tt.cl.Initialize = ""
 			}
-			got := "\n" + RenderList(List("demo", tt.cl, Settings{Paused: tt.paused}))
+			got := "\n" + RenderList(List("demo", tt.cl, tt.s))
 			diffLines(t, got, tt.want)
 		})
 	}

@@ -70,6 +70,9 @@ type Dynamic struct {
 	// Problems are the fields of the config key that were left out because
 	// their value did not fit, one line each (see ParseDCSJSON).
 	Problems []string
+	// Unimplemented are the config key's fields pg-ha accepts but does not
+	// act on yet, one line each naming what it does instead.
+	Unimplemented []string
 }
 
 // Dynamic resolves the dynamic settings from defaults, bootstrap.dcs and
@@ -180,6 +183,7 @@ func (d Dynamic) WithJSON(raw []byte, local *Config) (Dynamic, error) {
 		out.Parameters[k] = v
 	}
 	out.Problems = append([]string(nil), problems...)
+	out.Unimplemented = s.unimplemented("config key: ")
 	out.apply(&s)
 	if local != nil {
 		for k, v := range local.Postgres.Parameters.Strings() {
@@ -200,9 +204,10 @@ func (d Dynamic) WithJSON(raw []byte, local *Config) (Dynamic, error) {
 	return out, nil
 }
 
-// Warnings are the lines to log about d: each of Problems.
+// Warnings are the lines to log about d: each of Problems and of
+// Unimplemented.
 func (d Dynamic) Warnings() []string {
-	return append([]string(nil), d.Problems...)
+	return append(append([]string(nil), d.Problems...), d.Unimplemented...)
 }
 
 // Synchronous reports whether synchronous replication is asked for.

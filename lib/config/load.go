@@ -90,6 +90,7 @@ func Parse(data []byte, environ []string) (*Config, []string, error) {
 	}
 	applyDefaults(cfg)
 	warns = append(warns, cfg.connectionWarnings()...)
+	warns = append(warns, cfg.unimplemented()...)
 	return cfg, warns, nil
 }
 

@@ -3,9 +3,12 @@ package health
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/pg-ha/pg-ha/lib/clock"
+	"github.com/pg-ha/pg-ha/lib/config"
+	"github.com/pg-ha/pg-ha/lib/dcs"
 	"github.com/pg-ha/pg-ha/lib/state"
 )
 
@@ -45,6 +48,14 @@ type Facts struct {
 	State, Role string
 	// Paused is the maintenance mode (pg-lockd's view, else etcd's).
 	Paused bool
+	// SyncStandby and QuorumStandby are Patroni 4's sync_standby and
+	// quorum_standby: PostgreSQL runs in recovery, the cluster is not a
+	// standby cluster, synchronous_mode is on (SyncStandby) or quorum
+	// (QuorumStandby), and the sync key of the last etcd view lists this
+	// node as a standby (names compared case-insensitively, as PostgreSQL
+	// compares synchronous_standby_names). Whether that view is fresh is
+	// LeaderConfirmed.
+	SyncStandby, QuorumStandby bool
 }
 
 // superviseServing are pg-supervise's states in which a primary may serve.
@@ -129,10 +140,47 @@ func evaluate(s *Snapshot, b Bounds, now clock.Time, explain bool) Facts {
 		f.Primary = true
 	}
 	f.Replica = f.Running && f.InRecovery && !s.NoLoadBalance && !f.StandbyLeader
+	f.SyncStandby, f.QuorumStandby = syncListed(s, &f)
 
 	f.State, f.Role = stateAndRole(s, &f)
 	f.Live, f.Ready = liveness(s, b, now, &f), readiness(s, &f)
 	return f
+}
+
+// syncListed says whether the last etcd view lists this running replica as
+// a synchronous standby (synchronous_mode on) or a quorum standby
+// (synchronous_mode quorum), as Patroni 4's status does: the sync key's
+// standbys count whoever its leader is, and a standby cluster has no
+// synchronous replication.
+func syncListed(s *Snapshot, f *Facts) (sync, quorum bool) {
+	cl := s.DCS.Cluster
+	if !f.Running || !f.InRecovery || s.Standalone || cl == nil || cl.Sync == nil || s.DCS.StandbyCluster {
+		return false, false
+	}
+	if !listsStandby(cl.Sync, s.Name) {
+		return false, false
+	}
+	switch s.DCS.SyncMode {
+	case config.SyncOn:
+		return true, false
+	case config.SyncQuorum:
+		return false, true
+	}
+	return false, false
+}
+
+// listsStandby reports whether k names name among its standbys, ignoring
+// case. An empty key (no leader) lists nobody.
+func listsStandby(k *dcs.SyncKey, name string) bool {
+	if k.Empty() || name == "" {
+		return false
+	}
+	for _, n := range k.Standbys {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func within(now, at clock.Time, bound time.Duration) bool {
@@ -302,10 +350,10 @@ const (
 )
 
 // Decide answers req from s at now: the status code and what the body
-// carries. It is pure. The health checks follow Patroni 3.0.2's do_GET:
-// tag filters apply to every check but /primary, /leader and
-// /standby-leader; the lag filter compares the leader's optime from etcd
-// with the replayed position.
+// carries. It is pure. The health checks follow Patroni's do_GET (4's for
+// the synchronous ones): tag filters apply to every check but /primary,
+// /leader and /standby-leader; the lag filter compares the leader's optime
+// from etcd with the replayed position.
 func Decide(s *Snapshot, b Bounds, now clock.Time, req Request) (int, Body) {
 	f := evaluate(s, b, now, false)
 	return DecideFacts(s, &f, req)
@@ -356,6 +404,13 @@ func DecideFacts(s *Snapshot, f *Facts, req Request) (int, Body) {
 	if req.ReplicationState != "" && req.ReplicationState != f.ReplicationState {
 		replica = false
 	}
+	// Patroni answers the synchronous checks only with a view of etcd; pg-ha
+	// also wants that view fresh before it calls a node synchronous, so that
+	// a load balancer stops sending read-your-writes traffic to a standby
+	// whose listing it can no longer vouch for.
+	known := !s.Standalone && s.DCS.Cluster != nil
+	syncReplica := f.SyncStandby && f.LeaderConfirmed && replica
+	quorumReplica := f.QuorumStandby && f.LeaderConfirmed && replica
 	var pass bool
 	switch req.Route {
 	case RouteReplica:
@@ -364,13 +419,19 @@ func DecideFacts(s *Snapshot, f *Facts, req Request) (int, Body) {
 		pass = f.Primary || f.StandbyLeader || replica
 	case RouteHealth:
 		pass = f.Running
+	case RouteSync:
+		pass = known && syncReplica
+	case RouteQuorum:
+		pass = known && quorumReplica
 	case RouteAsync:
-		// Nobody is a synchronous standby until synchronous mode exists, so
-		// every replica is asynchronous. Patroni needs etcd for this one.
-		pass = !s.Standalone && s.DCS.Cluster != nil && replica
+		// A replica the last view lists in either role is not asynchronous,
+		// even when that view is old: /async errs towards fewer members.
+		pass = known && replica && !f.SyncStandby && !f.QuorumStandby
 	case RouteReadOnlySync:
-		pass = !s.Standalone && s.DCS.Cluster != nil && (f.Primary || f.StandbyLeader)
-	case RouteSync, RouteUnknown:
+		pass = known && (f.Primary || f.StandbyLeader || syncReplica)
+	case RouteReadOnlyQuorum:
+		pass = known && (f.Primary || f.StandbyLeader || quorumReplica)
+	case RouteUnknown:
 		pass = false
 	}
 	if pass {

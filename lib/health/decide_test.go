@@ -352,7 +352,10 @@ func TestRoute(t *testing.T) {
 		"/liveness": RouteLiveness, "/readiness": RouteReadiness, "/patroni": RoutePatroni,
 		"/cluster": RouteCluster, "/cluster/x": RouteCluster, "/history": RouteHistory, "/config": RouteConfig,
 		"/metrics": RouteMetrics, "": RouteUnknown, "/nonsense": RouteUnknown, "/sync/": RouteUnknown,
-		"//": RouteUnknown,
+		"//":      RouteUnknown,
+		"/quorum": RouteQuorum, "/read-only-quorum": RouteReadOnlyQuorum, "/quorum/": RouteUnknown,
+		"/read-only-quorum-x": RouteUnknown, "/read-only-quorumish": RouteUnknown, "/x/read-only": RouteReadOnly,
+		"/read-only-synchronousx": RouteUnknown,
 	}
 	for path, want := range tests {
 		if got := route(path); got != want {

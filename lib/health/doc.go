@@ -1,7 +1,7 @@
 // Package health is pg-healthd's logic: the HTTP health API that answers
 // the requests HAProxy, load balancers and monitoring send to Patroni's REST
 // API, with the same status codes, paths, query parameters and JSON field
-// names (Patroni 3.0.2).
+// names (Patroni 3.0.2; the synchronous checks and fields as Patroni 4).
 //
 // # Shape
 //
@@ -33,10 +33,13 @@
 //	                                    ?tag_<key>=<value>: the tag has that value
 //	/read-only                          /primary or /standby-leader or /replica (same filters)
 //	/health                             PostgreSQL answered within 2 s (tag filters apply)
-//	/async                              as /replica, with etcd only: every replica is asynchronous
-//	                                    while pg-ha has no synchronous mode
-//	/sync, /read-only-sync              /sync is always 503 (no synchronous mode yet);
-//	                                    /read-only-sync is /primary, with etcd only
+//	/sync, /synchronous                 as /replica (same filters), with etcd only: synchronous_mode is on,
+//	                                    not a standby cluster, the sync key lists this node as a standby
+//	                                    (case-insensitively), and the etcd view was confirmed within its bound
+//	/quorum                             the same with synchronous_mode quorum (a quorum standby)
+//	/read-only-sync, /read-only-quorum  /primary or /standby-leader, or /sync (/quorum); etcd only
+//	/async, /asynchronous               as /replica, with etcd only: the last etcd view lists this node
+//	                                    neither as a sync nor as a quorum standby
 //	/liveness                           the refresh loop ran within 2 s and, with etcd, pg-lockd's
 //	                                    heartbeat is younger than ttl (primary) or 2·ttl, or paused
 //	/readiness                          /primary or /standby-leader, or PostgreSQL in recovery, etcd
@@ -49,7 +52,8 @@
 //	any other path                      503 with the status, as Patroni
 //
 // The health checks return this node's status JSON (state, postmaster_start_time,
-// role, server_version, xlog, timeline, replication, cluster_unlocked,
+// role, server_version, xlog, sync_standby or quorum_standby when true,
+// timeline, replication, cluster_unlocked,
 // dcs_last_seen, tags, database_system_identifier, pending_restart, patroni
 // {version, scope, name}); /liveness and /readiness return no body. HEAD
 // returns the same code and headers without a body, OPTIONS the same code
@@ -70,6 +74,9 @@
 //     pg-failover.
 //   - /cluster and /history come from the last etcd view instead of a read
 //     per request.
+//   - /sync, /quorum and the replica side of /read-only-sync and
+//     /read-only-quorum also need the etcd view confirmed within its bound:
+//     Patroni answers from whatever view it last had.
 //   - The status has no usename or sync_priority in replication entries, and
 //     xlog.replayed_timestamp is null. /failsafe is not served.
 //   - Headers (request line included) over 16 KiB get 431, request bodies

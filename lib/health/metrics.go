@@ -33,6 +33,7 @@ var metricDefs = []metricDef{
 	{"patroni_standby_leader", "Value is 1 if this node is the standby_leader, 0 otherwise.", false},
 	{"patroni_replica", "Value is 1 if this node is a replica, 0 otherwise.", false},
 	{"patroni_sync_standby", "Value is 1 if this node is a sync standby replica, 0 otherwise.", false},
+	{"patroni_quorum_standby", "Value is 1 if this node is a quorum standby replica, 0 otherwise.", false},
 	{"patroni_xlog_received_location", "Current location of the received Postgres transaction log, 0 if this node is not a replica.", true},
 	{"patroni_xlog_replayed_location", "Current location of the replayed Postgres transaction log, 0 if this node is not a replica.", true},
 	{"patroni_xlog_replayed_timestamp", "Current timestamp of the replayed Postgres transaction log, 0 if null.", false},
@@ -118,7 +119,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	emit("patroni_xlog_location", location)
 	emit("patroni_standby_leader", b(f.Role == "standby_leader"))
 	emit("patroni_replica", b(f.Role == "replica"))
-	emit("patroni_sync_standby", 0)
+	emit("patroni_sync_standby", b(f.SyncStandby))
+	emit("patroni_quorum_standby", b(f.QuorumStandby))
 	emit("patroni_xlog_received_location", received)
 	emit("patroni_xlog_replayed_location", replayed)
 	emit("patroni_xlog_replayed_timestamp", 0)

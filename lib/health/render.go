@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pg-ha/pg-ha/lib/clock"
+	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
 )
 
@@ -25,6 +26,8 @@ type statusJSON struct {
 	Role                string         `json:"role"`
 	ServerVersion       int            `json:"server_version,omitempty"`
 	XLog                any            `json:"xlog,omitempty"`
+	SyncStandby         bool           `json:"sync_standby,omitempty"`
+	QuorumStandby       bool           `json:"quorum_standby,omitempty"`
 	Timeline            uint32         `json:"timeline,omitempty"`
 	ReplicationState    string         `json:"replication_state,omitempty"`
 	Replication         []replicaJSON  `json:"replication,omitempty"`
@@ -76,6 +79,7 @@ func StatusJSON(s *Snapshot, f *Facts) []byte {
 		State: f.State, Role: f.Role,
 		Patroni: patroniJSON{Version: s.Version, Scope: s.Scope, Name: s.Name},
 		Tags:    s.Tags, Pause: f.Paused,
+		SyncStandby: f.SyncStandby, QuorumStandby: f.QuorumStandby,
 	}
 	st := &s.PG.Status
 	if f.Running {
@@ -139,10 +143,21 @@ type switchoverJSON struct {
 
 // ClusterJSON renders the members as Patroni's /cluster does (utils.py
 // cluster_as_json): sorted by name, the leader's role "leader" (or
-// "standby_leader"), the others "replica" with their lag behind the
-// status optime ("unknown" without xlog_location). It is pure.
-func ClusterJSON(cl *dcs.Cluster, standby, paused bool) []byte {
+// "standby_leader"), the standbys the sync key lists "sync_standby" with
+// synchronous_mode on or "quorum_standby" with quorum (never in a standby
+// cluster, as Patroni 4), the others "replica"; every member but the
+// leader with its lag behind the status optime ("unknown" without
+// xlog_location). It is pure.
+func ClusterJSON(cl *dcs.Cluster, standby, paused bool, mode config.SyncMode) []byte {
 	doc := clusterJSON{Members: []memberJSON{}, Pause: paused}
+	syncRole := ""
+	switch {
+	case standby || cl.Sync == nil:
+	case mode == config.SyncOn:
+		syncRole = "sync_standby"
+	case mode == config.SyncQuorum:
+		syncRole = "quorum_standby"
+	}
 	leader := ""
 	if cl.Leader != nil {
 		leader = cl.Leader.Name
@@ -167,6 +182,9 @@ func ClusterJSON(cl *dcs.Cluster, standby, paused bool) []byte {
 				mj.Role = "standby_leader"
 			}
 		} else {
+			if syncRole != "" && listsStandby(cl.Sync, m.Name) {
+				mj.Role = syncRole
+			}
 			switch lsn := d.XLogLocation; {
 			case lsn == nil:
 				mj.Lag = "unknown"
@@ -189,7 +207,7 @@ func Render(s *Snapshot, b Bounds, now clock.Time) *Rendered {
 	f := Evaluate(s, b, now)
 	r := &Rendered{Status: StatusJSON(s, &f)}
 	if cl := s.DCS.Cluster; cl != nil && !s.Standalone {
-		r.Cluster = ClusterJSON(cl, s.DCS.StandbyCluster, s.DCS.Paused)
+		r.Cluster = ClusterJSON(cl, s.DCS.StandbyCluster, s.DCS.Paused, s.DCS.SyncMode)
 		h := cl.History
 		if h == nil {
 			h = []dcs.HistoryEntry{}

@@ -10,29 +10,31 @@ type Route uint8
 
 // Routes, named after the path that selects them.
 const (
-	RouteUnknown       Route = iota // any other path: Patroni answers 503 with the status
-	RoutePrimary                    // /, /primary, /master, /read-write
-	RouteLeader                     // /leader
-	RouteStandbyLeader              // /standby-leader, /standby_leader
-	RouteReplica                    // /replica
-	RouteReadOnly                   // /read-only
-	RouteReadOnlySync               // /read-only-sync, /read-only-synchronous
-	RouteSync                       // /sync, /synchronous
-	RouteAsync                      // /async, /asynchronous
-	RouteHealth                     // /health
-	RouteLiveness                   // /liveness
-	RouteReadiness                  // /readiness
-	RoutePatroni                    // /patroni
-	RouteCluster                    // /cluster
-	RouteHistory                    // /history
-	RouteConfig                     // /config
-	RouteMetrics                    // /metrics
+	RouteUnknown        Route = iota // any other path: Patroni answers 503 with the status
+	RoutePrimary                     // /, /primary, /master, /read-write
+	RouteLeader                      // /leader
+	RouteStandbyLeader               // /standby-leader, /standby_leader
+	RouteReplica                     // /replica
+	RouteReadOnly                    // /read-only
+	RouteReadOnlySync                // /read-only-sync, /read-only-synchronous
+	RouteSync                        // /sync, /synchronous
+	RouteAsync                       // /async, /asynchronous
+	RouteQuorum                      // /quorum
+	RouteReadOnlyQuorum              // /read-only-quorum
+	RouteHealth                      // /health
+	RouteLiveness                    // /liveness
+	RouteReadiness                   // /readiness
+	RoutePatroni                     // /patroni
+	RouteCluster                     // /cluster
+	RouteHistory                     // /history
+	RouteConfig                      // /config
+	RouteMetrics                     // /metrics
 )
 
 var routeNames = [...]string{
 	RouteUnknown: "unknown", RoutePrimary: "primary", RouteLeader: "leader", RouteStandbyLeader: "standby-leader",
 	RouteReplica: "replica", RouteReadOnly: "read-only", RouteReadOnlySync: "read-only-sync", RouteSync: "sync",
-	RouteAsync: "async", RouteHealth: "health", RouteLiveness: "liveness", RouteReadiness: "readiness",
+	RouteAsync: "async", RouteQuorum: "quorum", RouteReadOnlyQuorum: "read-only-quorum", RouteHealth: "health", RouteLiveness: "liveness", RouteReadiness: "readiness",
 	RoutePatroni: "patroni", RouteCluster: "cluster", RouteHistory: "history", RouteConfig: "config",
 	RouteMetrics: "metrics",
 }
@@ -66,7 +68,7 @@ type TagFilter struct{ Key, Value string }
 // size limit bounds it anyway, this keeps it small.
 const maxTagFilters = 64
 
-// ParseRequest routes path the way Patroni 3.0.2 does and reads the query
+// ParseRequest routes path the way Patroni 4 does and reads the query
 // parameters. It never fails: malformed parameters are ignored as Patroni's
 // parse_qs ignores them, and an unparsable lag means no limit. It does no
 // I/O.
@@ -76,8 +78,9 @@ const maxTagFilters = 64
 // /cluster). Any other path is a health check matched by substring, in
 // Patroni's order: "standby_leader" or "standby-leader", then "leader", then
 // "master", "primary" or "read-write", then "replica", then "read-only"
-// (without "sync"), then "health"; then exactly /sync, /synchronous, /async,
-// /asynchronous, /read-only-sync, /read-only-synchronous. "/" is /primary.
+// (without "sync" or "quorum"), then "health"; then exactly /sync,
+// /synchronous, /async, /asynchronous, /read-only-sync,
+// /read-only-synchronous, /quorum, /read-only-quorum. "/" is /primary.
 // Anything else is RouteUnknown, which Patroni answers 503.
 func ParseRequest(path, rawQuery string) Request {
 	r := Request{Route: route(path)}
@@ -147,7 +150,7 @@ func route(path string) Route {
 		return RoutePrimary
 	case has("replica"):
 		return RouteReplica
-	case has("read-only") && !has("sync"):
+	case has("read-only") && !has("sync") && !has("quorum"):
 		return RouteReadOnly
 	case has("health"):
 		return RouteHealth
@@ -159,6 +162,10 @@ func route(path string) Route {
 		return RouteAsync
 	case "/read-only-sync", "/read-only-synchronous":
 		return RouteReadOnlySync
+	case "/quorum":
+		return RouteQuorum
+	case "/read-only-quorum":
+		return RouteReadOnlyQuorum
 	}
 	return RouteUnknown
 }

@@ -310,8 +310,10 @@ func (s *Service) noteChange(snap *Snapshot, now clock.Time) string {
 			s.log.Warn().Str("error", snap.DCS.Err).Dur("bound", s.bounds.DCS).Msg("etcd view no longer confirmed")
 		}
 	}
-	if f.Primary != p.Primary || f.Role != p.Role || f.Leader != p.Leader {
-		ev := s.log.Info().Str("role", f.Role).Str("leader", f.Leader).Bool("primary", f.Primary)
+	if f.Primary != p.Primary || f.Role != p.Role || f.Leader != p.Leader ||
+		f.SyncStandby != p.SyncStandby || f.QuorumStandby != p.QuorumStandby {
+		ev := s.log.Info().Str("role", f.Role).Str("leader", f.Leader).Bool("primary", f.Primary).
+			Bool("sync_standby", f.SyncStandby).Bool("quorum_standby", f.QuorumStandby)
 		if !f.Primary {
 			ev = ev.Str("reason", f.Why)
 		}
@@ -500,10 +502,10 @@ func (s *Service) readDCS(ctx context.Context) {
 		s.update(func(n *Snapshot) { n.DCS.Err = oneLine(err.Error()) })
 		return
 	}
-	standby, paused := dynamicFlags(cl.Config)
+	standby, paused, mode := dynamicFlags(cl.Config)
 	s.warnConfig(cl.ConfigRev, cl.Config)
 	s.update(func(n *Snapshot) {
-		n.DCS = DCSObservation{Cluster: cl, Confirmed: sent, LastSeen: wall, StandbyCluster: standby, Paused: paused}
+		n.DCS = DCSObservation{Cluster: cl, Confirmed: sent, LastSeen: wall, StandbyCluster: standby, Paused: paused, SyncMode: mode}
 	})
 }
 
@@ -545,8 +547,7 @@ func (s *Service) runTick(ctx context.Context) {
 }
 
 // warnConfig logs, once per revision of the config key, each field left
-// out for its type and a synchronous_mode pg-ha does not honour. It is
-// called from the goroutine that reads etcd only.
+// out for its type. It is called from the goroutine that reads etcd only.
 func (s *Service) warnConfig(rev int64, raw []byte) {
 	if raw == nil || rev == s.configRev {
 		return
@@ -562,21 +563,26 @@ func (s *Service) warnConfig(rev int64, raw []byte) {
 	}
 }
 
-// dynamicFlags reads standby_cluster and pause from the config key, as
-// Patroni's is_standby_cluster does. The key is read field by field
-// (config.ParseDCSJSON): another field of the wrong type does not hide the
-// pause.
-func dynamicFlags(raw []byte) (standby, paused bool) {
+// dynamicFlags reads standby_cluster, pause and synchronous_mode from the
+// config key, as Patroni's global config does (is_standby_cluster,
+// is_paused, synchronous_mode). The key is read field by field
+// (config.ParseDCSJSON): another field of the wrong type hides none of
+// them. A synchronous_mode that is absent or unreadable is off.
+func dynamicFlags(raw []byte) (standby, paused bool, mode config.SyncMode) {
 	if raw == nil {
-		return false, false
+		return false, false, config.SyncOff
 	}
 	d, _, err := config.ParseDCSJSON(raw)
 	if err != nil {
-		return false, false
+		return false, false, config.SyncOff
 	}
 	sc := d.StandbyCluster
 	standby = sc != nil && (truthyTag(sc["host"]) || truthyTag(sc["port"]) || truthyTag(sc["restore_command"]))
-	return standby, d.Pause != nil && *d.Pause
+	mode = config.SyncOff
+	if d.SynchronousMode != nil {
+		mode = *d.SynchronousMode
+	}
+	return standby, d.Pause != nil && *d.Pause, mode
 }
 
 type promLog struct{ log zerolog.Logger }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/pg-ha/pg-ha/lib/clock"
+	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
 	"github.com/pg-ha/pg-ha/lib/pg"
 	"github.com/pg-ha/pg-ha/lib/state"
@@ -84,6 +85,9 @@ type DCSObservation struct {
 	StandbyCluster bool
 	// Paused is the dynamic configuration's pause.
 	Paused bool
+	// SyncMode is the dynamic configuration's synchronous_mode ("" when
+	// absent or unreadable: off).
+	SyncMode config.SyncMode
 }
 
 // Bounds are how old each observation may be before it is refused.

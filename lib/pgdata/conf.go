@@ -76,6 +76,35 @@ func RenderConf(dataDir string, params map[string]string, sb *Standby) []byte {
 	return []byte(b.String())
 }
 
+// SetParameter sets one parameter in the postgresql.conf pg-ha wrote in
+// dataDir, leaving every other line and standby.signal as they are (a
+// server in the middle of a promotion must find its recovery settings
+// unchanged). The file is replaced atomically.
+func SetParameter(dataDir string, o pg.Owner, name, value string) error {
+	path := filepath.Join(dataDir, "postgresql.conf")
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("set %s: %w", name, err)
+	}
+	if !bytes.HasPrefix(old, []byte(confHeader)) {
+		return fmt.Errorf("set %s: %s was not written by pg-ha", name, path)
+	}
+	var head, params []string
+	for _, line := range strings.Split(strings.TrimSuffix(string(old), "\n"), "\n") {
+		k, _, ok := strings.Cut(line, " = ")
+		switch {
+		case !ok || strings.HasPrefix(line, "#") || k == "include_if_exists":
+			head = append(head, line)
+		case k != name:
+			params = append(params, line)
+		}
+	}
+	params = append(params, name+" = "+quote(value))
+	sort.Strings(params)
+	out := strings.Join(append(head, params...), "\n") + "\n"
+	return writeAtomic(path, []byte(out), 0o600, o)
+}
+
 // quote renders a value as a postgresql.conf string literal.
 func quote(v string) string {
 	return "'" + strings.ReplaceAll(strings.ReplaceAll(v, `\`, `\\`), "'", "''") + "'"

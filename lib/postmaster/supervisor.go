@@ -659,13 +659,15 @@ func (s *Supervisor) keepStandbyNames(ctx context.Context, conn *pgx.Conn, line 
 	if want == s.syncWritten && time.Since(s.syncWrittenAt) < 2*time.Second {
 		return // reloaded just now; the session sees it at its next query
 	}
-	if err := s.writeStandbyNames(line, want); err != nil {
+	if err := s.writeStandbyNames(want); err != nil {
 		s.log.Warn().Err(err).Msg("setting synchronous_standby_names")
 	}
 }
 
-func (s *Supervisor) writeStandbyNames(line rolepipe.Line, want string) error {
-	if err := pgdata.WriteConf(s.node.DataDir(), s.node.Owner, s.params(line), nil); err != nil {
+func (s *Supervisor) writeStandbyNames(want string) error {
+	// Only this line changes: a server about to be promoted keeps its
+	// recovery settings and standby.signal, which the promotion removes.
+	if err := pgdata.SetParameter(s.node.DataDir(), s.node.Owner, standbyNamesParam, want); err != nil {
 		return err
 	}
 	if err := s.proc.Reload(); err != nil {
@@ -681,7 +683,7 @@ func (s *Supervisor) writeStandbyNames(line rolepipe.Line, want string) error {
 // reloads its configuration before it signals its sessions.
 func (s *Supervisor) applyStandbyNames(ctx context.Context, line rolepipe.Line, within time.Duration) error {
 	want := s.params(line)[standbyNamesParam]
-	if err := s.writeStandbyNames(line, want); err != nil {
+	if err := s.writeStandbyNames(want); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(within)

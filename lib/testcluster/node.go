@@ -143,6 +143,19 @@ func (n *Node) HealEtcd() {
 	n.note("etcd partition healed")
 }
 
+// DelayEtcd makes the node's link to etcd slow: every chunk is passed on d
+// later in each direction (Proxy.SetDelay), so each etcd request of the
+// node takes 2·d longer; 0 ends it. It needs Options.EtcdProxy. The moment
+// is noted in the node's pg-lockd and pg-supervise logs.
+func (n *Node) DelayEtcd(d time.Duration) {
+	n.c.t.Helper()
+	n.needProxy("DelayEtcd")
+	for _, p := range n.proxies {
+		p.SetDelay(d)
+	}
+	n.note(fmt.Sprintf("etcd delay %s each way", d))
+}
+
 // EtcdPartitioned reports whether the node is cut off from etcd.
 func (n *Node) EtcdPartitioned() bool {
 	return len(n.proxies) > 0 && n.proxies[0].Partitioned()

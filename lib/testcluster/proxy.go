@@ -17,6 +17,9 @@ import (
 // as if every packet were dropped — and new connections are accepted but
 // connected to nothing. Heal closes those silenced connections (a real
 // network would have timed them out) and forwards new connections again.
+//
+// SetDelay makes it a slow link instead: every chunk it reads is passed on
+// that much later, in each direction, in order.
 type Proxy struct {
 	l      net.Listener
 	target string
@@ -26,6 +29,7 @@ type Proxy struct {
 	conns       map[*proxyConn]struct{}
 	partitioned bool
 	closed      bool
+	delay       time.Duration
 }
 
 // proxyConn is one accepted connection and, unless it was accepted during a
@@ -91,6 +95,23 @@ func (p *Proxy) Partition() {
 	for c := range p.conns {
 		c.frozen = true
 	}
+}
+
+// SetDelay delays every chunk read from now on by d before it is passed
+// on, in both directions of every connection, keeping the order of each
+// direction: a link with d of latency each way, so a request and its answer
+// take 2·d more. Chunks already read keep the delay they were read with; 0
+// ends the delay. A partition still drops what is read after it.
+func (p *Proxy) SetDelay(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = max(d, 0)
+}
+
+func (p *Proxy) currentDelay() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.delay
 }
 
 // Heal closes every connection silenced by Partition and forwards new
@@ -216,10 +237,28 @@ func (p *Proxy) drop(c *proxyConn) {
 	c.close()
 }
 
+// chunk is what pipe read at once, due to be passed on at due; eof marks
+// the end of the source (passed on as a half close).
+type chunk struct {
+	data []byte
+	due  time.Time
+	eof  bool
+}
+
 // pipe copies src to dst until src ends (passed on as a half close) or
-// either fails (then both are closed). Once c is frozen it drops what it
-// read and, reading nothing more, waits until c is closed.
+// either fails (then both are closed). Each chunk read is passed on once
+// the proxy's delay has passed since it was read, by a goroutine of its own
+// so that reading goes on meanwhile. Once c is frozen it drops what it read
+// and, reading nothing more, waits until c is closed; chunks read before
+// are still passed on, like packets already on the wire.
 func (p *Proxy) pipe(c *proxyConn, src, dst net.Conn) {
+	queue := make(chan chunk, 1024)
+	delivered := make(chan struct{})
+	p.wg.Go(func() {
+		defer close(delivered)
+		p.deliver(c, queue, dst)
+	})
+	defer func() { <-delivered }()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
@@ -227,18 +266,53 @@ func (p *Proxy) pipe(c *proxyConn, src, dst net.Conn) {
 			<-c.done
 			return
 		}
+		due := time.Now().Add(p.currentDelay())
 		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				p.drop(c)
+			select {
+			case queue <- chunk{data: append([]byte(nil), buf[:n]...), due: due}:
+			case <-c.done:
 				return
 			}
 		}
 		if err != nil {
-			if tc, ok := dst.(*net.TCPConn); ok && errors.Is(err, io.EOF) {
-				tc.CloseWrite()
+			if _, ok := dst.(*net.TCPConn); ok && errors.Is(err, io.EOF) {
+				select {
+				case queue <- chunk{eof: true, due: due}:
+				case <-c.done:
+				}
 			} else {
 				p.drop(c)
 			}
+			return
+		}
+	}
+}
+
+// deliver writes the chunks of queue to dst, each at its due time, until
+// the end of the source or until c is closed.
+func (p *Proxy) deliver(c *proxyConn, queue <-chan chunk, dst net.Conn) {
+	for {
+		var ch chunk
+		select {
+		case ch = <-queue:
+		case <-c.done:
+			return
+		}
+		if wait := time.Until(ch.due); wait > 0 {
+			timer := time.NewTimer(wait)
+			select {
+			case <-timer.C:
+			case <-c.done:
+				timer.Stop()
+				return
+			}
+		}
+		if ch.eof {
+			dst.(*net.TCPConn).CloseWrite()
+			return
+		}
+		if _, err := dst.Write(ch.data); err != nil {
+			p.drop(c)
 			return
 		}
 	}

@@ -262,6 +262,75 @@ func TestProxyTargetDown(t *testing.T) {
 	expectClosed(t, c, "client of a proxy whose target is down")
 }
 
+// TestProxyDelay: with a delay, every chunk arrives that much after it was
+// sent, in each direction and in order, even when more is sent meanwhile;
+// without one, at once again.
+func TestProxyDelay(t *testing.T) {
+	const d = 200 * time.Millisecond
+	tg := startTarget(t)
+	p := startTestProxy(t, tg)
+	client, server := dial(t, p, tg)
+	p.SetDelay(d)
+
+	sent := time.Now()
+	write(t, client, "one,")
+	time.Sleep(d / 2)
+	write(t, client, "two")
+	server.SetReadDeadline(time.Now().Add(d / 4))
+	if n, err := server.Read(make([]byte, 16)); n > 0 || err == nil {
+		t.Fatalf("target read %d bytes %s after the write, want none before the delay", n, time.Since(sent))
+	}
+	expect(t, server, "one,")
+	if got := time.Since(sent); got < d {
+		t.Errorf("first chunk arrived %s after it was sent, want at least %s", got, d)
+	}
+	expect(t, server, "two")
+	if got := time.Since(sent); got < d+d/2 {
+		t.Errorf("second chunk arrived %s after the first was sent, want at least %s", got, d+d/2)
+	}
+
+	sent = time.Now()
+	write(t, server, "back")
+	expect(t, client, "back")
+	if got := time.Since(sent); got < d {
+		t.Errorf("answer arrived %s after it was sent, want at least %s", got, d)
+	}
+
+	p.SetDelay(0)
+	sent = time.Now()
+	write(t, client, "fast")
+	expect(t, server, "fast")
+	if got := time.Since(sent); got > d/2 {
+		t.Errorf("without a delay a chunk took %s", got)
+	}
+
+	// A half close waits behind the data sent before it.
+	p.SetDelay(d)
+	write(t, client, "last")
+	client.(*net.TCPConn).CloseWrite()
+	expect(t, server, "last")
+	server.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := server.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("target read after the client's delayed half close: %d, %v; want EOF", n, err)
+	}
+}
+
+// TestProxyDelayThenPartition: what was read before a partition still
+// arrives after its delay; what is sent after it does not.
+func TestProxyDelayThenPartition(t *testing.T) {
+	const d = 200 * time.Millisecond
+	tg := startTarget(t)
+	p := startTestProxy(t, tg)
+	client, server := dial(t, p, tg)
+	p.SetDelay(d)
+	write(t, client, "on the wire")
+	time.Sleep(d / 4)
+	p.Partition()
+	write(t, client, "lost")
+	expect(t, server, "on the wire")
+	expectSilence(t, server, "target after the partition")
+}
+
 func waitConns(t *testing.T, p *Proxy, want int) {
 	t.Helper()
 	deadline := time.Now().Add(time.Second)

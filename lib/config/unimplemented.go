@@ -1,0 +1,131 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Patroni keys pg-ha accepts but does not act on yet. Each set one is
+// reported by a warning naming the key and what pg-ha does instead, so that
+// nothing an operator wrote is ignored in silence.
+
+// unimplemented lists the settings of the YAML that are set but not acted
+// on, one warning line each.
+func (c *Config) unimplemented() []string {
+	var out []string
+	add := func(key, instead string) {
+		out = append(out, fmt.Sprintf("%s: not implemented by pg-ha yet and ignored; %s", key, instead))
+	}
+	out = append(out, c.Bootstrap.DCS.unimplemented("bootstrap.dcs.")...)
+	out = append(out, (&DCS{DCSCore: c.DCSCore}).unimplemented("")...)
+	if m := c.Bootstrap.Method; m != "" && m != "initdb" {
+		add("bootstrap.method", "pg-bootstrap refuses to create a new cluster with a custom method (it would start an empty one); an initialized cluster is not affected")
+	}
+	if c.Bootstrap.PostInit != "" {
+		add("bootstrap.post_init", "the script is not run after initdb")
+	}
+	if c.Bootstrap.PostBootstrap != "" {
+		add("bootstrap.post_bootstrap", "the script is not run after initdb")
+	}
+	p := &c.Postgres
+	if len(p.Callbacks) > 0 {
+		add("postgresql.callbacks", "no callback is run")
+	}
+	if p.CustomConf != "" {
+		add("postgresql.custom_conf", "pg-ha writes postgresql.conf itself and includes a postgresql.conf it did not write as postgresql.base.conf")
+	}
+	if p.ConfigDir != "" && p.ConfigDir != p.DataDir {
+		add("postgresql.config_dir", "the configuration files are written to and read from data_dir")
+	}
+	if len(p.BinName) > 0 {
+		add("postgresql.bin_name", "the programs are run by their usual names from bin_dir")
+	}
+	if p.PgCtlTimeout != nil {
+		add("postgresql.pg_ctl_timeout", "a stop is escalated after 30 s")
+	}
+	if len(p.PgIdent) > 0 {
+		add("postgresql.pg_ident", "pg_ident.conf is not written")
+	}
+	if len(p.RecoveryConf) > 0 {
+		add("postgresql.recovery_conf", "only restore_command is looked at (by pg-healthd); the settings are not written to the server's configuration")
+	}
+	if p.RemoveDataOnRewindFail {
+		add("postgresql.remove_data_directory_on_rewind_failure", "after five failed pg_rewind runs the data directory is moved aside (never deleted) and the leader cloned, whatever this says")
+	}
+	if p.RemoveDataOnDiverged {
+		add("postgresql.remove_data_directory_on_diverged_timelines", "a diverged replica is rewound with pg_rewind")
+	}
+	if p.UseUnixSocket || p.UseUnixSocketRepl {
+		add("postgresql.use_unix_socket", "pg-ha's own local connections use the runtime directory's socket; replication uses connect_address")
+	}
+	if p.ProxyAddress != "" {
+		add("postgresql.proxy_address", "it is not published in the member key")
+	}
+	r := &c.RestAPI
+	if len(r.Allowlist) > 0 || r.AllowlistIncludeMembers {
+		add("restapi.allowlist", "pg-healthd answers every client; restrict access with a firewall or client certificates")
+	}
+	if r.RequestQueueSize != 0 {
+		add("restapi.request_queue_size", "the server's own limits apply")
+	}
+	switch strings.ToLower(c.Watchdog.Mode) {
+	case "automatic", "required", "true":
+		add("watchdog.mode", "pg-ha relies on systemd's watchdog (WatchdogSec in the units) and on its own fence, not on /dev/watchdog")
+	}
+	for key, set := range map[string]bool{"citus": len(c.Citus) > 0, "raft": len(c.Raft) > 0, "consul": len(c.Consul) > 0,
+		"zookeeper": len(c.Zookeeper) > 0, "exhibitor": len(c.Exhibitor) > 0, "kubernetes": len(c.Kubernetes) > 0} {
+		if set {
+			add(key, "pg-ha uses etcd (etcd3) only")
+		}
+	}
+	for _, tag := range []string{"clonefrom", "nostream"} {
+		if TagBool(c.Tags[tag]) {
+			add("tags."+tag, "replicas are cloned from and stream from the leader")
+		}
+	}
+	if v, ok := c.Tags["replicatefrom"]; ok && v != nil && ParamString(v) != "" {
+		add("tags.replicatefrom", "this node streams from the leader; it is only left out of the leader's synchronous standbys")
+	}
+	slices.Sort(out)
+	return out
+}
+
+// unimplemented lists the dynamic settings in s that are set but not acted
+// on; prefix names where they were found ("bootstrap.dcs.", "config key: ").
+func (s *DCS) unimplemented(prefix string) []string {
+	var out []string
+	add := func(key, instead string) {
+		out = append(out, fmt.Sprintf("%s%s: not implemented by pg-ha yet and ignored; %s", prefix, key, instead))
+	}
+	if s.FailsafeMode != nil && *s.FailsafeMode {
+		add("failsafe_mode", "without etcd the primary is fenced when its lease runs out")
+	}
+	if len(s.StandbyCluster) > 0 {
+		add("standby_cluster", "this cluster runs its own primary and does NOT follow the remote one")
+	}
+	if len(s.Slots) > 0 {
+		add("slots", "permanent replication slots are not created")
+	}
+	if len(s.IgnoreSlots) > 0 {
+		add("ignore_slots", "pg-ha drops no replication slot")
+	}
+	if s.MaxTimelinesHistory != nil {
+		add("max_timelines_history", "the history key keeps every entry")
+	}
+	if s.PrimaryStopTimeout != nil || s.MasterStopTimeout != nil {
+		add("primary_stop_timeout", "a fast shutdown of the primary is escalated after 30 s")
+	}
+	if s.CheckTimeline != nil && *s.CheckTimeline {
+		add("check_timeline", "candidates are ranked by timeline first, then by WAL position")
+	}
+	if p := s.Postgres; p != nil {
+		if len(p.PgIdent) > 0 {
+			add("postgresql.pg_ident", "pg_ident.conf is not written")
+		}
+		if len(p.RecoveryConf) > 0 {
+			add("postgresql.recovery_conf", "the settings are not written to the server's configuration")
+		}
+	}
+	return out
+}
