@@ -36,6 +36,7 @@ type CLI struct {
 	Resume     WaitFlags     `cmd:"" help:"Leave maintenance mode."`
 	Restart    MemberCmd     `cmd:"" help:"Ask member NAME's daemons to restart its PostgreSQL, and wait until it runs again."`
 	Reinit     MemberCmd     `cmd:"" help:"Ask member NAME's daemons to re-create its data directory from the leader, and wait until it runs again."`
+	Reload     ReloadCmd     `cmd:"" help:"Ask every member's daemons (or member NAME's) to read their YAML again and reload PostgreSQL's configuration, like patronictl reload. Changes to the config key need no reload: every member applies them within a loop."`
 	Cancel     CancelCmd     `cmd:"" aliases:"flush" help:"Cancel a pending or scheduled switchover or failover (delete the failover key); exits 0 also when none is pending."`
 	ShowConfig ClusterArg    `cmd:"" name:"show-config" help:"Print the dynamic configuration (the config key) as YAML, like patronictl show-config."`
 	EditConfig EditConfigCmd `cmd:"" name:"edit-config" help:"Change the dynamic configuration: --set, --pg, --apply or --replace, else in $EDITOR; shows the diff and asks on a terminal unless --force."`
@@ -112,6 +113,13 @@ type EditConfigCmd struct {
 type DSNCmd struct {
 	Names  []string `arg:"" optional:"" name:"member" help:"The member (default: the leader); patronictl's form CLUSTER [MEMBER] works too."`
 	Member string   `short:"m" placeholder:"NAME" needs:"a member name" example:"node2" help:"The member, as patronictl's --member."`
+}
+
+// ReloadCmd names the member of reload, none: every member.
+type ReloadCmd struct {
+	Names   []string      `arg:"" optional:"" name:"name" help:"The member (default: every member); patronictl's form CLUSTER [MEMBER] works too."`
+	Timeout time.Duration `default:"30s" help:"How long to wait for each member to carry the reload out (exit 13 after it)."`
+	NoWait  bool          `help:"Exit once the requests are in etcd."`
 }
 
 func run(ctx context.Context, command string, c *CLI, began time.Time) error {
@@ -202,6 +210,8 @@ func run(ctx context.Context, command string, c *CLI, began time.Time) error {
 		f := &c.Failover
 		return switchover(ctx, ctl, &SwitchoverCmd{To: f.Candidate, Failover: true, Force: false, DryRun: f.DryRun,
 			Yes: f.Yes || f.Force, Timeout: f.Timeout, NoWait: f.NoWait}, true, c.JSON, began)
+	case "reload", "reload <name>":
+		return reload(ctx, ctl, cfg.Scope, c.Reload, c.JSON, began)
 	default:
 		return switchover(ctx, ctl, &c.Switchover, false, c.JSON, began)
 	}
@@ -298,6 +308,41 @@ func request(ctx context.Context, ctl *clusterctl.Ctl, action, scope string, m M
 		r.Failed(err)
 	}
 	return finish(r, err, asJSON)
+}
+
+// reload asks one member, or each in turn, to reload.
+func reload(ctx context.Context, ctl *clusterctl.Ctl, scope string, m ReloadCmd, asJSON bool, began time.Time) error {
+	args := m.Names
+	if len(args) > 0 && args[0] == scope {
+		args = args[1:] // patronictl's reload CLUSTER [MEMBER]
+	}
+	if len(args) > 1 {
+		err := clusterctl.UsageError("reload takes at most one member: pg-failover reload [NAME] (or patronictl's reload %s [NAME])", scope)
+		r := clusterctl.Result{Action: dcs.ActionReload}
+		r.Failed(err)
+		return finish(r, err, asJSON)
+	}
+	name := ""
+	if len(args) == 1 {
+		name = args[0]
+	}
+	names := []string{name}
+	if name == "" {
+		cl, err := ctl.DCS.Get(ctx)
+		if err != nil {
+			return err
+		}
+		names = names[:0]
+		for _, mem := range cl.Members {
+			names = append(names, mem.Name)
+		}
+	}
+	for _, name := range names {
+		if err := request(ctx, ctl, dcs.ActionReload, scope, MemberCmd{Names: []string{name}, Timeout: m.Timeout, NoWait: m.NoWait}, asJSON, began); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // finish prints r: as JSON, or its message on success (cli.Main prints the

@@ -50,7 +50,9 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) er
 	defer stopWriter()
 	w := rolepipe.NewWriter(wctx, out, log)
 	node := &pgdata.Node{Cfg: cfg, RuntimeDir: dir, Owner: owner}
-	return elector.New(cfg, node, client, w, clock.System{}, notifier(), log).Run(ctx)
+	el := elector.New(cfg, node, client, w, clock.System{}, notifier(), log)
+	c.ReloadOnHangup(log, config.NeedAll, el.Reload)
+	return el.Run(ctx)
 }
 
 // output opens where role lines go: --output (a FIFO, opened read-write so

@@ -34,6 +34,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) er
 	reader := rolepipe.NewReader(in, clock.System{}, log)
 	sup := postmaster.NewSupervisor(node, reader, clock.System{}, notifier(), log)
 	reader.OnLine = sup.OnLine
+	c.ReloadOnHangup(log, config.NeedAll, sup.Reload)
 	go func() {
 		if err := reader.Run(); err != nil {
 			log.Error().Err(err).Msg("reading role lines")

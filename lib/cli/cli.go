@@ -324,9 +324,8 @@ func (c *Common) LoadConfig(log zerolog.Logger, need config.Need) (*config.Confi
 // Main runs run with a context cancelled by SIGINT or SIGTERM and returns
 // the exit code: the ExitError's code, ExitInterrupted after SIGINT, else
 // ExitFailure for an error. The error is printed as one line on stderr.
-// SIGHUP does not stop the program (nor, so, PostgreSQL): each one is
-// logged as a warning and changes nothing, since the configuration is read
-// only at start.
+// SIGHUP never stops the program (nor, so, PostgreSQL): it calls what
+// OnHangup registered, else it is logged as a warning and changes nothing.
 func Main(program string, stderr io.Writer, run func(ctx context.Context) error) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -334,6 +333,10 @@ func Main(program string, stderr io.Writer, run func(ctx context.Context) error)
 	go func() {
 		defer close(hupDone)
 		for range hup {
+			if f := hangup.Load(); f != nil {
+				(*f)()
+				continue
+			}
 			logHangup(program, stderr)
 		}
 	}()
@@ -367,7 +370,29 @@ func Main(program string, stderr io.Writer, run func(ctx context.Context) error)
 	return code
 }
 
-// hangupMsg is logged on SIGHUP.
+// hangup is what SIGHUP calls, nil: ignore it.
+var hangup atomic.Pointer[func()]
+
+// OnHangup makes every SIGHUP call f instead of being ignored. f runs on
+// the signal goroutine, one call at a time; it must not block for long.
+func OnHangup(f func()) { hangup.Store(&f) }
+
+// ReloadOnHangup makes every SIGHUP read --config again, validate it for
+// need and hand it to apply. A configuration that fails to load or
+// validate is logged (one line) and the one in force is kept.
+func (c *Common) ReloadOnHangup(log zerolog.Logger, need config.Need, apply func(*config.Config)) {
+	OnHangup(func() {
+		log.Info().Str("signal", "SIGHUP").Str("config", c.Config).Msg("reading the configuration again")
+		cfg, err := c.LoadConfig(log, need)
+		if err != nil || cfg == nil {
+			log.Error().Str("config", c.Config).Str("error", oneLine(fmt.Sprint(err))).Msg("configuration not reloaded: the one in force is kept")
+			return
+		}
+		apply(cfg)
+	})
+}
+
+// hangupMsg is logged on SIGHUP when nothing is registered.
 const hangupMsg = "SIGHUP ignored: the configuration is not re-read while running; nothing changed and PostgreSQL keeps running (restart the program to apply a new configuration)"
 
 func logHangup(program string, stderr io.Writer) {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
+
+	"github.com/pg-ha/pg-ha/lib/config"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -168,5 +170,27 @@ func TestDefaultRuntimeDir(t *testing.T) {
 				t.Fatalf("defaultDir = %q, %v; want a refusal naming the directory", d, err)
 			}
 		})
+	}
+}
+
+func TestReloadOnHangup(t *testing.T) {
+	defer hangup.Store(nil)
+	path := filepath.Join(t.TempDir(), "node.yml")
+	c := &Common{Config: path}
+	var got *config.Config
+	c.ReloadOnHangup(zerolog.Nop(), config.Need{}, func(cfg *config.Config) { got = cfg })
+	if err := os.WriteFile(path, []byte("scope: [unterminated\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	(*hangup.Load())()
+	if got != nil {
+		t.Fatal("a YAML that does not load was applied")
+	}
+	if err := os.WriteFile(path, []byte("scope: demo\nname: node1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	(*hangup.Load())()
+	if got == nil || got.Name != "node1" {
+		t.Fatalf("valid YAML: applied %+v", got)
 	}
 }

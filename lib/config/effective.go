@@ -65,6 +65,8 @@ type Dynamic struct {
 	UseSlots         bool
 	Parameters       map[string]string
 	PgHBA            []string
+	// PgIdent are pg_ident.conf lines; none: pg-ha keeps only its own.
+	PgIdent []string
 	// Problems are the fields of the config key that were left out because
 	// their value did not fit, one line each (see ParseDCSJSON).
 	Problems []string
@@ -95,6 +97,9 @@ func (c *Config) Dynamic() Dynamic {
 		d.PgHBA = c.Postgres.PgHBA
 	} else if len(d.PgHBA) == 0 {
 		d.PgHBA = c.Bootstrap.PgHBA
+	}
+	if len(c.Postgres.PgIdent) > 0 {
+		d.PgIdent = c.Postgres.PgIdent
 	}
 	return d
 }
@@ -155,11 +160,15 @@ func (d *Dynamic) apply(s *DCS) {
 		if len(p.PgHBA) > 0 {
 			d.PgHBA = p.PgHBA
 		}
+		if len(p.PgIdent) > 0 {
+			d.PgIdent = p.PgIdent
+		}
 	}
 }
 
-// WithJSON overlays the config key's JSON on d. Local postgresql parameters
-// given in local keep precedence, as in Patroni. A field of the wrong type
+// WithJSON overlays the config key's JSON on d. Local postgresql parameters,
+// use_pg_rewind, pg_hba and pg_ident given in local keep precedence, as in
+// Patroni. A field of the wrong type
 // (written by another tool or a newer Patroni) is left out and described in
 // the result's Problems; every other field still applies. The error is
 // only for a value that is not a JSON object at all.
@@ -182,6 +191,14 @@ func (d Dynamic) WithJSON(raw []byte, local *Config) (Dynamic, error) {
 		}
 		if local.Postgres.UsePgRewind != nil {
 			out.UsePgRewind = *local.Postgres.UsePgRewind
+		}
+		// As in Patroni, the local postgresql section wins for the
+		// authentication files too.
+		if len(local.Postgres.PgHBA) > 0 {
+			out.PgHBA = local.Postgres.PgHBA
+		}
+		if len(local.Postgres.PgIdent) > 0 {
+			out.PgIdent = local.Postgres.PgIdent
 		}
 	}
 	return out, nil

@@ -44,9 +44,6 @@ func (c *Config) unimplemented() []string {
 	if p.PgCtlTimeout != nil {
 		add("postgresql.pg_ctl_timeout", "a stop is escalated after 30 s")
 	}
-	if len(p.PgIdent) > 0 {
-		add("postgresql.pg_ident", "pg_ident.conf is not written")
-	}
 	if len(p.RecoveryConf) > 0 {
 		add("postgresql.recovery_conf", "only restore_command is looked at (by pg-healthd); the settings are not written to the server's configuration")
 	}
@@ -120,9 +117,6 @@ func (s *DCS) unimplemented(prefix string) []string {
 		add("check_timeline", "candidates are ranked by timeline first, then by WAL position")
 	}
 	if p := s.Postgres; p != nil {
-		if len(p.PgIdent) > 0 {
-			add("postgresql.pg_ident", "pg_ident.conf is not written")
-		}
 		if len(p.RecoveryConf) > 0 {
 			add("postgresql.recovery_conf", "the settings are not written to the server's configuration")
 		}

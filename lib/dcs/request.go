@@ -16,6 +16,9 @@ const (
 	ActionRestart = "restart"
 	// ActionReinit rebuilds a replica from the leader.
 	ActionReinit = "reinit"
+	// ActionReload makes the member's daemons read their YAML again and
+	// reload PostgreSQL's configuration.
+	ActionReload = "reload"
 )
 
 // NodeRequest is the value of requests/<member>: an operator's request,

@@ -77,6 +77,8 @@ type Elector struct {
 	// releasing is the token under which the key is being given up
 	// because PostgreSQL is down: lead lines are replaced by a stop line.
 	releasing int64
+	// shared is the config key last left for pg-supervise (liveconfig.go).
+	shared sharedConfig
 }
 
 // New returns an elector; Run starts it.
@@ -196,6 +198,7 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 	e.etcdOK = true
 	e.cluster = cl
 	e.trackLeaderless(cl)
+	e.takeReload(true)
 	e.applyConfig(cl)
 	for _, m := range cl.Members {
 		if m.Data.ConnURL != "" {
@@ -310,7 +313,7 @@ func (e *Elector) restoreLease(ctx context.Context) {
 func (e *Elector) applyConfig(cl *dcs.Cluster) {
 	d := e.base
 	if cl.Config != nil {
-		nd, err := e.base.WithJSON(cl.Config, e.cfg)
+		nd, err := e.base.WithJSON(cl.Config, e.localConfig())
 		if err != nil {
 			e.log.Warn().Err(err).Msg("ignoring the config key")
 		} else if err := nd.CheckBudget(); err != nil {
@@ -319,6 +322,9 @@ func (e *Elector) applyConfig(cl *dcs.Cluster) {
 			d = nd
 		} else {
 			d = nd
+		}
+		if err == nil {
+			e.shareConfig(cl)
 		}
 	}
 	e.dyn = d

@@ -46,6 +46,9 @@ func (e *Elector) handleRequest(ctx context.Context, cl *dcs.Cluster, r dcs.Node
 	switch r.Action {
 	case dcs.ActionRestart:
 		return e.restartStep(ctx, r, loc, finish)
+	case dcs.ActionReload:
+		e.reloadRequest(finish)
+		return false
 	case dcs.ActionReinit:
 		if e.token != 0 || (cl.Leader != nil && cl.Leader.Name == e.cfg.Name) {
 			finish("the leader cannot be reinitialized; switch over to another member first")

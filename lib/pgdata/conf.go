@@ -40,6 +40,14 @@ func WriteConf(dataDir string, o pg.Owner, params map[string]string, sb *Standby
 			return fmt.Errorf("keep original postgresql.conf: %w", err)
 		}
 	}
+	if err := writeAtomic(path, RenderConf(dataDir, params, sb), 0o600, o); err != nil {
+		return err
+	}
+	return SetStandbySignal(dataDir, o, sb != nil)
+}
+
+// RenderConf returns the postgresql.conf WriteConf would write now.
+func RenderConf(dataDir string, params map[string]string, sb *Standby) []byte {
 	var b strings.Builder
 	b.WriteString(confHeader)
 	if _, err := os.Stat(filepath.Join(dataDir, BaseConf)); err == nil {
@@ -65,10 +73,7 @@ func WriteConf(dataDir string, o pg.Owner, params map[string]string, sb *Standby
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s = %s\n", k, quote(all[k]))
 	}
-	if err := writeAtomic(path, []byte(b.String()), 0o600, o); err != nil {
-		return err
-	}
-	return SetStandbySignal(dataDir, o, sb != nil)
+	return []byte(b.String())
 }
 
 // SetParameter sets one parameter in the postgresql.conf pg-ha wrote in
@@ -127,6 +132,14 @@ func IsStandby(dataDir string) bool {
 // owner's unix socket connections first so that the daemons can always
 // reach their own server.
 func WriteHBA(dataDir string, o pg.Owner, lines []string, superuser string) error {
+	if err := writeAtomic(filepath.Join(dataDir, "pg_hba.conf"), RenderHBA(lines, superuser), 0o600, o); err != nil {
+		return err
+	}
+	return WriteIdent(dataDir, o, superuser)
+}
+
+// RenderHBA returns the pg_hba.conf WriteHBA writes.
+func RenderHBA(lines []string, superuser string) []byte {
 	var b strings.Builder
 	b.WriteString(confHeader)
 	fmt.Fprintf(&b, "local all %s peer map=pgha\n", superuser)
@@ -134,10 +147,25 @@ func WriteHBA(dataDir string, o pg.Owner, lines []string, superuser string) erro
 		b.WriteString(strings.TrimSpace(l))
 		b.WriteByte('\n')
 	}
-	if err := writeAtomic(filepath.Join(dataDir, "pg_hba.conf"), []byte(b.String()), 0o600, o); err != nil {
-		return err
+	return []byte(b.String())
+}
+
+// WriteIdentLines replaces pg_ident.conf with lines and the map of the
+// owner to the superuser that WriteIdent keeps.
+func WriteIdentLines(dataDir string, o pg.Owner, lines []string, superuser string) error {
+	return writeAtomic(filepath.Join(dataDir, "pg_ident.conf"), RenderIdent(lines, o, superuser), 0o600, o)
+}
+
+// RenderIdent returns the pg_ident.conf WriteIdentLines writes.
+func RenderIdent(lines []string, o pg.Owner, superuser string) []byte {
+	var b strings.Builder
+	b.WriteString(confHeader)
+	for _, l := range lines {
+		b.WriteString(strings.TrimSpace(l))
+		b.WriteByte('\n')
 	}
-	return WriteIdent(dataDir, o, superuser)
+	fmt.Fprintf(&b, "pgha %s %s\n", o.Name, superuser)
+	return []byte(b.String())
 }
 
 // WriteIdent maps the data directory's OS owner to the superuser role for

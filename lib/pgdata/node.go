@@ -132,36 +132,9 @@ func (n *Node) WritePgpass() error {
 }
 
 // Parameters returns the settings pg-ha writes into postgresql.conf for this
-// node: the dynamic and local parameters, the settings replication and
-// pg_rewind need (unless set), and the node's own listen settings (always).
+// node: ServerParameters without the list of overrides.
 func (n *Node) Parameters(d config.Dynamic) map[string]string {
-	p := map[string]string{}
-	for k, v := range d.Parameters {
-		p[k] = v
-	}
-	defaults := map[string]string{
-		"wal_level":                   "replica",
-		"hot_standby":                 "on",
-		"max_wal_senders":             "10",
-		"max_replication_slots":       "10",
-		"wal_keep_size":               "128MB",
-		"wal_retrieve_retry_interval": "1s",
-		"cluster_name":                n.Cfg.Scope,
-	}
-	if d.UsePgRewind {
-		defaults["wal_log_hints"] = "on"
-	}
-	for k, v := range defaults {
-		if _, ok := p[k]; !ok {
-			p[k] = v
-		}
-	}
-	delete(p, "wal_keep_segments") // removed in PostgreSQL 13; wal_keep_size replaces it
-	p["listen_addresses"] = n.Cfg.ListenAddresses()
-	p["port"] = strconv.Itoa(n.Cfg.ListenPort())
-	if _, ok := n.Cfg.Postgres.Parameters["unix_socket_directories"]; !ok {
-		p["unix_socket_directories"] = n.RuntimeDir
-	}
+	p, _ := n.ServerParameters(d)
 	return p
 }
 

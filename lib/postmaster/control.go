@@ -77,8 +77,15 @@ func (s *Supervisor) handleControl(ctx context.Context, c net.Conn) {
 			fmt.Fprintln(c, "ok")
 		case <-ctx.Done():
 		}
+	case "reload":
+		// The YAML is read here; the loop applies it within 500 ms.
+		if err := s.reloadFromFile(); err != nil {
+			fmt.Fprintf(c, "error: %s\n", oneLine(err))
+			return
+		}
+		fmt.Fprintln(c, "ok")
 	default:
-		fmt.Fprintf(c, "error: unknown request %q (use status or reinit)\n", cmd)
+		fmt.Fprintf(c, "error: unknown request %q (use status, reinit or reload)\n", cmd)
 	}
 }
 

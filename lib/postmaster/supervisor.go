@@ -65,6 +65,8 @@ type Supervisor struct {
 	slotsAbsent    map[string]time.Time
 	lastStatus     pg.Status
 	statusOK       bool
+
+	live liveConfig // configuration followed while running (liveconfig.go)
 }
 
 // NewSupervisor returns a supervisor of node reading lines from r.
@@ -77,6 +79,7 @@ func NewSupervisor(node *pgdata.Node, r *rolepipe.Reader, c clock.Clock, n Notif
 		fencer: NewFencer(node.DataDir(), c, log), notify: n, slotsAbsent: map[string]time.Time{},
 		requests: make(chan request),
 	}
+	s.initLive()
 	return s
 }
 
@@ -116,6 +119,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		line, seq, _ := s.reader.Latest()
+		s.followConfig(ctx, line)
 		local := decide.Local{
 			Running: s.proc != nil, Primary: s.primary, Term: s.term, Upstream: s.upstream,
 			MayHaveDiverged: s.mayHaveDiverged(), Crashed: s.crashed,

@@ -75,3 +75,33 @@ func TestFresh(t *testing.T) {
 		t.Error("Fresh")
 	}
 }
+
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadConfig(dir, "s", "n1"); !IsNotExist(err) {
+		t.Fatalf("missing file: %v", err)
+	}
+	c := Config{Scope: "s", Name: "n1", Revision: 7, Config: []byte(`{"ttl":8}`), Updated: clock.Now()}
+	if err := Write(dir, ConfigFile, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadConfig(dir, "s", "n1")
+	if err != nil || got.Revision != 7 || string(got.Config) != `{"ttl":8}` {
+		t.Fatalf("ReadConfig = %+v, %v", got, err)
+	}
+	if _, err := ReadConfig(dir, "s", "n2"); err == nil || IsNotExist(err) {
+		t.Fatalf("another node's file: %v, want an error", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(`{"scope":"s","name":"n1","config":[1]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadConfig(dir, "s", "n1"); err == nil {
+		t.Fatal("config that is not an object: no error")
+	}
+	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(`{"scope":"s","na`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadConfig(dir, "s", "n1"); err == nil || IsNotExist(err) {
+		t.Fatalf("garbled file: %v, want an error", err)
+	}
+}
