@@ -97,6 +97,7 @@ func nodeConfig(c *Cluster, n *Node, etcdHosts []string) ([]byte, error) {
 		"tags": tags,
 	}
 	maps.Copy(doc["bootstrap"].(map[string]any)["dcs"].(map[string]any), o.ExtraDCS)
+	maps.Copy(doc["restapi"].(map[string]any), o.ExtraRestAPI)
 	if o.Patroni && o.EtcdProxy {
 		// Patroni otherwise asks etcd for its members' client URLs and talks
 		// to those, past the node's proxy, so PartitionFromEtcd would not

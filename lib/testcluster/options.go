@@ -48,6 +48,9 @@ type Options struct {
 	Tags func(i int) map[string]any
 	// ExtraParameters are added to postgresql.parameters of every node.
 	ExtraParameters map[string]string
+	// ExtraRestAPI are added to every node's restapi section
+	// (authentication, …), replacing what is there.
+	ExtraRestAPI map[string]any
 	// ExtraDCS are added to bootstrap.dcs (primary_start_timeout, …),
 	// replacing what the fields above put there.
 	ExtraDCS map[string]any
