@@ -88,27 +88,15 @@ func TestPatronictlWrites(t *testing.T) {
 	if !strings.Contains(out, "Success: cluster management is paused") {
 		t.Errorf("pause output does not report success")
 	}
-	ms, err := c.Members(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, m := range ms {
-		if m["pause"] != true {
-			t.Errorf("member %s does not report pause after pause --wait returned: %s", name, fmtJSON(m))
-		}
-	}
+	// patronictl polls for loop_wait + 1 s only, then reports success
+	// anyway when no member key changed meanwhile: give the members a few
+	// loops more.
+	waitMembersPause(t, c, true)
 	out = patronictl(t, r, "resume", "--wait")
 	if !strings.Contains(out, "Success: cluster management is resumed") {
 		t.Errorf("resume output does not report success")
 	}
-	if ms, err = c.Members(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	for name, m := range ms {
-		if m["pause"] == true {
-			t.Errorf("member %s still reports pause after resume --wait returned", name)
-		}
-	}
+	waitMembersPause(t, c, false)
 
 	// Restart the replica (the old primary) through its own pg-healthd.
 	pid := p.PID(testcluster.Postmaster)
@@ -143,4 +131,31 @@ func TestPatronictlWrites(t *testing.T) {
 	}
 	leaderIs(t, c, r)
 	finish(t, c, w)
+}
+
+// waitMembersPause waits up to 5 s until every member key reports pause
+// as want.
+func waitMembersPause(t testing.TB, c *testcluster.Cluster, want bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ms, err := c.Members(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var behind []string
+		for name, m := range ms {
+			if (m["pause"] == true) != want {
+				behind = append(behind, name)
+			}
+		}
+		if len(behind) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("members %v do not report pause %v 5 s after patronictl returned", behind, want)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
