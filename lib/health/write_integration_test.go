@@ -141,8 +141,8 @@ wait:
 			t.Fatal("POST /switchover did not answer within its bound + 5 s")
 		}
 		t0 := time.Now()
-		if g := do(t, "GET", url+"/liveness"); g.code != 200 {
-			t.Errorf("GET /liveness during a switchover: %d", g.code)
+		if g := do(t, "GET", url+"/patroni"); g.code != 200 {
+			t.Errorf("GET /patroni during a switchover: %d", g.code)
 		}
 		lat.add(time.Since(t0))
 		if pending.code == 0 && getKey(t, raw, prefix+"failover") != "" {
@@ -150,7 +150,7 @@ wait:
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	lat.check(t, "GET /liveness while POST /switchover waits")
+	lat.check(t, "GET /patroni while POST /switchover waits")
 	if lat.n < 20 {
 		t.Errorf("only %d health checks answered while the switchover waited %v", lat.n, sw.took)
 	}
@@ -203,7 +203,7 @@ wait:
 	if took > 3*time.Second {
 		t.Errorf("switchover with etcd down answered after %v", took)
 	}
-	if g := do(t, "GET", url+"/liveness"); g.code != 200 {
-		t.Errorf("GET /liveness with etcd down: %d", g.code)
+	if g := do(t, "GET", url+"/patroni"); g.code != 200 {
+		t.Errorf("GET /patroni with etcd down: %d", g.code)
 	}
 }
