@@ -16,7 +16,9 @@ var program = cli.Program{
 		"monitoring keep working: /primary (/master, /leader, /read-write), /replica, /read-only, /standby-leader, " +
 		"/sync, /quorum, /async, /read-only-sync, /read-only-quorum, /health, /liveness, /readiness answer 200 or 503; " +
 		"/, /patroni, /cluster, /history, /config " +
-		"and /metrics return JSON or Prometheus text. Answers come from a state refreshed in the background and " +
+		"and /metrics return JSON or Prometheus text. Patroni's write API (POST /switchover, /failover, /restart, " +
+		"/reinitialize, /reload; DELETE /switchover, /restart; PATCH and PUT /config) carries out patronictl's " +
+		"requests through etcd, as pg-failover does; it needs etcd. Answers come from a state refreshed in the background and " +
 		"fail closed: if the leader key cannot be confirmed or PostgreSQL does not answer in time, /primary is 503. " +
 		"Without etcd in the configuration, or with --standalone, roles come from PostgreSQL alone. Listens on " +
 		"restapi.listen, or on the socket systemd passes.",

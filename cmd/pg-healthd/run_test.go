@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -100,6 +101,16 @@ postgresql:
 		if resp.StatusCode != want {
 			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
 		}
+	}
+	// Without etcd the write API answers 503 with one line.
+	resp, err := hc.Post("http://"+addr+"/switchover", "application/json", strings.NewReader(`{"leader":"node1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || string(b) != "pg-healthd runs without etcd (standalone): POST /switchover needs it" {
+		t.Errorf("POST /switchover standalone: %d %q", resp.StatusCode, b)
 	}
 	cancel()
 	select {

@@ -57,7 +57,7 @@
 // dcs_last_seen, tags, database_system_identifier, pending_restart, patroni
 // {version, scope, name}); /liveness and /readiness return no body. HEAD
 // returns the same code and headers without a body, OPTIONS the same code
-// and no body. Other methods get 405.
+// and no body. The write methods are Patroni's write API (Writer).
 //
 // Standalone (no etcd): the roles come from PostgreSQL alone; /primary is
 // PostgreSQL running and not in recovery (and pg-supervise not objecting).
@@ -69,9 +69,11 @@
 //     OPTIONS /patroni is 503.
 //   - /leader needs PostgreSQL to answer as the primary or standby leader;
 //     Patroni answers 200 from the leader lock alone. Failing closed.
-//   - Other methods get 405 with an Allow header; Patroni answers 501, and
-//     serves POST /switchover, PATCH /config …, which pg-ha leaves to
-//     pg-failover.
+//   - Methods other than GET, HEAD and OPTIONS go to the Writer (Patroni's
+//     write API, see write.go); a path it does not serve gets 405 with an
+//     Allow header, where Patroni answers 501. Restarts cannot be scheduled
+//     (501), POST /reload reloads PostgreSQL only, and POST /reinitialize
+//     ignores "force". /failsafe, /sigterm and /citus are not served.
 //   - /cluster and /history come from the last etcd view instead of a read
 //     per request.
 //   - /sync, /quorum and the replica side of /read-only-sync and

@@ -2,7 +2,6 @@ package health
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"net/url"
 	"time"
 
@@ -33,10 +32,9 @@ type headerKV struct{ k, v []byte }
 // the health checks, nothing for /liveness and /readiness). HEAD returns the
 // same code and headers without the body. OPTIONS returns the same code, an
 // Allow header and no body (HAProxy's "option httpchk OPTIONS /primary"
-// reads only the status line). Every other method is 405 with an Allow
-// header: pg-healthd changes nothing (Patroni 3.0.2 answers 501 to methods
-// it has no handler for, and serves POST /switchover, PATCH /config … which
-// pg-ha leaves to pg-failover). With AuthReadEndpoints, /config, /cluster
+// reads only the status line). Every other method goes to Options.Writer,
+// Patroni's write API (its own connection waits; no health check does);
+// without a Writer it is 405 with an Allow header. With AuthReadEndpoints, /config, /cluster
 // and /history need HTTP basic authentication (401 otherwise). A path with
 // a malformed escape is 400, an HTTP version other than 1.x is 505, and
 // "OPTIONS *" is 200, as net/http answered them.
@@ -69,6 +67,9 @@ func (s *Service) handle(ctx *fasthttp.RequestCtx) int {
 		}
 	}
 	get, head, options := ctx.IsGet(), ctx.IsHead(), ctx.IsOptions()
+	if !get && !head && !options && s.o.Writer != nil {
+		return s.o.Writer.Serve(ctx)
+	}
 	if !get && !head && !options {
 		h.SetCanonical(hdrAllow, hdrAllowed)
 		return plainError(ctx, "method not allowed: pg-healthd answers GET, HEAD and OPTIONS", fasthttp.StatusMethodNotAllowed)
@@ -155,15 +156,7 @@ func plainError(ctx *fasthttp.RequestCtx, msg string, code int) int {
 	return code
 }
 
-// checkAuth compares an Authorization header with the configured
-// credentials in constant time, as Patroni does, and returns why it is
-// refused ("" when accepted).
-func (s *Service) checkAuth(header []byte) string {
-	switch {
-	case len(header) == 0:
-		return "no auth header received"
-	case !bytes.HasPrefix(header, basicPrefix) || subtle.ConstantTimeCompare(header[len(basicPrefix):], s.authKey) != 1:
-		return "not authenticated"
-	}
-	return ""
-}
+// checkAuth checks an Authorization header against the configured
+// credentials (checkBasicAuth) and returns why it is refused ("" when
+// accepted).
+func (s *Service) checkAuth(header []byte) string { return checkBasicAuth(header, s.authKey) }

@@ -86,6 +86,9 @@ type Options struct {
 	// /config, /cluster and /history.
 	Authentication    *config.BasicAuth
 	AuthReadEndpoints bool
+	// Writer, when set, serves the methods other than GET, HEAD and
+	// OPTIONS (Patroni's write API); without it they are 405.
+	Writer *Writer
 	// ExtraHeaders are added to every response (restapi.http_extra_headers,
 	// and https_extra_headers under TLS).
 	ExtraHeaders map[string]string

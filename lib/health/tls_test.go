@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pg-ha/pg-ha/lib/config"
+	"github.com/pg-ha/pg-ha/lib/logx/logxtest"
 )
 
 type testCA struct {
@@ -188,5 +190,63 @@ func TestTLSConfigFiles(t *testing.T) {
 	}
 	if cfg, _, err := TLSConfig(config.RestAPI{}); cfg != nil || err != nil {
 		t.Errorf("no certfile: %v %v, want plain HTTP", cfg, err)
+	}
+}
+
+// TestWriteClientCertificate: with verify_client optional, a client
+// without a certificate is served GET but refused writes with 403, as in
+// Patroni; with a certificate the write is carried out (here: standalone,
+// so 503).
+func TestWriteClientCertificate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca := newCA(t)
+	certPEM, keyPEM := ca.issue(t, "node1", 2, x509.ExtKeyUsageServerAuth)
+	clientCert, clientKey := ca.issue(t, "operator", 3, x509.ExtKeyUsageClientAuth)
+	r := config.RestAPI{
+		CertFile: write(t, filepath.Join(dir, "server.crt"), certPEM),
+		KeyFile:  write(t, filepath.Join(dir, "server.key"), keyPEM),
+		CAFile:   write(t, filepath.Join(dir, "ca.crt"), ca.pem), VerifyClient: "optional",
+	}
+	tlsCfg, _, err := TLSConfig(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{Name: "node1", Scope: "demo", RestAPI: r}
+	w, err := NewWriter(WriterOptions{Cfg: cfg, Log: logxtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(Options{Name: "node1", Scope: "demo", Standalone: true, RuntimeDir: dir, Writer: w, Log: logxtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := serve(t, svc, tlsCfg)
+	pair, err := tls.X509KeyPair(clientCert, clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		client *http.Client
+		method string
+		path   string
+		code   int
+		body   string
+	}{
+		{"GET without certificate", tlsClient(ca, nil), "GET", "/liveness", 200, ""},
+		{"POST without certificate", tlsClient(ca, nil), "POST", "/switchover", 403, "client certificate required"},
+		{"POST with certificate", tlsClient(ca, &pair), "POST", "/switchover", 503, "pg-healthd runs without etcd (standalone): POST /switchover needs it"},
+	} {
+		req, _ := http.NewRequest(tt.method, url+tt.path, strings.NewReader(`{"leader":"node1"}`))
+		resp, err := tt.client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.code || string(b) != tt.body {
+			t.Errorf("%s: %d %q, want %d %q", tt.name, resp.StatusCode, b, tt.code, tt.body)
+		}
 	}
 }

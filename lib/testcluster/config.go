@@ -53,15 +53,14 @@ func nodeConfig(c *Cluster, n *Node, etcdHosts []string) ([]byte, error) {
 	}
 	pgAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(n.PGPort))
 	apiAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(n.APIPort))
+	restapi := map[string]any{"listen": apiAddr, "connect_address": apiAddr}
+	maps.Copy(restapi, o.ExtraRestAPI)
 	doc := map[string]any{
 		"scope":     c.Scope,
 		"namespace": "/service/",
 		"name":      n.Name,
-		"restapi": map[string]any{
-			"listen":          apiAddr,
-			"connect_address": apiAddr,
-		},
-		"etcd3": map[string]any{"hosts": etcdHosts},
+		"restapi":   restapi,
+		"etcd3":     map[string]any{"hosts": etcdHosts},
 		"bootstrap": map[string]any{
 			"dcs": map[string]any{
 				"ttl":                     seconds(o.TTL),

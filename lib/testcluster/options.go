@@ -59,6 +59,9 @@ type Options struct {
 	SyncNodeCount int
 	// ExtraParameters are added to postgresql.parameters of every node.
 	ExtraParameters map[string]string
+	// ExtraRestAPI are added to every node's restapi section
+	// (authentication, …), replacing what is there.
+	ExtraRestAPI map[string]any
 	// ExtraDCS are added to bootstrap.dcs (primary_start_timeout, …),
 	// replacing what the fields above put there.
 	ExtraDCS map[string]any
