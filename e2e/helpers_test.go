@@ -36,6 +36,13 @@ func start(t testing.TB, o testcluster.Options) (*testcluster.Cluster, *testclus
 // history is checked even when the cluster did not become whole.
 func finish(t testing.TB, c *testcluster.Cluster, w *testcluster.Workload) *testcluster.History {
 	t.Helper()
+	return finishWith(t, c, w, testcluster.LossPolicy{AllowAsync: true, MaxBytes: uint64(c.Options.MaximumLagOnFailover)})
+}
+
+// finishWith is finish with the loss policy given: none (the zero policy)
+// tolerates no loss at all.
+func finishWith(t testing.TB, c *testcluster.Cluster, w *testcluster.Workload, policy ...testcluster.LossPolicy) *testcluster.History {
+	t.Helper()
 	wait := 45 * time.Second
 	if t.Failed() {
 		wait = 5 * time.Second
@@ -43,10 +50,7 @@ func finish(t testing.TB, c *testcluster.Cluster, w *testcluster.Workload) *test
 	streamErr := c.ReplicasStreamingWithin(wait)
 	h := w.Stop()
 	final, p := testcluster.FinalWrites(t, c)
-	testcluster.AssertSafe(t, h, final, testcluster.LossPolicy{
-		AllowAsync: true,
-		MaxBytes:   uint64(c.Options.MaximumLagOnFailover),
-	})
+	testcluster.AssertSafe(t, h, final, policy...)
 	if streamErr != nil {
 		t.Fatal(streamErr)
 	}

@@ -96,19 +96,7 @@ func startSync(t testing.TB, o testcluster.Options, want int) (*testcluster.Clus
 // in the last moment before a failover.
 func finishSync(t testing.TB, c *testcluster.Cluster, w *testcluster.Workload) *testcluster.History {
 	t.Helper()
-	wait := 45 * time.Second
-	if t.Failed() {
-		wait = 5 * time.Second
-	}
-	streamErr := c.ReplicasStreamingWithin(wait)
-	h := w.Stop()
-	final, p := testcluster.FinalWrites(t, c)
-	testcluster.AssertLossless(t, h, final)
-	if streamErr != nil {
-		t.Fatal(streamErr)
-	}
-	replicasMatch(t, c, p, final)
-	return h
+	return finishWith(t, c, w)
 }
 
 // TestSyncOnFailovers proves, for synchronous_mode on: syncNodeDeaths node
