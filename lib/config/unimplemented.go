@@ -60,9 +60,6 @@ func (c *Config) unimplemented() []string {
 		add("postgresql.proxy_address", "it is not published in the member key")
 	}
 	r := &c.RestAPI
-	if len(r.Allowlist) > 0 || r.AllowlistIncludeMembers {
-		add("restapi.allowlist", "pg-healthd answers every client; restrict access with a firewall or client certificates")
-	}
 	if r.RequestQueueSize != 0 {
 		add("restapi.request_queue_size", "the server's own limits apply")
 	}

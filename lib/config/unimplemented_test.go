@@ -19,7 +19,7 @@ bootstrap:
     slots: {cdc: {type: logical, database: app, plugin: pgoutput}}
     check_timeline: true
 restapi:
-  allowlist: [10.0.0.0/8]
+  request_queue_size: 10
 tags:
   clonefrom: true
   replicatefrom: node3
@@ -30,7 +30,7 @@ tags:
 	}
 	all := strings.Join(warns, "\n")
 	for _, key := range []string{"bootstrap.method", "bootstrap.post_bootstrap", "bootstrap.dcs.failsafe_mode",
-		"bootstrap.dcs.standby_cluster", "bootstrap.dcs.slots", "bootstrap.dcs.check_timeline", "restapi.allowlist",
+		"bootstrap.dcs.standby_cluster", "bootstrap.dcs.slots", "bootstrap.dcs.check_timeline", "restapi.request_queue_size",
 		"tags.clonefrom", "tags.replicatefrom"} {
 		if !strings.Contains(all, key+": not implemented by pg-ha yet") {
 			t.Errorf("no warning names %s; warnings:\n%s", key, all)
