@@ -21,11 +21,12 @@ type Member struct {
 }
 
 // Replication is one row of pg_stat_replication on the primary. An LSN of
-// 0 stands for NULL (not yet reported). State is carried for logs and
-// status; like Patroni, the choice does not use it: a standby counts once
-// it reports the LSN synchronous_commit waits for, and a standby still
-// catching up is listed so that it becomes synchronous as soon as it can
-// (it is published in the sync key only once confirmed).
+// 0 stands for NULL (not yet reported). Like Patroni, only a standby in
+// state streaming may be picked: PostgreSQL never makes one that is still
+// catching up synchronous, and one that connects only to find that its
+// timeline diverged (it must be rewound) shows up for a moment each time it
+// retries; listing either would keep commits waiting for a standby that
+// cannot confirm them.
 type Replication struct {
 	PID             int
 	ApplicationName string
@@ -65,7 +66,7 @@ type Observation struct {
 // Standbys returns the standbys that may be synchronous, best first, and
 // the position lag is measured from. A replication row counts when its
 // application_name is a running member other than Self without nosync,
-// its LSN (per SynchronousCommit) has been reported, and the member is not
+// it is in state streaming, its LSN (per SynchronousCommit) has been reported, and the member is not
 // meant to cascade (replicatefrom) from a standby that itself streams from
 // this primary. Names match case-insensitively; for a repeated
 // application_name the last row wins. The order is Patroni's: higher
@@ -94,7 +95,7 @@ func Standbys(o Observation) (list []Standby, maxLSN uint64) {
 	rows := map[string]Replication{}
 	for _, r := range o.Replication {
 		k := strings.ToLower(r.ApplicationName)
-		if lsnOf(r) == 0 {
+		if lsnOf(r) == 0 || r.State != "streaming" {
 			continue
 		}
 		if _, ok := members[k]; !ok {
