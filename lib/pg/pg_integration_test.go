@@ -312,6 +312,11 @@ func TestIntegrationStandby(t *testing.T) {
 		return st.ReplayLSN >= target
 	})
 	beforePromote := st.ReplayLSN
+	// IDENTIFY_SYSTEM on the standby names the timeline it replays.
+	if sys, err := pg.IdentifySystem(ctx, s.Params()); err != nil || sys.Timeline != 1 ||
+		sys.SystemID != pst.SystemIdentifier || sys.XLogPos < target {
+		t.Errorf("IdentifySystem(standby) = %+v, %v; want timeline 1 at or past %v", sys, err, target)
+	}
 	// The standby reports each flush back.
 	waitFor(t, "the primary to see the standby's flush", func() bool {
 		replicas = p.status(pconn).Replication
@@ -355,8 +360,8 @@ func TestIntegrationStandby(t *testing.T) {
 	if got := string(res[0].Rows[0][0]); got != fmt.Sprint(pst.SystemIdentifier) {
 		t.Errorf("IDENTIFY_SYSTEM systemid = %s, want %d", got, pst.SystemIdentifier)
 	}
-	if got := string(res[0].Rows[0][1]); got != "2" {
-		t.Errorf("IDENTIFY_SYSTEM timeline = %s, want 2", got)
+	if sys, err := pg.IdentifySystem(ctx, s.Params()); err != nil || sys.Timeline != 2 || sys.XLogPos < beforePromote {
+		t.Errorf("IdentifySystem(promoted) = %+v, %v; want timeline 2", sys, err)
 	}
 
 	h, err := pg.TimelineHistory(ctx, s.Params(), 2)

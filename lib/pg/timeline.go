@@ -90,3 +90,48 @@ func ParseHistory(content string) ([]HistoryEntry, error) {
 	}
 	return entries, nil
 }
+
+// System is what IDENTIFY_SYSTEM reports: on a primary, the timeline and
+// flush position of its WAL; on a standby, the timeline it replays and the
+// furthest of its received and replayed positions on that timeline.
+type System struct {
+	SystemID uint64
+	Timeline uint32
+	XLogPos  LSN
+}
+
+// IdentifySystem runs IDENTIFY_SYSTEM over a physical replication
+// connection to the server p describes (p.Replication is forced on; the
+// role needs the REPLICATION attribute and a pg_hba "replication" entry).
+// Unlike the SQL functions, it names the timeline a standby replays. It
+// blocks on connecting and on the answer; cancelling ctx aborts both, and
+// the connection is always closed before returning. Errors are wrapped
+// "identify system: …".
+func IdentifySystem(ctx context.Context, p ConnParams) (System, error) {
+	conn, err := connectReplication(ctx, p)
+	if err != nil {
+		return System{}, fmt.Errorf("identify system: %w", err)
+	}
+	defer conn.Close(ctx)
+	results, err := conn.Exec(ctx, "IDENTIFY_SYSTEM").ReadAll()
+	if err != nil {
+		return System{}, fmt.Errorf("identify system: %w", err)
+	}
+	if len(results) != 1 || len(results[0].Rows) != 1 || len(results[0].Rows[0]) < 3 {
+		return System{}, fmt.Errorf("identify system: unexpected reply shape")
+	}
+	row := results[0].Rows[0]
+	var s System
+	if s.SystemID, err = strconv.ParseUint(string(row[0]), 10, 64); err != nil {
+		return System{}, fmt.Errorf("identify system: system identifier %q", row[0])
+	}
+	tli, err := strconv.ParseUint(string(row[1]), 10, 32)
+	if err != nil || tli == 0 {
+		return System{}, fmt.Errorf("identify system: timeline %q", row[1])
+	}
+	s.Timeline = uint32(tli)
+	if s.XLogPos, err = ParseLSN(string(row[2])); err != nil {
+		return System{}, fmt.Errorf("identify system: position %q", row[2])
+	}
+	return s, nil
+}

@@ -130,7 +130,8 @@ func IsStandby(dataDir string) bool {
 
 // WriteHBA replaces pg_hba.conf with lines, keeping local access for the
 // owner's unix socket connections first so that the daemons can always
-// reach their own server.
+// reach their own server, with SQL and with replication commands (a
+// standby's replayed timeline is only known through IDENTIFY_SYSTEM).
 func WriteHBA(dataDir string, o pg.Owner, lines []string, superuser string) error {
 	if err := writeAtomic(filepath.Join(dataDir, "pg_hba.conf"), RenderHBA(lines, superuser), 0o600, o); err != nil {
 		return err
@@ -143,6 +144,7 @@ func RenderHBA(lines []string, superuser string) []byte {
 	var b strings.Builder
 	b.WriteString(confHeader)
 	fmt.Fprintf(&b, "local all %s peer map=pgha\n", superuser)
+	fmt.Fprintf(&b, "local replication %s peer map=pgha\n", superuser)
 	for _, l := range lines {
 		b.WriteString(strings.TrimSpace(l))
 		b.WriteByte('\n')

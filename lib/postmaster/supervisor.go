@@ -54,6 +54,7 @@ type Supervisor struct {
 	promoteSent       time.Time
 	conn              *pgx.Conn
 	notStreamingSince time.Time
+	divergeChecked    time.Time // when divergedFrom last ran
 	lastStart         time.Time // when the postmaster was last started
 	nextStart         time.Time // no start before then (crash backoff)
 	quickExits        int       // unexpected exits within a minute of their start
@@ -737,24 +738,103 @@ func (s *Supervisor) checkpointAfterPromote(ctx context.Context) {
 
 // notStreamingFor is how long a replica may fail to stream from the leader
 // it follows before it is suspected of having diverged (it received WAL the
-// new leader never had) and is checked with pg_rewind.
-const notStreamingFor = 30 * time.Second
+// new leader never had) and is checked with pg_rewind. divergeCheckAfter is
+// how long it may fail to stream before its timeline and position are
+// compared with the leader's history, which proves a divergence at once.
+const (
+	notStreamingFor   = 30 * time.Second
+	divergeCheckAfter = 2 * time.Second
+)
 
 func (s *Supervisor) watchStreaming(line rolepipe.Line, st pg.Status) {
 	if line.Verb != rolepipe.Follow || s.upstream != line.Leader || st.ReceiverStatus == "streaming" {
-		s.notStreamingSince = time.Time{}
+		s.notStreamingSince, s.divergeChecked = time.Time{}, time.Time{}
 		return
 	}
 	if s.notStreamingSince.IsZero() {
 		s.notStreamingSince = time.Now()
 		return
 	}
-	if time.Since(s.notStreamingSince) > notStreamingFor && !s.mayHaveDiverged() && s.reachable(line.ConnURL) {
+	if s.mayHaveDiverged() {
+		return
+	}
+	if time.Since(s.notStreamingSince) > divergeCheckAfter && time.Since(s.divergeChecked) > divergeCheckAfter {
+		s.divergeChecked = time.Now()
+		if why := s.divergedFrom(line, st); why != "" {
+			s.log.Warn().Str("leader", line.Leader).Str("why", why).
+				Msg("this replica's WAL diverged from the leader's timeline: rewinding")
+			s.markDiverge()
+			s.notStreamingSince = time.Time{}
+			return
+		}
+	}
+	if time.Since(s.notStreamingSince) > notStreamingFor && s.reachable(line.ConnURL) {
 		s.log.Warn().Str("leader", line.Leader).Str("receiver", st.ReceiverStatus).
 			Msg("not streaming from the leader for a while: checking for divergence with pg_rewind")
 		s.markDiverge()
 		s.notStreamingSince = time.Time{}
 	}
+}
+
+// divergedFrom compares this standby's timeline and position (st) with the
+// history of the leader's timeline, as Patroni does before following: the
+// standby diverged when it is on a timeline the leader's history does not
+// contain, or went past the point where the leader's history left it. It
+// returns why, or "" when it did not diverge or the leader could not be
+// asked. The standby's timeline is the one it replays (IDENTIFY_SYSTEM over
+// a local replication connection); when that is refused, the one it
+// receives or its last checkpoint's (st): an older timeline than the one it
+// replays can only make the answer "diverged", which pg_rewind then checks
+// exactly.
+func (s *Supervisor) divergedFrom(line rolepipe.Line, st pg.Status) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	tli, pos := st.Timeline, st.Position()
+	if sys, err := pg.IdentifySystem(ctx, s.node.Local(time.Second)); err == nil {
+		tli, pos = sys.Timeline, max(pos, sys.XLogPos)
+	} else {
+		s.log.Debug().Err(err).Msg("IDENTIFY_SYSTEM on the local standby")
+	}
+	if tli == 0 {
+		return ""
+	}
+	p, err := s.node.Remote(line.ConnURL, s.node.Cfg.Postgres.Authentication.Superuser, false)
+	if err != nil {
+		return ""
+	}
+	conn, err := pg.Connect(ctx, p)
+	if err != nil {
+		return ""
+	}
+	leader, err := pg.QueryStatus(ctx, conn)
+	_ = conn.Close(ctx)
+	if err != nil || leader.InRecovery {
+		return ""
+	}
+	switch {
+	case leader.Timeline == tli:
+		return ""
+	case leader.Timeline < tli:
+		return fmt.Sprintf("on timeline %d, the leader on %d", tli, leader.Timeline)
+	}
+	rp, err := s.node.Remote(line.ConnURL, s.node.Cfg.Postgres.Authentication.Replication, true)
+	if err != nil {
+		return ""
+	}
+	hist, err := pg.TimelineHistory(ctx, rp, leader.Timeline)
+	if err != nil {
+		s.log.Debug().Err(err).Msg("reading the leader's timeline history")
+		return ""
+	}
+	for _, h := range hist {
+		if h.Timeline == tli {
+			if pos > h.SwitchLSN {
+				return fmt.Sprintf("at %s on timeline %d, which the leader's history ends at %s", pos, tli, h.SwitchLSN)
+			}
+			return ""
+		}
+	}
+	return fmt.Sprintf("timeline %d is not in the history of the leader's timeline %d", tli, leader.Timeline)
 }
 
 // reachable reports whether the leader at connURL answers: a replica that
