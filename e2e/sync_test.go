@@ -23,10 +23,8 @@ import (
 
 // syncNodeDeaths is how many times in a row each synchronous mode's
 // failover test kills the primary's node (and starts it again); each costs
-// about 10 s. PGHA_TEST_SYNC_NODE_DEATHS=10 runs the ten in a row the
-// strict mode's open liveness problem (a new primary whose commits stay
-// blocked after a second failover) makes too flaky for every run.
-const syncNodeDeaths = 3
+// about 11 s. PGHA_TEST_SYNC_NODE_DEATHS overrides it.
+const syncNodeDeaths = 10
 
 func nodeDeaths(t testing.TB) int {
 	if v := os.Getenv("PGHA_TEST_SYNC_NODE_DEATHS"); v != "" {
@@ -145,10 +143,12 @@ func syncFailovers(t *testing.T, mode string, strict bool) {
 		s := waitSynced(t, c, mode, want)
 		old := s.Leader
 		fault := fmt.Sprintf("node death %d/%d of primary %s", i+1, deaths, old.Name)
+		holds := w.Hold(t, old, 4*time.Second)
 		killed := w.Mark(fault)
 		old.KillAll()
 		np := c.WaitPromoted(t, ttl+15*time.Second, old)
 		promotedListed(fault, s, np)
+		testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 30*time.Second), killed, fault)
 		first := w.WaitAck(t, testcluster.MultiWriter, np.Name, killed, 30*time.Second)
 		t.Logf("%s: %s promoted; first write there %s after the kill", fault, np.Name, first.Ack.Sub(killed).Round(time.Millisecond))
 		w.Mark("start " + old.Name + " again")
@@ -161,11 +161,15 @@ func syncFailovers(t *testing.T, mode string, strict bool) {
 	s := waitSynced(t, c, mode, want)
 	old := s.Leader
 	fault := "pg-lockd of primary " + old.Name + " stopped past ttl"
+	// Long statements and open transactions on the old primary, busy past
+	// the new primary's promotion: none may commit after the hang.
+	holds := w.Hold(t, old, ttl+8*time.Second)
 	stopped := w.Mark(fault)
 	if err := old.Signal(testcluster.Lockd, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	np := c.WaitPromoted(t, ttl+15*time.Second, old)
+	testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 40*time.Second), stopped, fault)
 	w.Mark("SIGCONT pg-lockd of " + old.Name)
 	if err := old.Signal(testcluster.Lockd, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -182,6 +186,7 @@ func syncFailovers(t *testing.T, mode string, strict bool) {
 	s = waitSynced(t, c, mode, want)
 	old = s.Leader
 	fault = "primary " + old.Name + " cut off from etcd and from its replicas"
+	holds = w.Hold(t, old, ttl+8*time.Second)
 	cut, resume := isolate(t, c, w, old)
 	pid := old.PID(testcluster.Postmaster)
 	for deadline := cut.Add(ttl); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -193,6 +198,7 @@ func syncFailovers(t *testing.T, mode string, strict bool) {
 	resume()
 	np = c.WaitPromoted(t, ttl+15*time.Second, old)
 	promotedListed(fault, s, np)
+	testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 40*time.Second), cut, fault)
 	first = w.WaitAck(t, testcluster.MultiWriter, np.Name, cut, 30*time.Second)
 	t.Logf("%s: %s promoted; first write there %s after the cut", fault, np.Name, first.Ack.Sub(cut).Round(time.Millisecond))
 	w.Mark("heal " + old.Name + "'s partition")
@@ -202,8 +208,10 @@ func syncFailovers(t *testing.T, mode string, strict bool) {
 	s = waitSynced(t, c, mode, want)
 	to := c.Node(s.Key.Standbys[0])
 	waitSwitchable(t, c, s.Leader, to, 15*time.Second)
-	w.Mark("switchover " + s.Leader.Name + " → " + to.Name)
+	holds = w.Hold(t, s.Leader, 20*time.Second)
+	began := w.Mark("switchover " + s.Leader.Name + " → " + to.Name)
 	switchTo(t, c, s.Leader, to)
+	testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 40*time.Second), began, "the switchover")
 	finishSync(t, c, w)
 }
 
