@@ -83,7 +83,6 @@ func (w *Workload) Hold(t testing.TB, n *Node, d time.Duration, kinds ...HoldKin
 	if len(kinds) == 0 {
 		kinds = AllHolds
 	}
-	cpuRows := w.calibrateCPU(t, n, d)
 	h := &Holds{node: n}
 	for _, k := range kinds {
 		w.mu.Lock()
@@ -96,7 +95,7 @@ func (w *Workload) Hold(t testing.TB, n *Node, d time.Duration, kinds ...HoldKin
 		w.mu.Unlock()
 		h.wg.Add(1)
 		h.ready.Add(1)
-		go h.run(w, k, writer, seq, d, cpuRows)
+		go h.run(w, k, writer, seq, d)
 	}
 	h.ready.Wait()
 	return h
@@ -135,7 +134,7 @@ func AssertNoneCommittedAfter(t testing.TB, rs []HoldResult, at time.Time, fault
 	}
 }
 
-func (h *Holds) run(w *Workload, k HoldKind, writer string, seq int64, d time.Duration, cpuRows int64) {
+func (h *Holds) run(w *Workload, k HoldKind, writer string, seq int64, d time.Duration) {
 	defer h.wg.Done()
 	r := HoldResult{Kind: k, Writer: writer, Node: h.node.Name}
 	var rows []Write
@@ -189,7 +188,11 @@ func (h *Holds) run(w *Workload, k HoldKind, writer string, seq int64, d time.Du
 		_, err := tx.Exec(ctx, "INSERT INTO "+WritesTable+" (writer, seq, node) VALUES ($1, $2, $3)", writer, seq, node)
 		return err
 	}
-	cpu := fmt.Sprintf("SELECT count(*) FROM (SELECT generate_series(1, %d)) g", cpuRows)
+	// CPU-bound for d by the server's clock, however fast the CPU is at the
+	// moment: the series is produced a row at a time, and each row looks
+	// at the time (which needs no system call), never at the postmaster.
+	cpu := fmt.Sprintf("SELECT count(*) FROM (SELECT s FROM (SELECT generate_series(1, 1000000000000000) AS s) x"+
+		" WHERE clock_timestamp() >= statement_timestamp() + interval '%d milliseconds' LIMIT 1) g", d.Milliseconds())
 
 	switch k {
 	case HoldIdle, HoldSleep, HoldTxnCPU:
@@ -258,28 +261,3 @@ func (s *slowCopy) Next() bool {
 
 func (s *slowCopy) Values() ([]any, error) { return s.row, nil }
 func (s *slowCopy) Err() error             { return nil }
-
-// calibrateCPU returns how many rows the CPU-bound statement must count to
-// take about d on node n (measured once per workload).
-func (w *Workload) calibrateCPU(t testing.TB, n *Node, d time.Duration) int64 {
-	t.Helper()
-	w.mu.Lock()
-	perSec := w.cpuRowsPerSec
-	w.mu.Unlock()
-	if perSec == 0 {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		const probe = 2_000_000
-		began := time.Now()
-		var c int64
-		err := n.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM (SELECT generate_series(1, %d)) g", probe), nil, &c)
-		if err != nil {
-			t.Fatalf("calibrate the CPU-bound statement on %s: %v", n.Name, err)
-		}
-		perSec = int64(float64(probe) / max(time.Since(began).Seconds(), 0.001))
-		w.mu.Lock()
-		w.cpuRowsPerSec = perSec
-		w.mu.Unlock()
-	}
-	return max(int64(d.Seconds()*float64(perSec)), 1)
-}

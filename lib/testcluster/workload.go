@@ -45,11 +45,10 @@ type Workload struct {
 	wg    sync.WaitGroup
 	ports map[int]string
 
-	mu            sync.Mutex
-	h             History
-	stopped       bool
-	holdSeq       int64 // the last sequence number a Hold used
-	cpuRowsPerSec int64 // Hold's calibration, 0 until measured
+	mu      sync.Mutex
+	h       History
+	stopped bool
+	holdSeq int64 // the last sequence number a Hold used
 }
 
 // StartWorkload creates the workload's table through the primary (waiting
