@@ -79,6 +79,11 @@ type Elector struct {
 	releasing int64
 	// shared is the config key last left for pg-supervise (liveconfig.go).
 	shared sharedConfig
+	// refused is the token under which pre_promote refused the promotion:
+	// the key is being given up, standby lines replace lead lines
+	// (prepromote.go). raceAfter: no race for the key before then.
+	refused   int64
+	raceAfter clock.Time
 }
 
 // New returns an elector; Run starts it.
@@ -434,6 +439,10 @@ func (e *Elector) lead(slots []string) bool {
 	}
 	if e.releasing != 0 && e.releasing == e.token {
 		e.emit(rolepipe.Line{Verb: rolepipe.Stop, Reason: "primary_down"})
+		return true
+	}
+	if e.refused != 0 && e.refused == e.token {
+		e.emit(rolepipe.Line{Verb: rolepipe.Standby})
 		return true
 	}
 	e.ka.mu.Lock()
