@@ -389,6 +389,7 @@ func (e *Elector) memberData(loc local, cl *dcs.Cluster) dcs.MemberData {
 	}
 	prio := e.cfg.Tags.FailoverPriority()
 	d.FailoverPriority = &prio
+	d.PrePromoteFailed = e.clock.Now().Before(e.raceAfter)
 	return d
 }
 
@@ -518,6 +519,7 @@ func (e *Elector) members(cl *dcs.Cluster) []decide.Member {
 			Name: m.Name, Running: m.Data.State == "running", Primary: m.Data.Role == "primary" || m.Data.Role == "master",
 			Timeline: m.Data.Timeline, NoFailover: config.Tags(m.Data.Tags).NoFailover(),
 			Priority: config.Tags(m.Data.Tags).FailoverPriority(), Fresh: m.ModRevision > e.noLeader.rev && e.noLeader.rev > 0,
+			PrePromoteFailed: m.Data.PrePromoteFailed,
 		}
 		if m.Data.XLogLocation != nil {
 			dm.Position = *m.Data.XLogLocation
