@@ -76,10 +76,10 @@ func (t *Tracker) Started() { t.pending = true }
 
 // Answered records that the server answered a query, running as role. The
 // first answer after a start fires the start's callback, unless hold: a
-// server started as a standby in order to be promoted holds it until it is
-// promoted (or is no longer to be), so that the first node of a new cluster
-// reports on_start primary as in Patroni rather than a replica that lived
-// for a moment.
+// server started as a standby in order to be promoted at once holds it
+// until it is promoted (or is no longer to be), so that it reports
+// on_start primary, as Patroni does for a new cluster's first node, rather
+// than a replica that lived for a moment.
 func (t *Tracker) Answered(role Role, hold bool) Fire {
 	if !t.pending || hold {
 		return Fire{}

@@ -23,7 +23,7 @@ func TestTracker(t *testing.T) {
 	}{
 		{"a replica starts", []step{started, answered(Replica), answered(Replica)}, "on_start replica"},
 		{"no callback before the server answers", []step{started}, ""},
-		{"the first node of a new cluster", []step{started, held(Replica), held(Replica), promoted, answered(Primary)}, "on_start primary"},
+		{"started in order to lead", []step{started, held(Replica), held(Replica), promoted, answered(Primary)}, "on_start primary"},
 		{"a replica promoted after it answered", []step{started, answered(Replica), promoted}, "on_start replica, on_role_change primary"},
 		{"a promotion refused: the held start fires as a replica", []step{started, held(Replica), answered(Replica)}, "on_start replica"},
 		{"switchover, old primary", []step{started, answered(Primary), stopped(StopDemote, Primary), started, answered(Replica)},
