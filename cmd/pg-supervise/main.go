@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"time"
 
 	"github.com/pg-ha/pg-ha/lib/cli"
 	"github.com/pg-ha/pg-ha/lib/config"
@@ -24,7 +26,16 @@ var program = cli.Program{
 type CLI struct {
 	cli.Common
 	cli.Runtime
-	Input string `placeholder:"PATH" help:"Read role lines from this FIFO (kept open, so pg-lockd may restart) instead of stdin."`
+	Input           string        `placeholder:"PATH" help:"Read role lines from this FIFO (kept open, so pg-lockd may restart) instead of stdin."`
+	CallbackTimeout time.Duration `default:"60s" help:"Kill a callback (postgresql.callbacks) or before_stop still running after this long."`
+}
+
+// Validate checks the flags.
+func (c *CLI) Validate() error {
+	if c.CallbackTimeout <= 0 {
+		return fmt.Errorf("--callback-timeout=%s: must be positive, like 60s", c.CallbackTimeout)
+	}
+	return nil
 }
 
 func main() {

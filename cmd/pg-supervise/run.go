@@ -33,6 +33,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) er
 	log = log.With().Str("component", "supervise").Logger()
 	reader := rolepipe.NewReader(in, clock.System{}, log)
 	sup := postmaster.NewSupervisor(node, reader, clock.System{}, notifier(), log)
+	sup.SetCallbackTimeout(c.CallbackTimeout)
 	reader.OnLine = sup.OnLine
 	c.ReloadOnHangup(log, config.NeedAll, sup.Reload)
 	go func() {

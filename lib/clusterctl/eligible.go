@@ -100,6 +100,8 @@ func decideMember(m dcs.Member) decide.Member {
 		NoFailover: tags.NoFailover(),
 		Priority:   tags.FailoverPriority(),
 		Fresh:      true,
+
+		PrePromoteFailed: m.Data.PrePromoteFailed,
 	}
 	if m.Data.XLogLocation != nil {
 		dm.Position = *m.Data.XLogLocation

@@ -15,7 +15,7 @@ func TestLoadFixtures(t *testing.T) {
 		problems []string // substrings, one per expected Validate error
 		warnings []string // substrings expected among the warnings
 	}{
-		{file: "patroni-postgres0.yml", warnings: []string{"postgresql.callbacks: not implemented", "watchdog.mode: not implemented"}},
+		{file: "patroni-postgres0.yml", warnings: []string{"watchdog.mode: not implemented"}},
 		{file: "etcd-v2.yml", warnings: []string{"etcd: the etcd (v2) section is read as etcd3"}},
 		{file: "unknown-key.yml", warnings: []string{"postgresql.paramters: unknown key", "frobnicate: unknown key"}},
 		{file: "missing-name.yml", problems: []string{"name: missing"}},

@@ -7,7 +7,8 @@ import (
 
 // Reloaded returns what a running program uses after its YAML was read
 // again as next: old with the settings that apply while running taken from
-// next — postgresql.parameters, pg_hba, pg_ident and use_pg_rewind, the
+// next — postgresql.parameters, pg_hba, pg_ident, use_pg_rewind, the
+// callbacks, pre_promote and before_stop (used from their next run on), the
 // dynamic settings at the top level and in bootstrap — and the names of
 // every other setting that differs, which keeps its old value until the
 // program restarts (name, scope, data_dir, listen, etcd3, …). It is pure;
@@ -18,6 +19,8 @@ func Reloaded(old, next *Config) (*Config, []string) {
 	merged.Postgres.PgHBA = next.Postgres.PgHBA
 	merged.Postgres.PgIdent = next.Postgres.PgIdent
 	merged.Postgres.UsePgRewind = next.Postgres.UsePgRewind
+	merged.Postgres.Callbacks = next.Postgres.Callbacks
+	merged.Postgres.PrePromote, merged.Postgres.BeforeStop = next.Postgres.PrePromote, next.Postgres.BeforeStop
 	merged.DCSCore = next.DCSCore
 	merged.Bootstrap = next.Bootstrap
 
@@ -25,6 +28,8 @@ func Reloaded(old, next *Config) (*Config, []string) {
 	rest := *next
 	rest.Postgres.Parameters, rest.Postgres.PgHBA = old.Postgres.Parameters, old.Postgres.PgHBA
 	rest.Postgres.PgIdent, rest.Postgres.UsePgRewind = old.Postgres.PgIdent, old.Postgres.UsePgRewind
+	rest.Postgres.Callbacks = old.Postgres.Callbacks
+	rest.Postgres.PrePromote, rest.Postgres.BeforeStop = old.Postgres.PrePromote, old.Postgres.BeforeStop
 	rest.DCSCore, rest.Bootstrap, rest.File = old.DCSCore, old.Bootstrap, old.File
 	var restart []string
 	diffFields(reflect.ValueOf(*old), reflect.ValueOf(rest), "", &restart)

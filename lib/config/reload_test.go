@@ -33,6 +33,7 @@ tags: {nofailover: false}
 		{name: "unchanged", work: "4MB"},
 		{name: "a parameter", from: "work_mem: 4MB", to: "work_mem: 8MB", work: "8MB"},
 		{name: "pg_hba and a parameter", from: "  parameters: {work_mem: 4MB}", to: "  parameters: {work_mem: 6MB}\n  pg_hba: [local all all trust]", work: "6MB"},
+		{name: "callbacks and hooks", from: "  parameters: {work_mem: 4MB}", to: "  parameters: {work_mem: 4MB}\n  callbacks: {on_start: /bin/true}\n  pre_promote: /bin/true\n  before_stop: /bin/true", work: "4MB"},
 		{name: "name", from: "name: node1", to: "name: node9", restart: "name", work: "4MB"},
 		{name: "data_dir and listen", from: "  listen: 127.0.0.1:5433\n  data_dir: /data/node1", to: "  listen: 127.0.0.1:5434\n  data_dir: /data/other", restart: "postgresql.listen,postgresql.connect_address,postgresql.data_dir", work: "4MB"},
 		{name: "scope with a parameter", from: "scope: demo\n", to: "scope: other\n", restart: "scope", work: "4MB"},

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -29,8 +30,11 @@ func (c *Config) unimplemented() []string {
 		add("bootstrap.post_bootstrap", "the script is not run after initdb")
 	}
 	p := &c.Postgres
-	if len(p.Callbacks) > 0 {
-		add("postgresql.callbacks", "no callback is run")
+	for _, name := range slices.Sorted(maps.Keys(p.Callbacks)) {
+		if !slices.Contains(CallbackActions, name) {
+			out = append(out, fmt.Sprintf("postgresql.callbacks.%s: not a callback (they are %s); it is never run",
+				name, strings.Join(CallbackActions, ", ")))
+		}
 	}
 	if p.CustomConf != "" {
 		add("postgresql.custom_conf", "pg-ha writes postgresql.conf itself and includes a postgresql.conf it did not write as postgresql.base.conf")

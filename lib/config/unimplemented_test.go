@@ -58,3 +58,50 @@ tags:
 		t.Errorf("the config key's other fields are lost: ttl %s", d.TTL)
 	}
 }
+
+// TestCallbackKeys: the five callbacks, pre_promote and before_stop are run,
+// so they draw no warning; a callback name Patroni does not know is named
+// in one; a script that cannot be split into words is invalid.
+func TestCallbackKeys(t *testing.T) {
+	yml := baseYAML + `
+postgresql:
+  callbacks:
+    on_start: /bin/cb
+    on_stop: /bin/cb
+    on_restart: /bin/cb
+    on_reload: /bin/cb
+    on_role_change: "/bin/cb 'with space'"
+    on_promote: /bin/cb
+  pre_promote: /bin/pre
+  before_stop: /bin/stop
+`
+	_, warns, err := Parse([]byte(yml), []string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(warns, "\n")
+	if !strings.Contains(all, "postgresql.callbacks.on_promote: not a callback") {
+		t.Errorf("no warning for on_promote: %q", warns)
+	}
+	for _, w := range warns {
+		if strings.Contains(w, "on_promote") {
+			continue
+		}
+		for _, key := range []string{"callbacks", "on_start", "on_role_change", "pre_promote", "before_stop"} {
+			if strings.Contains(w, key) {
+				t.Errorf("a warning names %s: %q", key, w)
+			}
+		}
+	}
+	c, _, err := Parse([]byte(strings.Replace(yml, "before_stop: /bin/stop", `before_stop: "/bin/stop 'open"`, 1)), []string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var problems []string
+	for _, e := range c.Validate(Need{Postgres: true}) {
+		problems = append(problems, e.Error())
+	}
+	if p := strings.Join(problems, "\n"); !strings.Contains(p, "postgresql.before_stop:") || !strings.Contains(p, "unterminated") {
+		t.Errorf("problems %q, want one naming postgresql.before_stop", problems)
+	}
+}

@@ -97,6 +97,11 @@ func (c *Config) Validate(need Need) []error {
 		if c.Postgres.Authentication.Replication.Username == "" {
 			add("postgresql.authentication.replication.username: missing; set the role replicas connect as (or PATRONI_REPLICATION_USERNAME)")
 		}
+		for key, cmd := range c.hookCommands() {
+			if _, err := SplitCommand(cmd); err != nil {
+				add("postgresql.%s: %q cannot be run: %v; write the program and its arguments as a shell would, quoting spaces", key, cmd, err)
+			}
+		}
 		for _, m := range c.Postgres.CreateReplicaMethods {
 			if m != "basebackup" {
 				add("postgresql.create_replica_methods: %q is not supported; use basebackup", m)
@@ -139,4 +144,20 @@ func (c *Config) Validate(need Need) []error {
 		errs = append(errs, fmt.Errorf("bootstrap.dcs.%w", err))
 	}
 	return errs
+}
+
+// hookCommands lists the scripts set in the postgresql section by key:
+// callbacks.<action>, pre_promote and before_stop.
+func (c *Config) hookCommands() map[string]string {
+	out := map[string]string{}
+	for name, cmd := range c.Postgres.Callbacks {
+		out["callbacks."+name] = cmd
+	}
+	if c.Postgres.PrePromote != "" {
+		out["pre_promote"] = c.Postgres.PrePromote
+	}
+	if c.Postgres.BeforeStop != "" {
+		out["before_stop"] = c.Postgres.BeforeStop
+	}
+	return out
 }

@@ -34,6 +34,9 @@ type MemberData struct {
 	ReplayedLocation *int64 `json:"replayed_location,omitempty"`
 	ReplicationState string `json:"replication_state,omitempty"`
 	FailoverPriority *int   `json:"failover_priority,omitempty"`
+	// PrePromoteFailed: this member's pre_promote script refused a
+	// promotion less than ttl ago; it is not a candidate meanwhile.
+	PrePromoteFailed bool `json:"pre_promote_failed,omitempty"`
 
 	// Extra holds the fields not listed above, as read.
 	Extra map[string]json.RawMessage `json:"-"`
@@ -45,12 +48,12 @@ type memberDataFields MemberData
 var knownMemberFields = []string{
 	"conn_url", "api_url", "state", "role", "version", "xlog_location", "timeline", "tags",
 	"pending_restart", "pause", "proxy_url", "received_location", "replayed_location",
-	"replication_state", "failover_priority",
+	"replication_state", "failover_priority", "pre_promote_failed",
 }
 
 // memberBoolFields are the boolean fields of a member key; other tools may
 // write them as strings or numbers.
-var memberBoolFields = []string{"pause", "pending_restart"}
+var memberBoolFields = []string{"pause", "pending_restart", "pre_promote_failed"}
 
 // UnmarshalJSON decodes Patroni's member JSON and keeps unknown fields in
 // Extra. Booleans are read with config.ParseBool; one it does not

@@ -14,7 +14,10 @@ type Member struct {
 	Timeline   int   // its timeline
 	Position   int64 // its WAL position (xlog_location)
 	NoFailover bool  // tagged nofailover
-	Priority   int   // failover_priority; 0 means never
+	// PrePromoteFailed: its pre_promote script refused a promotion a
+	// moment ago (less than ttl), so another candidate is to win.
+	PrePromoteFailed bool
+	Priority         int // failover_priority; 0 means never
 	// Fresh: the member reported after the leader key vanished, so its
 	// position is current.
 	Fresh bool
@@ -66,6 +69,8 @@ func Eligible(m Member, lastLeaderPosition, maxLag int64) (bool, string) {
 		return false, "tagged nofailover"
 	case m.Priority <= 0:
 		return false, "failover_priority is 0"
+	case m.PrePromoteFailed:
+		return false, "its pre_promote script refused a promotion less than ttl ago"
 	case lastLeaderPosition > 0 && m.Position < lastLeaderPosition-maxLag:
 		return false, fmt.Sprintf("lags %d bytes behind the last leader position, more than maximum_lag_on_failover (%d)",
 			lastLeaderPosition-m.Position, maxLag)

@@ -24,6 +24,8 @@ func TestElect(t *testing.T) {
 		{"tie: higher priority wins over name", Election{Self: with(m("n3", 1, 100), func(x *Member) { x.Priority = 5 }), Others: []Member{m("n2", 1, 100)}}, true},
 		{"not running", Election{Self: with(m("n1", 1, 100), func(x *Member) { x.Running = false })}, false},
 		{"nofailover", Election{Self: with(m("n1", 1, 100), func(x *Member) { x.NoFailover = true })}, false},
+		{"pre_promote refused a moment ago", Election{Self: with(m("n1", 1, 100), func(x *Member) { x.PrePromoteFailed = true })}, false},
+		{"a member ahead whose pre_promote refused is passed over", Election{Self: m("n2", 1, 100), Others: []Member{with(m("n3", 1, 900), func(x *Member) { x.PrePromoteFailed = true })}}, true},
 		{"priority 0", Election{Self: with(m("n1", 1, 100), func(x *Member) { x.Priority = 0 })}, false},
 		{"too much lag", Election{Self: m("n1", 1, 100), LastLeaderPosition: 5000, MaxLag: 1000}, false},
 		{"lag within bound", Election{Self: m("n1", 1, 4500), LastLeaderPosition: 5000, MaxLag: 1000}, true},

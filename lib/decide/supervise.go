@@ -21,6 +21,13 @@ type Local struct {
 	MayHaveDiverged bool
 	// Crashed: the postmaster exited without being asked to.
 	Crashed bool
+	// PrePromote: a pre_promote script must allow a promotion first.
+	PrePromote bool
+	// PrePromoteRunning is the token the pre_promote script runs for (0:
+	// none), PrePromoteOK the one it allowed a promotion under, and
+	// PrePromoteRefused the one it refused (a non-zero exit or a
+	// timeout): this node never promotes under that token.
+	PrePromoteRunning, PrePromoteOK, PrePromoteRefused int64
 }
 
 // Action is what pg-supervise does next.
@@ -51,10 +58,13 @@ const (
 	Demote
 	// StopServer: stop PostgreSQL and keep it stopped.
 	StopServer
+	// RunPrePromote: start the pre_promote script for the line's token;
+	// the standby is promoted once it allows it.
+	RunPrePromote
 )
 
 var actionNames = [...]string{"nothing", "fence", "start-primary", "start-standby", "rewind-and-start",
-	"promote", "adopt-term", "retarget", "demote", "stop"}
+	"promote", "adopt-term", "retarget", "demote", "stop", "run-pre-promote"}
 
 func (a Action) String() string { return actionNames[a] }
 
@@ -85,7 +95,7 @@ func Supervise(l Local, want rolepipe.Line, have bool, now clock.Time) Action {
 		case l.Running && l.Primary:
 			return AdoptTerm
 		case l.Running:
-			return Promote
+			return promote(l, want.Token)
 		case l.Term == want.Token:
 			return StartPrimary
 		default:
@@ -124,4 +134,27 @@ func Supervise(l Local, want rolepipe.Line, have bool, now clock.Time) Action {
 		}
 	}
 	return Nothing
+}
+
+// promote decides about a running standby told to lead under token: it is
+// promoted once pre_promote (if any) allowed it for that token; never under
+// a token pre_promote refused.
+func promote(l Local, token int64) Action {
+	switch {
+	case l.PrePromoteRefused == token:
+		return Nothing
+	case !l.PrePromote || l.PrePromoteOK == token:
+		return Promote
+	case l.PrePromoteRunning == token:
+		return Nothing
+	}
+	return RunPrePromote
+}
+
+// KeepPrePromote reports whether a pre_promote script running for token may
+// go on given the newest line: only while that line still asks this node to
+// lead under the same token, with validity left. Otherwise the script is
+// killed, and its result would not matter.
+func KeepPrePromote(token int64, want rolepipe.Line, now clock.Time) bool {
+	return want.Verb == rolepipe.Lead && want.Token == token && want.Valid(now)
 }

@@ -61,6 +61,17 @@ func TestSupervise(t *testing.T) {
 		{"paused: no restart after a crash", crashedPrimary, paused(lead(7)), true, Nothing},
 		{"paused: a crash of a standby is not restarted", Local{Crashed: true}, paused(follow("n2")), true, Nothing},
 		{"paused still fences", primary, paused(expired), true, Fence},
+		// pre_promote.
+		{"pre_promote set: run it before promoting", Local{Running: true, PrePromote: true}, lead(9), true, RunPrePromote},
+		{"pre_promote running: wait", Local{Running: true, PrePromote: true, PrePromoteRunning: 9}, lead(9), true, Nothing},
+		{"pre_promote allowed this token: promote", Local{Running: true, PrePromote: true, PrePromoteOK: 9}, lead(9), true, Promote},
+		{"pre_promote allowed an older token: run it again", Local{Running: true, PrePromote: true, PrePromoteOK: 7}, lead(9), true, RunPrePromote},
+		{"pre_promote refused this token: stay a standby", Local{Running: true, PrePromote: true, PrePromoteRefused: 9}, lead(9), true, Nothing},
+		{"refused even if the script is gone since", Local{Running: true, PrePromoteRefused: 9}, lead(9), true, Nothing},
+		{"refused an older token: run it for the new one", Local{Running: true, PrePromote: true, PrePromoteRefused: 7}, lead(9), true, RunPrePromote},
+		{"pre_promote and an expired line: nothing", Local{Running: true, PrePromote: true, PrePromoteOK: 7}, expired, true, Nothing},
+		{"pre_promote and a primary: keep it", Local{Running: true, Primary: true, Term: 9, PrePromote: true}, lead(9), true, Nothing},
+		{"refused, down: start as a standby", Local{PrePromoteRefused: 9}, lead(9), true, StartStandby},
 	}
 	for _, tt := range tests {
 		if got := Supervise(tt.l, tt.want, tt.have, now); got != tt.out {
@@ -86,6 +97,30 @@ func TestSuperviseNeverKeepsUnfencedPrimary(t *testing.T) {
 			if got != Fence && got != Demote && got != StopServer {
 				t.Errorf("line %q: %v leaves a primary running", l, got)
 			}
+		}
+	}
+}
+
+func TestKeepPrePromote(t *testing.T) {
+	now := clock.Time(1000 * time.Second)
+	lead := func(token int64, left time.Duration) rolepipe.Line {
+		return rolepipe.Line{Verb: rolepipe.Lead, Until: now.Add(left), Token: token}
+	}
+	tests := []struct {
+		name string
+		line rolepipe.Line
+		want bool
+	}{
+		{"still told to lead under the token", lead(9, time.Second), true},
+		{"a new token", lead(10, time.Second), false},
+		{"validity ran out", lead(9, 0), false},
+		{"told to follow", rolepipe.Line{Verb: rolepipe.Follow, Leader: "n2"}, false},
+		{"told to stay a standby", rolepipe.Line{Verb: rolepipe.Standby}, false},
+		{"told to stop", rolepipe.Line{Verb: rolepipe.Stop, Reason: "x"}, false},
+	}
+	for _, tt := range tests {
+		if got := KeepPrePromote(9, tt.line, now); got != tt.want {
+			t.Errorf("%s: KeepPrePromote = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

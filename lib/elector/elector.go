@@ -79,6 +79,11 @@ type Elector struct {
 	releasing int64
 	// shared is the config key last left for pg-supervise (liveconfig.go).
 	shared sharedConfig
+	// refused is the token under which pre_promote refused the promotion:
+	// the key is being given up, standby lines replace lead lines
+	// (prepromote.go). raceAfter: no race for the key before then.
+	refused   int64
+	raceAfter clock.Time
 }
 
 // New returns an elector; Run starts it.
@@ -384,6 +389,7 @@ func (e *Elector) memberData(loc local, cl *dcs.Cluster) dcs.MemberData {
 	}
 	prio := e.cfg.Tags.FailoverPriority()
 	d.FailoverPriority = &prio
+	d.PrePromoteFailed = e.clock.Now().Before(e.raceAfter)
 	return d
 }
 
@@ -434,6 +440,10 @@ func (e *Elector) lead(slots []string) bool {
 	}
 	if e.releasing != 0 && e.releasing == e.token {
 		e.emit(rolepipe.Line{Verb: rolepipe.Stop, Reason: "primary_down"})
+		return true
+	}
+	if e.refused != 0 && e.refused == e.token {
+		e.emit(rolepipe.Line{Verb: rolepipe.Standby})
 		return true
 	}
 	e.ka.mu.Lock()
@@ -509,6 +519,7 @@ func (e *Elector) members(cl *dcs.Cluster) []decide.Member {
 			Name: m.Name, Running: m.Data.State == "running", Primary: m.Data.Role == "primary" || m.Data.Role == "master",
 			Timeline: m.Data.Timeline, NoFailover: config.Tags(m.Data.Tags).NoFailover(),
 			Priority: config.Tags(m.Data.Tags).FailoverPriority(), Fresh: m.ModRevision > e.noLeader.rev && e.noLeader.rev > 0,
+			PrePromoteFailed: m.Data.PrePromoteFailed,
 		}
 		if m.Data.XLogLocation != nil {
 			dm.Position = *m.Data.XLogLocation

@@ -30,6 +30,13 @@ func failoverKey(cl *dcs.Cluster) *decide.FailoverKey {
 // its mod revision), as Patroni does, so that it neither steers a later
 // election nor blocks the next request.
 func (e *Elector) maybeRace(ctx context.Context, loc local, cl *dcs.Cluster) {
+	if e.clock.Now().Before(e.raceAfter) {
+		// pre_promote refused this node's promotion a moment ago: let
+		// another candidate take the key, as Patroni does for one ttl.
+		e.log.Debug().Msg("not racing for the leader key: pre_promote refused the last promotion")
+		e.emit(rolepipe.Line{Verb: rolepipe.Standby})
+		return
+	}
 	el := decide.Election{
 		Self: e.self(loc), Others: e.members(cl), LastLeaderPosition: cl.Status.Optime,
 		MaxLag: e.dyn.MaximumLagOnFailover, Paused: e.dyn.Pause,

@@ -65,6 +65,9 @@ func (e *Elector) slots(cl *dcs.Cluster) []string {
 // manual failover, runs a due switchover, and gives the key up when the
 // server has been down too long.
 func (e *Elector) asLeader(ctx context.Context, loc local, cl *dcs.Cluster) {
+	if e.refusedPromotion(ctx, loc) {
+		return
+	}
 	if e.fenceHung(ctx, loc) {
 		return
 	}

@@ -238,7 +238,7 @@ func (s *Supervisor) writeLiveConfig(line rolepipe.Line) {
 		return
 	}
 	s.live.force = false
-	if err := s.proc.Reload(); err != nil {
+	if err := s.reload(); err != nil {
 		s.log.Warn().Err(err).Msg("reloading PostgreSQL")
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/pg-ha/pg-ha/lib/callback"
 	"github.com/pg-ha/pg-ha/lib/clock"
 	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/decide"
@@ -68,6 +69,8 @@ type Supervisor struct {
 	statusOK       bool
 
 	live liveConfig // configuration followed while running (liveconfig.go)
+
+	hooks hooks // callbacks, pre_promote and before_stop (callbacks.go)
 }
 
 // NewSupervisor returns a supervisor of node reading lines from r.
@@ -80,6 +83,7 @@ func NewSupervisor(node *pgdata.Node, r *rolepipe.Reader, c clock.Clock, n Notif
 		fencer: NewFencer(node.DataDir(), c, log), notify: n, slotsAbsent: map[string]time.Time{},
 		requests: make(chan request),
 	}
+	s.hooks.timeout = DefaultCallbackTimeout
 	s.initLive()
 	return s
 }
@@ -100,6 +104,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	fencerDone := make(chan struct{})
 	go func() { s.fencer.Run(fctx); close(fencerDone) }()
 	defer func() { stopFencer(); <-fencerDone }()
+	s.hooks.runner = callback.NewRunner(s.node.Owner, s.hooks.timeout, s.log.With().Str("part", "callbacks").Logger())
+	defer s.hooks.runner.Close(shutdownCallbackWait)
+	defer s.stopPrePromote()
 
 	if err := s.clearOrphan(); err != nil {
 		return err
@@ -121,11 +128,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	for {
 		line, seq, _ := s.reader.Latest()
 		s.followConfig(ctx, line)
+		now := s.clock.Now()
+		s.followPrePromote(line, now)
 		local := decide.Local{
 			Running: s.proc != nil, Primary: s.primary, Term: s.term, Upstream: s.upstream,
 			MayHaveDiverged: s.mayHaveDiverged(), Crashed: s.crashed,
 		}
-		act := decide.Supervise(local, line, seq > 0, s.clock.Now())
+		s.prePromoteLocal(&local)
+		act := decide.Supervise(local, line, seq > 0, now)
 		if s.startBackoff(act) {
 			act = decide.Nothing
 		}
@@ -151,6 +161,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			s.reap()
 		case r := <-s.requests:
 			r.reply <- s.reinit(ctx)
+		case <-s.prePromoteDone():
 		case <-tick.C:
 		}
 	}
@@ -179,6 +190,7 @@ func (s *Supervisor) do(ctx context.Context, act decide.Action, line rolepipe.Li
 	switch act {
 	case decide.Fence:
 		if s.proc != nil {
+			s.hooks.stopKind = callback.StopKilled
 			if err := s.proc.Kill(); err != nil {
 				s.log.Error().Err(err).Msg("fencing")
 			}
@@ -198,6 +210,8 @@ func (s *Supervisor) do(ctx context.Context, act decide.Action, line rolepipe.Li
 		return s.rewindAndStart(ctx, line)
 	case decide.Promote:
 		return s.promote(ctx, line)
+	case decide.RunPrePromote:
+		return s.startPrePromote(line)
 	case decide.AdoptTerm:
 		s.term = line.Token
 		s.markDiverge()
@@ -213,13 +227,16 @@ func (s *Supervisor) do(ctx context.Context, act decide.Action, line rolepipe.Li
 		}
 		s.upstream = line.Leader
 		s.log.Info().Str("leader", line.Leader).Msg("following a new leader")
-		return s.proc.Reload()
+		return s.reload()
 	case decide.Demote:
 		s.setState(state.Demoting, "")
+		s.hooks.stopKind = callback.StopDemote
+		s.beforeStop()
 		return s.stop(ctx, Fast, state.Stopped)
 	case decide.StopServer:
 		s.setState(state.Stopping, "")
 		if line.Reason == rolepipe.ReasonUnresponsive && s.proc != nil {
+			s.hooks.stopKind = callback.StopKilled
 			// Its processes do not run (stopped, or stuck on a disk):
 			// a shutdown request would wait for them. Kill them all.
 			s.log.Warn().Int("pid", s.proc.PID()).Msg("killing the unresponsive server")
@@ -231,6 +248,15 @@ func (s *Supervisor) do(ctx context.Context, act decide.Action, line rolepipe.Li
 			s.setState(state.Stopped, "killed: it answered no query")
 			return nil
 		}
+		switch line.Reason {
+		case "restart":
+			s.hooks.stopKind = callback.StopRestart
+		case "switchover":
+			s.hooks.stopKind = callback.StopDemote
+		default:
+			s.hooks.stopKind = callback.StopPlanned
+		}
+		s.beforeStop()
 		return s.stop(ctx, Fast, state.Stopped)
 	}
 	return nil
@@ -283,6 +309,7 @@ func (s *Supervisor) start(line rolepipe.Line, primary bool, sb *pgdata.Standby)
 		s.fencer.Arm(p.PID(), line.Token, line.Until)
 	}
 	s.proc, s.primary, s.crashed = p, primary, false
+	s.hooks.tracker.Started()
 	s.lastStart = time.Now()
 	s.upstream = ""
 	if !primary && line.Verb == rolepipe.Follow {
@@ -309,6 +336,7 @@ func (s *Supervisor) promote(ctx context.Context, line rolepipe.Line) error {
 	if err := s.proc.Promote(s.node.Owner); err != nil {
 		return fmt.Errorf("promote: %w", err)
 	}
+	s.fire(s.hooks.tracker.Promoted())
 	s.promoteSent = time.Now()
 	s.log.Info().Int64("token", line.Token).Msg("promoting")
 	return nil
@@ -385,6 +413,8 @@ func (s *Supervisor) reinit(ctx context.Context) error {
 	}
 	if s.proc != nil {
 		s.setState(state.Stopping, "reinit")
+		s.hooks.stopKind = callback.StopPlanned
+		s.beforeStop()
 		if err := s.stop(ctx, Fast, state.Stopped); err != nil {
 			return err
 		}
@@ -480,9 +510,16 @@ func (s *Supervisor) reap() {
 		ev.Int("killed", n).Msg("killed server processes that outlived the postmaster")
 	}
 	expected := p.Expected()
+	role, kind := s.role(), s.hooks.stopKind
+	s.hooks.stopKind = callback.StopPlanned
 	if s.fencer.FiredFor(p.PID()) {
-		expected = true
+		expected, kind = true, callback.StopKilled
 		s.setState(state.Fenced, "validity ran out")
+	}
+	if expected {
+		s.fire(s.hooks.tracker.Stopped(kind, role))
+	} else {
+		s.hooks.tracker.Crashed(role)
 	}
 	s.fencer.Disarm()
 	s.proc, s.primary, s.upstream = nil, false, ""
@@ -509,7 +546,10 @@ func (s *Supervisor) reapExpected() {
 func (s *Supervisor) shutdown() error {
 	_ = s.notify.Stopping()
 	s.setState(state.Stopping, "")
+	s.stopPrePromote()
 	if s.proc != nil {
+		s.hooks.stopKind = callback.StopPlanned
+		s.beforeStop()
 		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 		defer cancel()
 		if err := s.proc.Stop(ctx, Fast, 60*time.Second); err != nil {
@@ -622,6 +662,7 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 		// it can accept writes. Fence it unless we hold validity.
 		if !line.Valid(s.clock.Now()) {
 			s.log.Error().Msg("server left recovery without a lead: fencing")
+			s.hooks.stopKind = callback.StopKilled
 			if err := s.proc.Kill(); err != nil {
 				s.log.Error().Err(err).Msg("fencing")
 			}
@@ -629,8 +670,10 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 			s.fencer.Arm(s.proc.PID(), line.Token, line.Until)
 			s.primary, s.term = true, line.Token
 			s.markDiverge()
+			s.fire(s.hooks.tracker.Promoted())
 		}
 	}
+	s.answered(line)
 	s.publish()
 }
 
@@ -671,7 +714,7 @@ func (s *Supervisor) writeStandbyNames(want string) error {
 	if err := pgdata.SetParameter(s.node.DataDir(), s.node.Owner, standbyNamesParam, want); err != nil {
 		return err
 	}
-	if err := s.proc.Reload(); err != nil {
+	if err := s.reload(); err != nil {
 		return err
 	}
 	s.syncWritten, s.syncWrittenAt = want, time.Now()
@@ -901,6 +944,7 @@ func (s *Supervisor) publish() {
 	s.st.Leader = s.upstream
 	s.st.Token = s.term
 	s.st.Paused = line.Paused
+	s.st.PrePromoteRefused = s.hooks.refused
 	s.st.Deadline = 0
 	if d, armed := s.fencer.Deadline(); armed {
 		s.st.Deadline = d

@@ -58,6 +58,10 @@ type Supervise struct {
 	StopLSN string `json:"stop_lsn,omitempty"`
 	// Paused is the maintenance mode in force.
 	Paused bool `json:"paused,omitempty"`
+	// PrePromoteRefused is the leader token under which the pre_promote
+	// script refused this node's promotion (0: none): pg-supervise never
+	// promotes under it, and pg-lockd gives the leader key up.
+	PrePromoteRefused int64 `json:"pre_promote_refused,omitempty"`
 	// Message says what went wrong last, for operators.
 	Message string `json:"message,omitempty"`
 	// Updated is when this was written (CLOCK_BOOTTIME ns).

@@ -95,6 +95,9 @@ func nodeConfig(c *Cluster, n *Node, etcdHosts []string) ([]byte, error) {
 		},
 		"tags": tags,
 	}
+	if o.ExtraPostgres != nil {
+		maps.Copy(doc["postgresql"].(map[string]any), o.ExtraPostgres(n.Index))
+	}
 	dcs := doc["bootstrap"].(map[string]any)["dcs"].(map[string]any)
 	if err := putSync(dcs, o); err != nil {
 		return nil, err

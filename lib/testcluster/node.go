@@ -318,6 +318,9 @@ func (n *Node) launch(p Proc, extra []string, stdin, stdout *os.File) (*process,
 	path := filepath.Join(n.c.bin, p.String())
 	args := append([]string{"--config", n.ConfigPath, "--runtime-dir", n.RuntimeDir,
 		"--log.format", "json", "--log.level", level}, extra...)
+	if p == Supervise {
+		args = append(args, n.c.Options.SuperviseArgs...)
+	}
 	if p == Patroni {
 		path, args = PatroniBinary, []string{n.ConfigPath}
 	}

@@ -62,6 +62,12 @@ type Options struct {
 	// ExtraRestAPI are added to every node's restapi section
 	// (authentication, …), replacing what is there.
 	ExtraRestAPI map[string]any
+	// ExtraPostgres, when set, returns keys added to node i's postgresql
+	// section (callbacks, pre_promote, …), replacing what is there.
+	ExtraPostgres func(i int) map[string]any
+	// SuperviseArgs are extra flags for every pg-supervise
+	// (--callback-timeout, …).
+	SuperviseArgs []string
 	// ExtraDCS are added to bootstrap.dcs (primary_start_timeout, …),
 	// replacing what the fields above put there.
 	ExtraDCS map[string]any
