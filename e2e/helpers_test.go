@@ -64,7 +64,7 @@ func replicasMatch(t testing.TB, c *testcluster.Cluster, p *testcluster.Node, fi
 	t.Helper()
 	c.WaitReplicasCaughtUp(t, 20*time.Second)
 	for _, n := range c.Nodes {
-		if n == p || !n.Running(testcluster.Supervise) {
+		if n == p || !n.Managed() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -37,7 +37,7 @@ func (c *Config) unimplemented() []string {
 		}
 	}
 	if p.CustomConf != "" {
-		add("postgresql.custom_conf", "pg-ha writes postgresql.conf itself and includes a postgresql.conf it did not write as postgresql.base.conf")
+		add("postgresql.custom_conf", "the file is not included: pg-ha writes postgresql.conf itself around postgresql.base.conf in data_dir (initdb's original, which Patroni keeps there too); put the file's settings into postgresql.parameters or postgresql.base.conf")
 	}
 	if p.ConfigDir != "" && p.ConfigDir != p.DataDir {
 		add("postgresql.config_dir", "the configuration files are written to and read from data_dir")

@@ -30,18 +30,22 @@ type Standby struct {
 // WriteConf writes postgresql.conf in dataDir with params, and the standby
 // settings when sb is not nil (plus standby.signal); with sb nil it removes
 // standby.signal. A postgresql.conf pg-ha did not write is first moved to
-// postgresql.base.conf, which is included. Files are replaced atomically and
-// owned by o.
+// postgresql.base.conf, which is included, or dropped if Patroni wrote it
+// (see adoptConf); it fails rather than overwrite postgresql.base.conf or
+// leave a configuration PostgreSQL would reject as recursive. A
+// recovery.signal is removed: pg-ha never runs archive recovery, and with
+// it PostgreSQL would end recovery and promote by itself. Files are
+// replaced atomically and owned by o.
 func WriteConf(dataDir string, o pg.Owner, params map[string]string, sb *Standby) error {
-	path := filepath.Join(dataDir, "postgresql.conf")
-	old, err := os.ReadFile(path)
-	if err == nil && !bytes.HasPrefix(old, []byte(confHeader)) {
-		if err := os.Rename(path, filepath.Join(dataDir, BaseConf)); err != nil {
-			return fmt.Errorf("keep original postgresql.conf: %w", err)
-		}
+	if err := adoptConf(dataDir, o); err != nil {
+		return err
 	}
+	path := filepath.Join(dataDir, "postgresql.conf")
 	if err := writeAtomic(path, RenderConf(dataDir, params, sb), 0o600, o); err != nil {
 		return err
+	}
+	if err := os.Remove(filepath.Join(dataDir, "recovery.signal")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove recovery.signal: %w", err)
 	}
 	return SetStandbySignal(dataDir, o, sb != nil)
 }

@@ -112,6 +112,7 @@ func Start(t testing.TB, o Options) *Cluster {
 			ConfigPath: filepath.Join(dir, name+".yml"),
 			c:          c,
 			procs:      map[Proc]*process{},
+			patroni:    o.Patroni,
 		}
 		if err := ensureOwned(dir); err != nil {
 			t.Fatal(err)

@@ -114,6 +114,7 @@ type Node struct {
 	proxies []*Proxy // with Options.EtcdProxy: between the node and etcd
 	mu      sync.Mutex
 	procs   map[Proc]*process
+	patroni bool // runs Patroni instead of pg-ha's programs (Migrate switches)
 
 	walMounted bool // Options.WALFilesystem's tmpfs is mounted
 }
@@ -203,7 +204,7 @@ func (n *Node) start() error {
 			return fmt.Errorf("%s is still running (pid %d)", p, n.PID(p))
 		}
 	}
-	if n.c.Options.Patroni {
+	if n.RunsPatroni() {
 		_, err := n.launch(Patroni, nil, nil, nil)
 		return err
 	}
@@ -247,7 +248,8 @@ func (n *Node) start() error {
 			return err
 		}
 	}
-	if n.c.Options.Healthd {
+	// A node moved from Patroni serves the REST API on Patroni's port.
+	if n.c.Options.Healthd || n.c.Options.Patroni {
 		if _, err := n.launch(Healthd, nil, nil, nil); err != nil {
 			return err
 		}
@@ -393,10 +395,57 @@ func (n *Node) Running(p Proc) bool {
 // managed reports whether the program that runs the node's PostgreSQL is
 // running: pg-supervise, or Patroni with Options.Patroni.
 func (n *Node) managed() bool {
-	if n.c.Options.Patroni {
+	if n.RunsPatroni() {
 		return n.Running(Patroni)
 	}
 	return n.Running(Supervise)
+}
+
+// Managed reports whether the program that runs the node's PostgreSQL
+// (pg-supervise, or Patroni) is running.
+func (n *Node) Managed() bool { return n.managed() }
+
+// RunsPatroni reports whether the node is run by Patroni rather than by
+// pg-ha's programs: with Options.Patroni until Migrate moves it.
+func (n *Node) RunsPatroni() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.patroni
+}
+
+// Migrate moves the node between Patroni and pg-ha's programs in place, as
+// an operator does: it stops the running daemons with SIGTERM (Patroni and
+// pg-supervise each shut PostgreSQL down cleanly), waits up to 30s for
+// every server process of the node to be gone, then starts the node with
+// Patroni (toPatroni) or with pg-bootstrap, pg-lockd | pg-supervise and
+// pg-healthd (on Patroni's REST API port) on the same YAML, data directory
+// and etcd keys. It does not wait for the node to be ready. It needs a
+// cluster started with Options.Patroni and fails t if a daemon or the
+// server does not stop, or pg-bootstrap or a program fails to start.
+func (n *Node) Migrate(t testing.TB, toPatroni bool) {
+	t.Helper()
+	if !n.c.Options.Patroni {
+		t.Fatalf("%s.Migrate: the cluster was not started with Options.Patroni", n.Name)
+	}
+	to := "pg-ha"
+	if toPatroni {
+		to = "Patroni"
+	}
+	n.note("migrate to " + to)
+	n.Stop(t, syscall.SIGTERM)
+	deadline := time.Now().Add(30 * time.Second)
+	for n.PID(Postmaster) != 0 || len(pidsUnder(n.DataDir)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: PostgreSQL still runs 30s after its manager stopped (pids %v)", n.Name, pidsUnder(n.DataDir))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	n.mu.Lock()
+	n.patroni = toPatroni
+	n.mu.Unlock()
+	if err := n.start(); err != nil {
+		t.Fatalf("start %s with %s: %v", n.Name, to, err)
+	}
 }
 
 // Exited returns how program p last ended ("exit status 1", "signal:

@@ -86,7 +86,9 @@ type Options struct {
 	// faults. Everything that reads the cluster (WaitPrimary, the workload,
 	// FinalWrites, Node.PID(Postmaster), PartitionFromEtcd, teardown) works
 	// as with pg-ha; Node methods that drive pg-ha's programs do not apply.
-	// It cannot be combined with FIFO, Healthd or WALFilesystem.
+	// Node.Migrate moves one node to pg-ha's programs (with pg-healthd on
+	// Patroni's REST API port) and back. It cannot be combined with FIFO,
+	// Healthd or WALFilesystem.
 	Patroni bool
 }
 
