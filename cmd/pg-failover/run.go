@@ -619,8 +619,10 @@ var stdin = bufio.NewReader(os.Stdin)
 func prompt(question string) (string, error) {
 	fmt.Fprintf(os.Stderr, "%s: ", question)
 	line, err := stdin.ReadString('\n')
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		fmt.Fprintln(os.Stderr) // a piped answer is not echoed
+	}
 	if err != nil && line == "" {
-		fmt.Fprintln(os.Stderr)
 		return "", errors.New("no answer: end of input")
 	}
 	return strings.TrimRight(line, "\r\n"), nil
@@ -741,23 +743,28 @@ func describeFilter(f clusterctl.RestartFilter) string {
 
 // query runs patronictl query's SQL and prints the rows.
 func query(ctx context.Context, ctl *clusterctl.Ctl, q *QueryCmd, asJSON bool) error {
+	failed := func(err error) error {
+		r := clusterctl.Result{Action: "query"}
+		r.Failed(err)
+		return finish(r, err, asJSON)
+	}
 	sql := q.Command
 	switch {
 	case q.File != "" && sql != "":
-		return clusterctl.ExitError(clusterctl.UsageError("--file and --command are mutually exclusive options"))
+		return failed(clusterctl.UsageError("--file and --command are mutually exclusive options"))
 	case q.File != "":
 		b, err := readInput("--file", q.File)
 		if err != nil {
-			return clusterctl.ExitError(err)
+			return failed(err)
 		}
 		sql = string(b)
 	case sql == "":
-		return clusterctl.ExitError(clusterctl.UsageError("query needs SQL: --command 'SELECT 1' (patronictl's -c) or --file FILE"))
+		return failed(clusterctl.UsageError("query needs SQL: --command 'SELECT 1' (patronictl's -c) or --file FILE"))
 	}
 	o := clusterctl.QueryOptions{Member: q.Member, Role: q.Role, SQL: sql, User: q.Username, Database: q.DBName, Timeout: q.Timeout}
 	if q.Password {
 		if !term.IsTerminal(int(os.Stdin.Fd())) {
-			return clusterctl.ExitError(clusterctl.UsageError("--password asks on a terminal; stdin is not one"))
+			return failed(clusterctl.UsageError("--password asks on a terminal; stdin is not one"))
 		}
 		fmt.Fprint(os.Stderr, "Password: ")
 		b, err := term.ReadPassword(int(os.Stdin.Fd()))
@@ -769,7 +776,7 @@ func query(ctx context.Context, ctl *clusterctl.Ctl, q *QueryCmd, asJSON bool) e
 	}
 	res, err := ctl.Query(ctx, o)
 	if err != nil {
-		return clusterctl.ExitError(err)
+		return failed(err)
 	}
 	format := q.Format
 	if asJSON {
