@@ -28,9 +28,9 @@ import (
 //     credentials); a second one is refused (exit 18); flush restart
 //     cancels it, so that another can be scheduled, and that one restarts
 //     the replica's postmaster, not before its time, and not the leader's;
-//   - restart --pending: nothing while no restart is pending; after
-//     edit-config changes a parameter that needs one, --pending -r replica
-//     restarts the replica only, which then runs with the new value;
+//   - restart --pending: after edit-config changes a parameter that needs
+//     a restart, --pending -r replica restarts the replica only, which then
+//     runs with the new value; run again, it finds nothing to restart;
 //   - remove: refused while a leader is alive (exit 15); once the nodes
 //     are stopped a wrong typed answer removes nothing (exit 2), and the
 //     right ones (the cluster's name, "Yes I am aware") delete every key.
@@ -107,18 +107,15 @@ func TestPatronictlCommands(t *testing.T) {
 	}
 	c.WaitReplicasStreaming(t, 20*time.Second)
 
-	// restart --pending
-	out, _, code = pgFailover(t, p, "restart", "--pending")
-	if code != 0 || !strings.HasPrefix(out, "no member matches (with a pending restart)") {
-		t.Errorf("restart --pending with none pending: exit %d, %q", code, out)
-	}
+	// restart --pending: the replica only, once a parameter needs a restart.
 	if _, stderr, code = pgFailover(t, p, "edit-config", "--pg", "max_locks_per_transaction=128", "--force", "-q"); code != 0 {
 		t.Fatalf("edit-config: exit %d: %s", code, lastLine(stderr))
 	}
-	waitUntil(t, 15*time.Second, "pending_restart in both member keys", func() bool {
+	pending := func(n *testcluster.Node) bool {
 		ms, err := c.Members(ctx)
-		return err == nil && ms[p.Name]["pending_restart"] == true && ms[r.Name]["pending_restart"] == true
-	})
+		return err == nil && ms[n.Name]["pending_restart"] == true
+	}
+	waitUntil(t, 15*time.Second, "pending_restart in both member keys", func() bool { return pending(p) && pending(r) })
 	out, stderr, code = pgFailover(t, p, "restart", "--pending", "-r", "replica")
 	if code != 0 || !strings.HasPrefix(out, "restart of "+r.Name+" done in ") {
 		t.Fatalf("restart --pending -r replica: exit %d, %q; %s", code, out, lastLine(stderr))
@@ -128,6 +125,11 @@ func TestPatronictlCommands(t *testing.T) {
 	}
 	if got := setting(ctx, p, "max_locks_per_transaction"); got != "64" || !started(p).Equal(pStart) {
 		t.Errorf("the leader %s was restarted by restart --pending -r replica (max_locks_per_transaction %s)", p.Name, got)
+	}
+	waitUntil(t, 15*time.Second, r.Name+" without pending_restart", func() bool { return !pending(r) })
+	out, _, code = pgFailover(t, p, "restart", "--pending", "--role", "replica")
+	if code != 0 || !strings.HasPrefix(out, "no member matches (role replica, with a pending restart)") {
+		t.Errorf("restart --pending --role replica with none pending: exit %d, %q", code, out)
 	}
 
 	// remove
