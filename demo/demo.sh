@@ -78,6 +78,7 @@ postgresql:
 YAML
 }
 
+# The checks' timings are examples/haproxy.cfg's, which explains them.
 haproxy_config() {
 	cat <<CFG
 global
@@ -95,9 +96,10 @@ listen stats
     stats uri /
 listen primary
     bind 127.0.0.1:5000
+    retries 0
     option httpchk OPTIONS /primary
     http-check expect status 200
-    default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
+    default-server inter 200ms fastinter 100ms downinter 100ms rise 1 fall 1 on-marked-down shutdown-sessions
     server node1 127.0.0.1:5441 maxconn 100 check port 8011
     server node2 127.0.0.1:5442 maxconn 100 check port 8012
     server node3 127.0.0.1:5443 maxconn 100 check port 8013
