@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/pg-ha/pg-ha/lib/cli.Version=$(VERSION)
 BINS    := pg-lockd pg-supervise pg-healthd pg-bootstrap pg-failover
 
-.PHONY: all build test unit e2e bench bench-partition bench-health demo demo-stop vet fmt clean install
+.PHONY: all build test unit e2e bench bench-partition bench-haproxy bench-health demo demo-stop vet fmt clean install
 
 all: build
 
@@ -36,6 +36,12 @@ bench:
 # on the same machine (about 5 minutes).
 bench-partition:
 	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -run '^$$' -bench 'IsolatedPrimaryLoss' -benchtime 5x -timeout 60m ./e2e/
+
+# The application's longest write gap at a switchover through HAProxy
+# (examples/haproxy.cfg) and through a multi-host connection string, measured
+# at once on the same fresh clusters (about 3 minutes).
+bench-haproxy:
+	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -run '^$$' -bench 'HAProxyWriteGap' -benchtime 5x -timeout 30m ./e2e/
 
 bench-health:
 	wrk -t2 -c16 -d10s --latency http://127.0.0.1:8011/primary

@@ -3,8 +3,10 @@
 # runs without systemd (pg-bootstrap && pg-lockd | pg-supervise, plus
 # pg-healthd), and HAProxy routing :5000 to the primary, :5001 to replicas.
 #
-#   demo/demo.sh start     build first with `make build` (make demo does both)
-#   demo/demo.sh stop
+#   demo/demo.sh start          build first with `make build` (make demo does both)
+#   demo/demo.sh stop           stop everything and delete .demo: data, logs, etcd
+#   demo/demo.sh stop-node N    stop node N's daemons (SIGTERM), keeping its data
+#   demo/demo.sh start-node N   start node N again on its data
 set -euo pipefail
 trap 'echo "demo: a step failed (line $LINENO); logs are in .demo/node*/*.log" >&2' ERR
 cd "$(dirname "$0")/.."
@@ -76,6 +78,7 @@ postgresql:
 YAML
 }
 
+# The checks' timings are examples/haproxy.cfg's, which explains them.
 haproxy_config() {
 	cat <<CFG
 global
@@ -93,9 +96,10 @@ listen stats
     stats uri /
 listen primary
     bind 127.0.0.1:5000
+    retries 0
     option httpchk OPTIONS /primary
     http-check expect status 200
-    default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
+    default-server inter 200ms fastinter 100ms downinter 100ms rise 1 fall 1 on-marked-down shutdown-sessions
     server node1 127.0.0.1:5441 maxconn 100 check port 8011
     server node2 127.0.0.1:5442 maxconn 100 check port 8012
     server node3 127.0.0.1:5443 maxconn 100 check port 8013
@@ -152,7 +156,8 @@ health APIs on 8011-8013, HAProxy on 127.0.0.1:5000 (primary) and :5001 (replica
   a switchover:             bin/pg-failover --config $dir/node1/node.yml --to node2
   health:                   curl -s http://127.0.0.1:8011/patroni
   logs:                     $dir/node*/*.log
-  stop everything:          make demo-stop
+  stop node2, start it:     demo/demo.sh stop-node 2; demo/demo.sh start-node 2
+  stop everything:          make demo-stop (deletes the demo's data and logs)
 MSG
 }
 
@@ -181,8 +186,29 @@ stop() {
 	echo "demo stopped"
 }
 
+# node_pattern matches the daemons of node $1 (by their --config argument).
+node_pattern() { echo "$bin/pg-(lockd|supervise|healthd) --config $dir/node$1/"; }
+
+stop_node() {
+	local i=${1:?usage: $0 stop-node 1|2|3}
+	[ -f "$dir/node$i/node.yml" ] || { echo "no demo node $i"; exit 1; }
+	pkill -TERM -f "$(node_pattern "$i")" 2>/dev/null || { echo "node$i is not running"; return; }
+	for _ in $(seq 100); do pgrep -f "$(node_pattern "$i")" >/dev/null || break; sleep 0.1; done
+	echo "node$i stopped (its data is kept: demo/demo.sh start-node $i)"
+}
+
+start_one() {
+	local i=${1:?usage: $0 start-node 1|2|3}
+	[ -f "$dir/node$i/node.yml" ] || { echo "no demo node $i"; exit 1; }
+	if pgrep -f "$(node_pattern "$i")" >/dev/null; then echo "node$i runs already"; exit 1; fi
+	start_node "$i"
+	echo "node$i started; logs in $dir/node$i/*.log"
+}
+
 case "${1:-}" in
 start) start ;;
 stop) stop ;;
-*) echo "usage: $0 start|stop"; exit 2 ;;
+stop-node) stop_node "${2:-}" ;;
+start-node) start_one "${2:-}" ;;
+*) echo "usage: $0 start|stop|stop-node N|start-node N"; exit 2 ;;
 esac

@@ -30,7 +30,7 @@ const haproxyExample = "../examples/haproxy.cfg"
 
 // haproxyConfig rewrites the example for the cluster: listeners on the
 // given loopback ports, each "server nodeN" line at the node of that name.
-func haproxyConfig(t *testing.T, c *testcluster.Cluster, rw, ro, stats int) string {
+func haproxyConfig(t testing.TB, c *testcluster.Cluster, rw, ro, stats int) string {
 	t.Helper()
 	var servers []testcluster.HAProxyServer
 	for _, n := range c.Nodes {

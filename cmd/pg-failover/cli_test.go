@@ -16,7 +16,7 @@ func parse(t *testing.T, args ...string) (*CLI, string, error) {
 	var c CLI
 	var out bytes.Buffer
 	p := cli.NewParser(&c, program, kong.Writers(&out, &out), kong.Exit(func(int) { panic("exit") }))
-	ctx, err := cli.ParseArgs(p, args)
+	ctx, err := cli.ParseArgs(p, patronictlArgs(args))
 	if err != nil {
 		return &c, "", err
 	}
@@ -72,6 +72,25 @@ func TestPatronictlAliases(t *testing.T) {
 		{"dsn node2", "dsn <member>", func(c *CLI) bool { return strings.Join(c.DSN.Names, " ") == "node2" }},
 		{"dsn --member node2", "dsn", func(c *CLI) bool { return c.DSN.Member == "node2" }},
 		{"version", "version", func(c *CLI) bool { return true }},
+		{"restart demo --role replica --pending --scheduled 2026-12-01T03:00 --force", "restart <name>", func(c *CLI) bool {
+			r := c.Restart
+			return strings.Join(r.Names, " ") == "demo" && r.Role == "replica" && r.Pending && r.At == "2026-12-01T03:00" && r.Force
+		}},
+		{"restart -r leader", "restart", func(c *CLI) bool { return c.Restart.Role == "leader" }},
+		{"flush demo node2 restart --role replica --force", "cancel <target>", func(c *CLI) bool {
+			return strings.Join(c.Cancel.Target, " ") == "demo node2 restart" && c.Cancel.Role == "replica"
+		}},
+		// patronictl query: -c after the command is the SQL, before it the YAML.
+		{"-c n.yml query demo -c SELECT -m node2 --format json -U app -d db", "query <cluster>", func(c *CLI) bool {
+			q := c.Query
+			return c.Config == "n.yml" && q.Cluster == "demo" && q.Command == "SELECT" && q.Member == "node2" &&
+				q.Format == "json" && q.Username == "app" && q.DBName == "db"
+		}},
+		{"query -r replica -f q.sql --delimiter ,", "query", func(c *CLI) bool {
+			return c.Query.Role == "replica" && c.Query.File == "q.sql" && c.Query.Delimiter == ","
+		}},
+		{"remove demo", "remove <cluster>", func(c *CLI) bool { return c.Remove.Cluster == "demo" && !c.Remove.Force }},
+		{"remove demo --force", "remove <cluster>", func(c *CLI) bool { return c.Remove.Force }},
 	} {
 		c, cmd, err := parse(t, strings.Fields(tc.args)...)
 		if err != nil {
@@ -97,7 +116,12 @@ func TestUsageErrors(t *testing.T) {
 		{"--to --dry-run", "--to needs a member name, e.g. --to node2 (it was followed by --dry-run)"},
 		{"failover --candidate", "--candidate needs a member name, e.g. --candidate node2"},
 		{"edit-config --set", "--set needs a key=value pair, e.g. --set loop_wait=5"},
-		{"restart", "restart needs a member name, e.g. pg-failover restart node2"},
+		{"restart --role", "--role needs a role, e.g. --role replica"},
+		{"restart --at", "--at needs a time, e.g. --at 2026-01-02T03:04:05Z"},
+		{"query -m", "--member needs a member name, e.g. --member node2"},
+		{"query --format xml -c x", "--format must be one of \"tsv\",\"pretty\",\"json\",\"yaml\",\"yml\" but got \"xml\""},
+		{"remove", "remove needs the cluster's name, e.g. pg-failover remove demo"},
+		{"qeury", "unknown command qeury; did you mean query?"},
 		{"--timeout", "--timeout needs a value, e.g. --timeout 60s"},
 	} {
 		_, _, err := parse(t, strings.Fields(tc.args)...)
@@ -125,6 +149,32 @@ func TestTopLevelHelpShowsSwitchoverFlags(t *testing.T) {
 	for _, want := range []string{"--to=NAME", "Also --candidate", "--from=NAME", "--at=TIME", "--dry-run", "show-config", "edit-config", "topology", "EXIT STATUS"} {
 		if !strings.Contains(h, want) {
 			t.Errorf("top-level --help lacks %q", want)
+		}
+	}
+}
+
+// patronictl flush's arguments: [CLUSTER] switchover, [CLUSTER] [MEMBER...]
+// restart, anything else refused.
+func TestCheckFlush(t *testing.T) {
+	for _, tc := range []struct {
+		args    string
+		members string
+		restart bool
+		bad     bool
+	}{
+		{"", "", false, false},
+		{"switchover", "", false, false},
+		{"demo switchover", "", false, false},
+		{"restart", "", true, false},
+		{"demo restart", "", true, false},
+		{"demo node2 node3 restart", "node2 node3", true, false},
+		{"node2 restart", "node2", true, false},
+		{"demo node2 switchover", "", false, true},
+		{"other", "", false, true},
+	} {
+		m, r, err := checkFlush("demo", strings.Fields(tc.args))
+		if (err != nil) != tc.bad || strings.Join(m, " ") != tc.members || r != tc.restart {
+			t.Errorf("flush %s: members %q restart %v err %v", tc.args, m, r, err)
 		}
 	}
 }

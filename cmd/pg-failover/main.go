@@ -20,14 +20,15 @@ var program = cli.Program{
 		"one line on stdout and exits 0; any other outcome exits with the code listed below and one line on stderr. " +
 		"It asks for confirmation only when stdin is a terminal (never with --yes, --json or --dry-run). " +
 		"patronictl's command and flag names work too: switchover --candidate/--leader/--scheduled/--force, " +
-		"failover --candidate, flush, show-config, edit-config, topology, dsn, version, and a cluster name after the command.",
+		"failover --candidate, flush, restart --scheduled/--role/--pending, query -c/-m/-r, remove, show-config, edit-config, topology, dsn, version, " +
+		"and a cluster name after the command.",
 	ExitStatus: clusterctl.ExitStatus(),
 }
 
 func main() {
 	began := time.Now()
 	var c CLI
-	k := cli.Parse(&c, program, os.Args[1:])
+	k := cli.Parse(&c, program, patronictlArgs(os.Args[1:]))
 	os.Exit(cli.Main(program.Name, os.Stderr, func(ctx context.Context) error {
 		return run(ctx, k.Command(), &c, began)
 	}))

@@ -34,10 +34,12 @@ type CLI struct {
 	History    ClusterArg    `cmd:"" help:"Show the timeline switches: timeline, LSN, reason, time, new leader."`
 	Pause      WaitFlags     `cmd:"" help:"Enter maintenance mode: no automatic failover, crashed PostgreSQL is not restarted."`
 	Resume     WaitFlags     `cmd:"" help:"Leave maintenance mode."`
-	Restart    MemberCmd     `cmd:"" help:"Ask member NAME's daemons to restart its PostgreSQL, and wait until it runs again."`
+	Restart    RestartCmd    `cmd:"" help:"Ask member NAME's daemons (or those of every member --role and --pending select) to restart its PostgreSQL, and wait until it runs again; with --at, schedule the restart on the member's REST API."`
 	Reinit     MemberCmd     `cmd:"" help:"Ask member NAME's daemons to re-create its data directory from the leader, and wait until it runs again."`
 	Reload     ReloadCmd     `cmd:"" help:"Ask every member's daemons (or member NAME's) to read their YAML again and reload PostgreSQL's configuration, like patronictl reload. Changes to the config key need no reload: every member applies them within a loop."`
-	Cancel     CancelCmd     `cmd:"" aliases:"flush" help:"Cancel a pending or scheduled switchover or failover (delete the failover key); exits 0 also when none is pending."`
+	Cancel     CancelCmd     `cmd:"" aliases:"flush" help:"Cancel a pending or scheduled switchover or failover (delete the failover key), or with the word restart every (or member NAME's) scheduled restart; exits 0 also when none is pending."`
+	Query      QueryCmd      `cmd:"" help:"Run SQL on the leader (or --member NAME, or --role replica) like patronictl query, as the YAML's superuser; prints the last statement's rows."`
+	Remove     RemoveCmd     `cmd:"" help:"Delete every key of CLUSTER from etcd like patronictl remove, after typed confirmations (the cluster's name, then \"Yes I am aware\"); refused while a leader is alive unless --force."`
 	ShowConfig ClusterArg    `cmd:"" name:"show-config" help:"Print the dynamic configuration (the config key) as YAML, like patronictl show-config."`
 	EditConfig EditConfigCmd `cmd:"" name:"edit-config" help:"Change the dynamic configuration: --set, --pg, --apply or --replace, else in $EDITOR; shows the diff and asks on a terminal unless --force."`
 	DSN        DSNCmd        `cmd:"" name:"dsn" help:"Print the libpq connection string of the leader, or of MEMBER (from its conn_url, never with a password)."`
@@ -83,7 +85,39 @@ type WaitFlags struct {
 	Wait    bool          `help:"Wait until every member reports the mode: the default; accepted for patronictl's --wait."`
 }
 
-// MemberCmd names the member of restart and reinit.
+// RestartCmd are restart's members and filters, as patronictl restart's.
+type RestartCmd struct {
+	Names   []string      `arg:"" optional:"" name:"name" help:"The member(s); none with --role or --pending: every member they select. patronictl's form CLUSTER [MEMBER...] works too."`
+	Role    string        `short:"r" placeholder:"ROLE" needs:"a role" example:"replica" help:"Restart only members with this role: leader (also primary), replica or any."`
+	Pending bool          `help:"Restart only members whose PostgreSQL has a pending restart (the * in list); with --at, checked at that time."`
+	At      string        `placeholder:"TIME" aliases:"scheduled" needs:"a time" example:"2026-01-02T03:04:05Z" help:"Schedule the restart at TIME (RFC 3339, or 2026-01-02T03:04 in local time; now: at once) on each member's REST API (pg-healthd), as patronictl restart --scheduled; flush restart cancels it. Also --scheduled."`
+	Timeout time.Duration `default:"120s" help:"How long to wait until each member has carried the request out and runs again (exit 13 after it)."`
+	NoWait  bool          `help:"Exit once the request is in etcd."`
+	Force   bool          `help:"Accepted for patronictl's --force; pg-failover does not ask before a restart."`
+}
+
+// QueryCmd are patronictl query's flags.
+type QueryCmd struct {
+	ClusterArg
+	Command   string        `name:"command" placeholder:"SQL" needs:"SQL" example:"'SELECT 1'" help:"The SQL to run (also patronictl's -c after the command)."`
+	File      string        `short:"f" placeholder:"FILE" needs:"a file" example:"q.sql" help:"Run the SQL in FILE (- for stdin)."`
+	Member    string        `short:"m" placeholder:"NAME" needs:"a member name" example:"node2" help:"Run on this member."`
+	Role      string        `short:"r" placeholder:"ROLE" needs:"a role" example:"replica" help:"Run on a member with this role: leader (default; also primary), replica or any."`
+	Format    string        `default:"tsv" enum:"tsv,pretty,json,yaml,yml" help:"Output format: tsv (a header line, then one line per row), pretty (a table), json or yaml."`
+	Delimiter string        `default:"\t" help:"The column delimiter of tsv."`
+	Username  string        `short:"U" placeholder:"USER" needs:"a user name" example:"postgres" help:"Log in as USER (default: postgresql.authentication.superuser of the YAML)."`
+	Password  bool          `help:"Ask for the password on the terminal."`
+	DBName    string        `short:"d" name:"dbname" placeholder:"DB" needs:"a database name" example:"postgres" help:"The database (default: the member's conn_url's, else postgres)."`
+	Timeout   time.Duration `default:"30s" help:"How long the connection and the statements may take."`
+}
+
+// RemoveCmd is patronictl remove's argument.
+type RemoveCmd struct {
+	Cluster string `arg:"" needs:"the cluster's name" example:"demo" help:"The cluster to remove; it must be the configuration's scope."`
+	Force   bool   `help:"Remove even while a leader holds the leader key (then you are also asked for the leader's name). Its daemons keep running and write their keys again."`
+}
+
+// MemberCmd names the member of reinit.
 type MemberCmd struct {
 	Names   []string      `arg:"" name:"name" needs:"a member name" example:"node2" help:"The member; patronictl's form CLUSTER MEMBER works too."`
 	Name    string        `kong:"-"`
@@ -92,9 +126,12 @@ type MemberCmd struct {
 	Force   bool          `help:"Accepted for patronictl's --force; pg-failover does not ask before a restart or reinit."`
 }
 
-// CancelCmd takes patronictl flush's arguments: [CLUSTER] switchover.
+// CancelCmd takes patronictl flush's arguments: [CLUSTER] [MEMBER...]
+// restart|switchover.
 type CancelCmd struct {
-	Target []string `arg:"" optional:"" help:"patronictl's form: [CLUSTER] switchover."`
+	Target []string `arg:"" optional:"" help:"patronictl's form: [CLUSTER] switchover, or [CLUSTER] [MEMBER...] restart."`
+	Role   string   `short:"r" placeholder:"ROLE" needs:"a role" example:"replica" help:"With restart: only members with this role (leader, replica, any)."`
+	Force  bool     `help:"Accepted for patronictl's --force; pg-failover does not ask."`
 }
 
 // EditConfigCmd are the flags of edit-config.
@@ -181,13 +218,27 @@ func run(ctx context.Context, command string, c *CLI, began time.Time) error {
 		}
 		return pause(ctx, ctl, strings.HasPrefix(command, "pause"), w, c.JSON, began)
 	case "cancel", "cancel <target>":
-		if err := checkFlush(cfg.Scope, c.Cancel.Target); err != nil {
-			return finish(clusterctl.Result{Action: "cancel"}, err, c.JSON)
+		members, restart, err := checkFlush(cfg.Scope, c.Cancel.Target)
+		if err != nil {
+			r := clusterctl.Result{Action: "cancel"}
+			r.Failed(err)
+			return finish(r, err, c.JSON)
+		}
+		if restart {
+			return flushRestart(ctx, ctl, clusterctl.RestartFilter{Names: members, Role: c.Cancel.Role}, c.JSON)
 		}
 		r, err := ctl.Cancel(ctx)
 		return finish(r, err, c.JSON)
-	case "restart <name>":
-		return request(ctx, ctl, dcs.ActionRestart, cfg.Scope, c.Restart, c.JSON, began)
+	case "restart", "restart <name>":
+		return restart(ctx, ctl, cfg.Scope, c.Restart, c.JSON, began)
+	case "query", "query <cluster>":
+		return query(ctx, ctl, &c.Query, c.JSON)
+	case "remove <cluster>":
+		if cl, s, err := ctl.Read(ctx); err == nil {
+			fmt.Fprint(os.Stderr, clusterctl.RenderList(clusterctl.List(cfg.Scope, cl, s)))
+		}
+		r, err := ctl.Remove(ctx, c.Remove.Force, prompt)
+		return finish(r, err, c.JSON)
 	case "reinit <name>":
 		return request(ctx, ctl, dcs.ActionReinit, cfg.Scope, c.Reinit, c.JSON, began)
 	case "show-config", "show-config <cluster>":
@@ -247,7 +298,7 @@ func confirm(p clusterctl.Plan) bool { return ask(p.Describe() + "?") }
 // ask asks question on the terminal; anything but y or yes declines.
 func ask(question string) bool {
 	fmt.Fprintf(os.Stderr, "%s [y/N] ", question)
-	line, _ := bufio.NewReader(os.Stdin).ReadString('\n')
+	line, _ := stdin.ReadString('\n')
 	a := strings.ToLower(strings.TrimSpace(line))
 	return a == "y" || a == "yes"
 }
@@ -385,6 +436,10 @@ func clusterArg(command string, c *CLI) string {
 		return c.EditConfig.Cluster
 	case "version":
 		return c.VersionCmd.Cluster
+	case "query":
+		return c.Query.Cluster
+	case "remove":
+		return c.Remove.Cluster
 	case "failover":
 		return c.Failover.Cluster
 	case "switchover":
@@ -403,18 +458,23 @@ func checkCluster(scope, name string) error {
 		"give that cluster's YAML with --config, or leave the name out", name, scope))
 }
 
-// checkFlush accepts patronictl flush's [CLUSTER] switchover.
-func checkFlush(scope string, args []string) error {
-	for _, a := range args {
-		switch a {
-		case scope, "switchover":
-		case "restart":
-			return clusterctl.UsageError("flush restart: pg-ha has no scheduled restarts to cancel; flush switchover cancels a pending switchover or failover")
-		default:
-			return clusterctl.UsageError("cancel %s: takes no argument but patronictl's [CLUSTER] switchover (the cluster is %s)", a, scope)
-		}
+// checkFlush reads patronictl flush's [CLUSTER] switchover, or [CLUSTER]
+// [MEMBER...] restart: restart says which, members are the names before
+// restart. No word means switchover.
+func checkFlush(scope string, args []string) (members []string, restart bool, err error) {
+	if len(args) > 0 && args[0] == scope {
+		args = args[1:]
 	}
-	return nil
+	switch {
+	case len(args) == 0:
+		return nil, false, nil
+	case args[len(args)-1] == "restart":
+		return args[:len(args)-1], true, nil
+	case len(args) == 1 && args[0] == "switchover":
+		return nil, false, nil
+	}
+	return nil, false, clusterctl.UsageError("cancel %s: takes patronictl's [CLUSTER] switchover or [CLUSTER] [MEMBER...] restart (the cluster is %s)",
+		strings.Join(args, " "), scope)
 }
 
 // readInput reads FILE, or stdin for "-".
@@ -547,5 +607,189 @@ func version(ctx context.Context, ctl *clusterctl.Ctl, asJSON bool) error {
 		return writeJSON(os.Stdout, v)
 	}
 	_, err = io.WriteString(os.Stdout, v.String())
+	return err
+}
+
+// stdin is read by every prompt: one buffer, so that answers piped in
+// line by line each reach their own question.
+var stdin = bufio.NewReader(os.Stdin)
+
+// prompt asks question on stderr and returns the line typed (or piped)
+// without its line end; end of input without an answer is an error.
+func prompt(question string) (string, error) {
+	fmt.Fprintf(os.Stderr, "%s: ", question)
+	line, err := stdin.ReadString('\n')
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		fmt.Fprintln(os.Stderr) // a piped answer is not echoed
+	}
+	if err != nil && line == "" {
+		return "", errors.New("no answer: end of input")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+// restart restarts the members rc names or selects, now or at --at.
+func restart(ctx context.Context, ctl *clusterctl.Ctl, scope string, rc RestartCmd, asJSON bool, began time.Time) error {
+	r := clusterctl.Result{Action: dcs.ActionRestart}
+	failed := func(err error) error {
+		r.Failed(err)
+		return finish(r, err, asJSON)
+	}
+	at, err := clusterctl.ParseSchedule(rc.At, time.Now(), time.Local)
+	if err != nil {
+		return failed(err)
+	}
+	if at == nil && rc.Role == "" && !rc.Pending && len(rc.Names) > 0 {
+		// One named member, now: the request key, as always.
+		return request(ctx, ctl, dcs.ActionRestart, scope, MemberCmd{Names: rc.Names, Timeout: rc.Timeout, NoWait: rc.NoWait}, asJSON, began)
+	}
+	cl, err := ctl.DCS.Get(ctx)
+	if err != nil {
+		return failed(err)
+	}
+	names := rc.Names
+	if len(names) > 0 && names[0] == scope && cl.Member(scope) == nil {
+		names = names[1:] // patronictl's restart CLUSTER [MEMBER...]
+	}
+	f := clusterctl.RestartFilter{Names: names, Role: rc.Role, Pending: rc.Pending}
+	if len(names) == 0 && rc.Role == "" && !rc.Pending {
+		return failed(clusterctl.UsageError("restart needs a member name, e.g. pg-failover restart node2 " +
+			"(or --role leader|replica|any, --pending to restart every member they select)"))
+	}
+	ms, err := clusterctl.SelectMembers(cl, f)
+	if err != nil {
+		return failed(err)
+	}
+	if len(ms) == 0 {
+		r.Result, r.Message = "noop", "no member matches"+describeFilter(f)+"; nothing to restart"
+		return finish(r, nil, asJSON)
+	}
+	list := memberList(ms)
+	if at != nil {
+		r.ScheduledAt = at
+		if _, err := ctl.ScheduleRestart(ctx, ms, *at, f); err != nil {
+			return failed(err)
+		}
+		r.Result, r.Message = "scheduled", fmt.Sprintf("restart of %s scheduled at %s", list, at.Format(time.RFC3339))
+		return finish(r, nil, asJSON)
+	}
+	timeout := rc.Timeout
+	if rc.NoWait {
+		timeout = 0
+	}
+	if _, err := ctl.RestartMembers(ctx, ms, timeout); err != nil {
+		return failed(err)
+	}
+	r.Result, r.Seconds = "done", time.Since(began).Seconds()
+	r.Message = fmt.Sprintf("restart of %s done in %.2fs", list, r.Seconds)
+	if rc.NoWait {
+		r.Result, r.Message = "requested", "restart of "+list+" requested"
+	}
+	return finish(r, nil, asJSON)
+}
+
+// flushRestart cancels the scheduled restarts of the members f selects.
+func flushRestart(ctx context.Context, ctl *clusterctl.Ctl, f clusterctl.RestartFilter, asJSON bool) error {
+	r := clusterctl.Result{Action: "cancel"}
+	failed := func(err error) error {
+		r.Failed(err)
+		return finish(r, err, asJSON)
+	}
+	cl, err := ctl.DCS.Get(ctx)
+	if err != nil {
+		return failed(err)
+	}
+	ms, err := clusterctl.SelectMembers(cl, f)
+	if err != nil {
+		return failed(err)
+	}
+	deleted, err := ctl.FlushRestart(ctx, ms)
+	if err != nil {
+		return failed(err)
+	}
+	if len(deleted) == 0 {
+		r.Result, r.Message = "noop", "no restart is scheduled"+describeFilter(f)+"; nothing to cancel"
+		return finish(r, nil, asJSON)
+	}
+	r.Result, r.Message = "cancelled", "cancelled the scheduled restart of "+strings.Join(deleted, ", ")
+	return finish(r, nil, asJSON)
+}
+
+func memberList(ms []*dcs.Member) string {
+	s := make([]string, len(ms))
+	for i, m := range ms {
+		s[i] = m.Name
+	}
+	return strings.Join(s, ", ")
+}
+
+// describeFilter says what f selects, for a message: "" for everyone.
+func describeFilter(f clusterctl.RestartFilter) string {
+	var parts []string
+	if len(f.Names) > 0 {
+		parts = append(parts, strings.Join(f.Names, ", "))
+	}
+	if f.Role != "" && f.Role != "any" {
+		parts = append(parts, "role "+f.Role)
+	}
+	if f.Pending {
+		parts = append(parts, "with a pending restart")
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// query runs patronictl query's SQL and prints the rows.
+func query(ctx context.Context, ctl *clusterctl.Ctl, q *QueryCmd, asJSON bool) error {
+	failed := func(err error) error {
+		r := clusterctl.Result{Action: "query"}
+		r.Failed(err)
+		return finish(r, err, asJSON)
+	}
+	sql := q.Command
+	switch {
+	case q.File != "" && sql != "":
+		return failed(clusterctl.UsageError("--file and --command are mutually exclusive options"))
+	case q.File != "":
+		b, err := readInput("--file", q.File)
+		if err != nil {
+			return failed(err)
+		}
+		sql = string(b)
+	case sql == "":
+		return failed(clusterctl.UsageError("query needs SQL: --command 'SELECT 1' (patronictl's -c) or --file FILE"))
+	}
+	o := clusterctl.QueryOptions{Member: q.Member, Role: q.Role, SQL: sql, User: q.Username, Database: q.DBName, Timeout: q.Timeout}
+	if q.Password {
+		if !term.IsTerminal(int(os.Stdin.Fd())) {
+			return failed(clusterctl.UsageError("--password asks on a terminal; stdin is not one"))
+		}
+		fmt.Fprint(os.Stderr, "Password: ")
+		b, err := term.ReadPassword(int(os.Stdin.Fd()))
+		fmt.Fprintln(os.Stderr)
+		if err != nil {
+			return err
+		}
+		o.Password = string(b)
+	}
+	res, err := ctl.Query(ctx, o)
+	if err != nil {
+		return failed(err)
+	}
+	format := q.Format
+	if asJSON {
+		format = "json"
+	}
+	delim := q.Delimiter
+	if delim == `\t` {
+		delim = "\t"
+	}
+	out, err := clusterctl.RenderQuery(res, format, delim)
+	if err != nil {
+		return clusterctl.ExitError(err)
+	}
+	_, err = io.WriteString(os.Stdout, out)
 	return err
 }

@@ -71,9 +71,12 @@
 //     Patroni answers 200 from the leader lock alone. Failing closed.
 //   - Methods other than GET, HEAD and OPTIONS go to the Writer (Patroni's
 //     write API, see write.go); a path it does not serve gets 405 with an
-//     Allow header, where Patroni answers 501. Restarts cannot be scheduled
-//     (501), POST /reload reloads PostgreSQL only, and POST /reinitialize
-//     ignores "force". /failsafe, /sigterm and /citus are not served.
+//     Allow header, where Patroni answers 501. A scheduled restart is kept
+//     in pg-healthd's memory, as Patroni keeps it, but is not published as
+//     scheduled_restart in the member key (pg-lockd writes that key), so
+//     patronictl list does not show it and patronictl flush restart skips
+//     it (pg-failover flush restart cancels it). POST /reload reloads
+//     PostgreSQL only, and POST /reinitialize ignores "force". /failsafe, /sigterm and /citus are not served.
 //   - /cluster and /history come from the last etcd view instead of a read
 //     per request.
 //   - /sync, /quorum and the replica side of /read-only-sync and

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -63,8 +64,8 @@ type WriterOptions struct {
 }
 
 // Writer serves Patroni's REST write API: POST /switchover, /failover,
-// /restart, /reinitialize, /reload; DELETE /switchover, /restart; PATCH and
-// PUT /config. It carries them out with lib/clusterctl through etcd, as
+// /restart (also scheduled), /reinitialize, /reload; DELETE /switchover,
+// /restart; PATCH and PUT /config. It carries them out with lib/clusterctl through etcd, as
 // pg-failover does, so the decisions are pg-lockd's and pg-failover's.
 type Writer struct {
 	o       WriterOptions
@@ -77,6 +78,9 @@ type Writer struct {
 	allowlist     []string
 	allowMembers  bool
 	sem           chan struct{}
+
+	schedMu sync.Mutex
+	sched   *scheduledRestart // the restart POST /restart scheduled, nil if none
 }
 
 // NewWriter returns a Writer for o. It does no I/O.
@@ -216,7 +220,7 @@ func (w *Writer) Serve(ctx *fasthttp.RequestCtx) int {
 	case opRestart:
 		a = w.restart(opCtx, body)
 	case opCancelRestart:
-		a = answer{fasthttp.StatusNotFound, "no restarts are scheduled", false}
+		a = w.cancelRestart()
 	case opReinit:
 		a = w.reinit(opCtx, body)
 	case opReload:

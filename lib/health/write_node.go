@@ -32,6 +32,8 @@ type RestartRequest struct {
 	RestartPending bool
 	// Timeout bounds the wait (0: the Writer's default).
 	Timeout time.Duration
+	// Schedule is when to restart; zero: at once.
+	Schedule time.Time
 }
 
 var pgVersionRE = regexp.MustCompile(`^(\d+)(?:\.(\d+))?(?:\.(\d+))?$`)
@@ -58,18 +60,24 @@ func postgresVersionNum(s string) (int, bool) {
 }
 
 // ParseRestartBody checks a POST /restart body as Patroni does: the keys
+// schedule (an ISO 8601 time with a zone, not in the past: ParseSchedule),
 // role (primary, master, replica), postgres_version, restart_pending and
 // timeout (a positive number of seconds); any other key is 400. schedule is
-// 400 in a paused cluster, else 501: pg-ha restarts at once only. code is 0
-// when r is good. It is pure.
-func ParseRestartBody(body map[string]any, paused bool) (r RestartRequest, code int, msg string) {
+// 500 in a paused cluster, as in Patroni. code is 0 when r is good. It is
+// pure.
+func ParseRestartBody(body map[string]any, paused bool, now time.Time) (r RestartRequest, code int, msg string) {
 	if _, ok := body["schedule"]; ok && paused {
 		return r, fasthttp.StatusInternalServerError, "Can't schedule restart in the paused state"
 	}
 	for k, v := range body {
 		switch k {
 		case "schedule":
-			return r, fasthttp.StatusNotImplemented, "scheduled restarts are not supported: restart now, without --scheduled"
+			s, _ := v.(string)
+			t, code, msg := ParseSchedule(s, "restart", now)
+			if code != 0 {
+				return r, code, msg
+			}
+			r.Schedule = t
 		case "role":
 			switch s, _ := v.(string); s {
 			case "master", "primary":
@@ -165,31 +173,132 @@ func (w *Writer) restart(ctx context.Context, raw []byte) answer {
 	if code, msg := readJSONObject(raw, len(raw) > 0, true, &body); code != 0 {
 		return answer{code, msg, false}
 	}
-	cl, s, err := w.ctl.Read(ctx)
+	cl, st, err := w.ctl.Read(ctx)
 	if err != nil {
 		return etcdFailure("cannot read the cluster from etcd", err)
 	}
-	r, code, msg := ParseRestartBody(body, s.Paused)
+	r, code, msg := ParseRestartBody(body, st.Paused, w.o.Now())
 	if code != 0 {
 		return answer{code, msg, false}
 	}
+	if !r.Schedule.IsZero() {
+		if !w.scheduleRestart(r) {
+			return answer{fasthttp.StatusConflict, "Another restart is already scheduled", false}
+		}
+		return answer{fasthttp.StatusAccepted, "Restart scheduled", false}
+	}
+	if msg := w.restartNow(ctx, r, cl); msg != "" {
+		return answer{fasthttp.StatusServiceUnavailable, msg, false}
+	}
+	return answer{fasthttp.StatusOK, "restarted successfully", false}
+}
+
+// restartNow restarts this member's PostgreSQL if r's conditions hold for
+// it in cl, and waits until it runs again; it returns why not ("" when
+// restarted).
+func (w *Writer) restartNow(ctx context.Context, r RestartRequest, cl *dcs.Cluster) string {
 	version := 0
 	if r.PostgresVersion != 0 {
+		var err error
 		if version, err = w.serverVersion(ctx); err != nil {
-			return answer{fasthttp.StatusServiceUnavailable, "cannot read the PostgreSQL version: " + oneLine(err.Error()), false}
+			return "cannot read the PostgreSQL version: " + oneLine(err.Error())
 		}
 	}
 	if !RestartConditionsMet(r, cl.Member(w.name), version) {
-		return answer{fasthttp.StatusServiceUnavailable, "restart conditions are not satisfied", false}
+		return "restart conditions are not satisfied"
 	}
 	timeout := r.Timeout
 	if timeout <= 0 {
 		timeout = w.o.RestartTimeout
 	}
 	if err := w.ctl.Request(ctx, w.name, dcs.ActionRestart, timeout); err != nil {
-		return answer{fasthttp.StatusServiceUnavailable, "restart failed: " + oneLine(err.Error()), false}
+		return "restart failed: " + oneLine(err.Error())
 	}
-	return answer{fasthttp.StatusOK, "restarted successfully", false}
+	return ""
+}
+
+// scheduledRestart is a restart POST /restart asked for later.
+type scheduledRestart struct {
+	req   RestartRequest
+	timer *time.Timer
+}
+
+// scheduleRestart arms r to run at r.Schedule, unless a restart is
+// scheduled already (false). Like Patroni, pg-healthd keeps the schedule in
+// memory: it is gone if pg-healthd restarts before the time comes.
+func (w *Writer) scheduleRestart(r RestartRequest) bool {
+	w.schedMu.Lock()
+	defer w.schedMu.Unlock()
+	if w.sched != nil {
+		return false
+	}
+	s := &scheduledRestart{req: r}
+	s.timer = time.AfterFunc(max(r.Schedule.Sub(w.o.Now()), 0), func() { w.runScheduled(s) })
+	w.sched = s
+	w.o.Log.Info().Time("schedule", r.Schedule).Str("role", r.Role).Bool("restart_pending", r.RestartPending).
+		Int("postgres_version", r.PostgresVersion).Msg("restart scheduled")
+	return true
+}
+
+// ScheduledRestart returns when the scheduled restart is due, and whether
+// one is scheduled.
+func (w *Writer) ScheduledRestart() (time.Time, bool) {
+	w.schedMu.Lock()
+	defer w.schedMu.Unlock()
+	if w.sched == nil {
+		return time.Time{}, false
+	}
+	return w.sched.req.Schedule, true
+}
+
+// cancelRestart serves DELETE /restart: the scheduled restart, if any, is
+// dropped (200), else 404, with Patroni's messages.
+func (w *Writer) cancelRestart() answer {
+	w.schedMu.Lock()
+	defer w.schedMu.Unlock()
+	if w.sched == nil {
+		return answer{fasthttp.StatusNotFound, "no restarts are scheduled", false}
+	}
+	w.sched.timer.Stop()
+	w.o.Log.Info().Time("schedule", w.sched.req.Schedule).Msg("scheduled restart deleted")
+	w.sched = nil
+	return answer{fasthttp.StatusOK, "scheduled restart deleted", false}
+}
+
+// runScheduled carries out s when its time has come, unless it was
+// cancelled meanwhile. The conditions (role, pending restart, version) are
+// checked now, not when it was scheduled, as Patroni does; in maintenance
+// mode it is dropped. It blocks until the restart is done or its timeout
+// passes, on the timer's goroutine.
+func (w *Writer) runScheduled(s *scheduledRestart) {
+	w.schedMu.Lock()
+	if w.sched != s {
+		w.schedMu.Unlock()
+		return
+	}
+	w.sched = nil
+	w.schedMu.Unlock()
+	timeout := s.req.Timeout
+	if timeout <= 0 {
+		timeout = w.o.RestartTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout+pgWriteTimeout)
+	defer cancel()
+	log := w.o.Log.With().Time("schedule", s.req.Schedule).Logger()
+	cl, st, err := w.ctl.Read(ctx)
+	switch {
+	case err != nil:
+		log.Error().Err(err).Msg("scheduled restart not carried out: cannot read the cluster from etcd")
+		return
+	case st.Paused:
+		log.Warn().Msg("scheduled restart dropped: the cluster is in maintenance mode")
+		return
+	}
+	if msg := w.restartNow(ctx, s.req, cl); msg != "" {
+		log.Warn().Str("reason", msg).Msg("scheduled restart not carried out")
+		return
+	}
+	log.Info().Msg("scheduled restart done")
 }
 
 // reinit serves POST /reinitialize: this member's pg-lockd rebuilds it

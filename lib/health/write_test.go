@@ -220,18 +220,52 @@ func TestParseRestartBody(t *testing.T) {
 		{`{"timeout": "2min"}`, false, 0, RestartRequest{Timeout: 2 * time.Minute}},
 		{`{"timeout": 0}`, false, 400, RestartRequest{}},
 		{`{"timeout": "soon"}`, false, 400, RestartRequest{}},
-		{`{"schedule": "2026-06-01T13:00:00+00:00"}`, false, 501, RestartRequest{}},
-		{`{"schedule": "2026-06-01T13:00:00+00:00"}`, true, 500, RestartRequest{}},
+		{`{"schedule": "2030-06-01T13:00:00+00:00", "role": "replica"}`, false, 0,
+			RestartRequest{Role: "replica", Schedule: time.Date(2030, 6, 1, 13, 0, 0, 0, time.UTC)}},
+		{`{"schedule": "2030-06-01T13:00:00+00:00"}`, true, 500, RestartRequest{}},
+		{`{"schedule": "2020-06-01T13:00:00+00:00"}`, false, 422, RestartRequest{}},
+		{`{"schedule": "2030-06-01T13:00:00"}`, false, 400, RestartRequest{}},
+		{`{"schedule": "tomorrow"}`, false, 422, RestartRequest{}},
 		{`{"force": true}`, false, 400, RestartRequest{}},
 	} {
 		m := map[string]any{}
 		if code, msg := readJSONObject([]byte(tt.body), true, true, &m); code != 0 {
 			t.Fatalf("%s: %d %s", tt.body, code, msg)
 		}
-		got, code, msg := ParseRestartBody(m, tt.paused)
-		if code != tt.code || code == 0 && got != tt.want {
+		got, code, msg := ParseRestartBody(m, tt.paused, time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC))
+		if code != tt.code || code == 0 && !(got.Schedule.Equal(tt.want.Schedule) && got.Role == tt.want.Role &&
+			got.PostgresVersion == tt.want.PostgresVersion && got.RestartPending == tt.want.RestartPending && got.Timeout == tt.want.Timeout) {
 			t.Errorf("%s (paused %v): %+v %d %q, want %+v %d", tt.body, tt.paused, got, code, msg, tt.want, tt.code)
 		}
+	}
+}
+
+// One restart can be scheduled at a time; DELETE /restart drops it, as in
+// Patroni (409 for a second one, 404 when none is left).
+func TestScheduledRestartOneAtATime(t *testing.T) {
+	t.Parallel()
+	w, err := NewWriter(WriterOptions{Cfg: &config.Config{Name: "n1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(time.Hour)
+	if !w.scheduleRestart(RestartRequest{Schedule: at}) {
+		t.Fatal("the first scheduled restart was refused")
+	}
+	if got, ok := w.ScheduledRestart(); !ok || !got.Equal(at) {
+		t.Errorf("ScheduledRestart() = %v %v, want %v", got, ok, at)
+	}
+	if w.scheduleRestart(RestartRequest{Schedule: at.Add(time.Minute)}) {
+		t.Error("a second scheduled restart was accepted")
+	}
+	if a := w.cancelRestart(); a.code != 200 || a.body != "scheduled restart deleted" {
+		t.Errorf("DELETE /restart: %d %q", a.code, a.body)
+	}
+	if a := w.cancelRestart(); a.code != 404 || a.body != "no restarts are scheduled" {
+		t.Errorf("DELETE /restart with none: %d %q", a.code, a.body)
+	}
+	if _, ok := w.ScheduledRestart(); ok {
+		t.Error("a restart is still scheduled after DELETE /restart")
 	}
 }
 
