@@ -38,14 +38,15 @@ var syncTimings = testcluster.Options{
 // the harness's nodes (fsync=off among them). The two alternate, each
 // iteration a fresh setup of both, so that a noisy moment of the shared
 // machine does not land on one side only. Reported: tps and ms-latency
-// (pgbench's average) of each, and the CPU time pg-ha's six daemons used
-// during its pgbench run (daemon-cpu-s): on two cores that pgbench and two
-// servers saturate, every cycle the daemons take is a cycle the commits do
-// not get. ns/op is meaningless and reported as 0.
+// (pgbench's average) of each, and the CPU time pg-ha's stack used during
+// its pgbench run: the six daemons (daemon-cpu-s), etcd (etcd-cpu-s) and
+// the daemons' sessions on the servers (session-cpu-s). On two cores that
+// pgbench and two servers saturate, every cycle they take is a cycle the
+// commits do not get. ns/op is meaningless and reported as 0.
 //
 //	PGHA_TEST_DISALLOW_SKIP=1 go test ./e2e -run '^$' -bench SyncPgbench -benchtime 3x -timeout 30m -v
 func BenchmarkSyncPgbench(b *testing.B) {
-	var haTPS, haLat, plainTPS, plainLat, daemonCPU float64
+	var haTPS, haLat, plainTPS, plainLat, daemonCPU, etcdCPU, sessionCPU float64
 	for i := range b.N {
 		runHA := func() {
 			o := syncTimings
@@ -56,11 +57,13 @@ func BenchmarkSyncPgbench(b *testing.B) {
 			if i == 0 {
 				b.Logf("primary %s: settings not at their defaults: %s", s.Leader.Name, changedSettings(b, s.Leader))
 			}
-			before := daemonsCPU(c)
+			d0, e0, s0 := haCPU(b, c)
 			t, l := pgbench(b, s.Leader.DSN())
-			used := daemonsCPU(c) - before
-			b.Logf("pg-ha: %.0f tps, %.2f ms; its daemons used %.2f CPU-s during the run", t, l, used)
-			haTPS, haLat, daemonCPU = haTPS+t, haLat+l, daemonCPU+used
+			d1, e1, s1 := haCPU(b, c)
+			b.Logf("pg-ha: %.0f tps, %.2f ms; during the run the daemons used %.2f CPU-s, etcd %.2f, the daemons' server sessions %.2f",
+				t, l, d1-d0, e1-e0, s1-s0)
+			haTPS, haLat = haTPS+t, haLat+l
+			daemonCPU, etcdCPU, sessionCPU = daemonCPU+d1-d0, etcdCPU+e1-e0, sessionCPU+s1-s0
 			if s2, err := c.Sync(context.Background()); err != nil || s2.Leader != s.Leader || !synced(s2, testcluster.SyncOn, 1) {
 				b.Errorf("synchronous replication changed during pgbench: %s (%v)", s2, err)
 			}
@@ -87,35 +90,52 @@ func BenchmarkSyncPgbench(b *testing.B) {
 	b.ReportMetric(plainTPS/n, "plain-tps")
 	b.ReportMetric(plainLat/n, "plain-ms-latency")
 	b.ReportMetric(daemonCPU/n, "daemon-cpu-s")
+	b.ReportMetric(etcdCPU/n, "etcd-cpu-s")
+	b.ReportMetric(sessionCPU/n, "session-cpu-s")
 }
 
-// daemonsCPU returns the CPU seconds (user and system) pg-lockd,
-// pg-supervise and pg-healthd of every node of c have used so far.
-func daemonsCPU(c *testcluster.Cluster) float64 {
-	var ticks int64
+// haCPU is the CPU seconds (user and system) the HA stack of c has used so
+// far, in three parts: pg-lockd, pg-supervise and pg-healthd of every node;
+// etcd; and the server sessions those daemons keep on every node (client
+// backends not opened by pgbench).
+func haCPU(b *testing.B, c *testcluster.Cluster) (daemons, etcd, sessions float64) {
 	for _, n := range c.Nodes {
 		for _, p := range []testcluster.Proc{testcluster.Lockd, testcluster.Supervise, testcluster.Healthd} {
-			pid := n.PID(p)
-			if pid == 0 {
-				continue
-			}
-			data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-			if err != nil {
-				continue
-			}
-			// The fields after the command name (which may hold spaces)
-			// start at state; utime and stime are the 14th and 15th fields.
-			rest := string(data[bytes.LastIndexByte(data, ')')+2:])
-			f := strings.Fields(rest)
-			if len(f) < 13 {
-				continue
-			}
-			u, _ := strconv.ParseInt(f[11], 10, 64)
-			st, _ := strconv.ParseInt(f[12], 10, 64)
-			ticks += u + st
+			daemons += procCPU(n.PID(p))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var pids []int32
+		err := n.QueryRow(ctx, `SELECT coalesce(array_agg(pid), '{}') FROM pg_stat_activity
+			WHERE backend_type = 'client backend' AND application_name <> 'pgbench' AND pid <> pg_backend_pid()`, nil, &pids)
+		cancel()
+		if err != nil {
+			b.Logf("%s: daemons' sessions: %v", n.Name, err)
+		}
+		for _, pid := range pids {
+			sessions += procCPU(int(pid))
 		}
 	}
-	return float64(ticks) / 100 // USER_HZ is 100 on Linux
+	return daemons, procCPU(c.Etcd.PID()), sessions
+}
+
+// procCPU returns the CPU seconds process pid has used, 0 if it is gone.
+func procCPU(pid int) float64 {
+	if pid <= 0 {
+		return 0
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name (which may hold spaces) start at
+	// state; utime and stime are the 14th and 15th fields.
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return float64(u+st) / 100 // USER_HZ is 100 on Linux
 }
 
 // BenchmarkSyncNodeDeath is BenchmarkNodeDeath at pg-ha's default timings

@@ -273,3 +273,18 @@ func (e *Etcd) signal(s syscall.Signal) {
 		e.t.Fatalf("etcd %s: %v: %v", e.name, s, err)
 	}
 }
+
+// PID returns the process ID of the running etcd, or 0 if it is stopped.
+func (e *Etcd) PID() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cmd == nil || e.cmd.Process == nil {
+		return 0
+	}
+	select {
+	case <-e.exited:
+		return 0
+	default:
+	}
+	return e.cmd.Process.Pid
+}
