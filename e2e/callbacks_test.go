@@ -194,9 +194,14 @@ func TestCallbacks(t *testing.T) {
 			if want := []string{"on_start replica"}; !slices.Equal(got, want) {
 				t.Errorf("start: %s ran %q, want %q", n.Name, got, want)
 			}
-		case len(got) > 0 && got[0] == "on_start replica":
+		case slices.Contains(got, "on_start replica"):
 			// It started as a replica while no node led, then won the key.
-			if want := []string{"on_start replica", "pre_promote exit=0", "on_role_change primary"}; !slices.Equal(got, want) {
+			// on_start runs on its own, so it may log after pre_promote.
+			want := []string{"on_start replica", "pre_promote exit=0", "on_role_change primary"}
+			if len(got) == 3 && got[0] == "pre_promote exit=0" && got[1] == "on_start replica" {
+				want = []string{"pre_promote exit=0", "on_start replica", "on_role_change primary"}
+			}
+			if !slices.Equal(got, want) {
 				t.Errorf("start: %s ran %q, want %q", n.Name, got, want)
 			}
 		default:
@@ -304,12 +309,16 @@ func TestCallbacks(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	timedOut := false
+	// Killed at the timeout, or earlier by a newer callback of the same
+	// node when the rejoin's callbacks came first (a matter of timing; the
+	// timeout itself is covered by lib/callback's tests).
+	killedLogged := false
 	for _, n := range c.Nodes {
-		timedOut = timedOut || n.LogContains(testcluster.Supervise, "ran longer than its timeout")
+		killedLogged = killedLogged || n.LogContains(testcluster.Supervise, "ran longer than its timeout") ||
+			n.LogContains(testcluster.Supervise, "a newer one is due")
 	}
-	if !timedOut {
-		t.Error("no pg-supervise killed a callback at its timeout")
+	if !killedLogged {
+		t.Error("no pg-supervise logged killing a hung callback")
 	}
 
 	// A replica stopped with SIGTERM.

@@ -17,7 +17,7 @@ import (
 // replica may be the only standby commits can wait for.
 func TestDivergedReplicaRewindsAtOnce(t *testing.T) {
 	// r lags by more than the socket buffers between it and the primary
-	// hold, so that it cannot catch up when the primary dies; it stays
+	// hold (loopback buffers grow to several MB), so that it cannot catch up when the primary dies; it stays
 	// eligible within maximum_lag_on_failover.
 	c, w := start(t, testcluster.Options{MaximumLagOnFailover: 64 << 20})
 	p := c.WaitPrimary(t, 10*time.Second)
@@ -41,7 +41,7 @@ func TestDivergedReplicaRewindsAtOnce(t *testing.T) {
 	// hold, then the table to look for.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	writeWAL(t, p, 8)
+	writeWAL(t, p, 32)
 	if err := p.Exec(ctx, "CREATE TABLE pgha_diverge AS SELECT 1 AS x"); err != nil {
 		t.Fatal(err)
 	}
