@@ -23,13 +23,7 @@ func TestDivergedReplicaRewindsAtOnce(t *testing.T) {
 	p := c.WaitPrimary(t, 10*time.Second)
 	// r will be promoted although it lags; ahead may not lead.
 	r, ahead := replicasOf(c, p)[0], replicasOf(c, p)[1]
-	w.Mark("restart " + ahead.Name + " tagged nofailover")
-	setTags(t, c, ahead, map[string]any{"nofailover": true})
-	waitMember(t, c, ahead.Name, 10*time.Second, "tagged nofailover", func(m map[string]any) bool {
-		tags, _ := m["tags"].(map[string]any)
-		return tags["nofailover"] == true
-	})
-	waitMembersStreaming(t, c, p, 10*time.Second)
+	tagNoFailover(t, c, w, ahead, p)
 
 	pid := walReceiverPID(t, r)
 	w.Mark("freeze the WAL receiver of " + r.Name)

@@ -187,6 +187,20 @@ func leaderIs(t testing.TB, c *testcluster.Cluster, want *testcluster.Node) {
 	}
 }
 
+// tagNoFailover restarts n tagged nofailover, as an operator would, and
+// waits until its member key shows the tag and every member streams from
+// leader again.
+func tagNoFailover(t testing.TB, c *testcluster.Cluster, w *testcluster.Workload, n, leader *testcluster.Node) {
+	t.Helper()
+	w.Mark("restart " + n.Name + " tagged nofailover")
+	setTags(t, c, n, map[string]any{"nofailover": true})
+	waitMember(t, c, n.Name, 10*time.Second, "tagged nofailover", func(m map[string]any) bool {
+		tags, _ := m["tags"].(map[string]any)
+		return tags["nofailover"] == true
+	})
+	waitMembersStreaming(t, c, leader, 10*time.Second)
+}
+
 // replicasOf returns the nodes other than p.
 func replicasOf(c *testcluster.Cluster, p *testcluster.Node) []*testcluster.Node {
 	var out []*testcluster.Node
@@ -414,13 +428,7 @@ func TestSwitchoverCommands(t *testing.T) {
 	p := c.WaitPrimary(t, 10*time.Second)
 	// r is the replica that may lead; nf may not.
 	r, nf := replicasOf(c, p)[0], replicasOf(c, p)[1]
-	w.Mark("restart " + nf.Name + " tagged nofailover")
-	setTags(t, c, nf, map[string]any{"nofailover": true})
-	waitMember(t, c, nf.Name, 10*time.Second, "tagged nofailover", func(m map[string]any) bool {
-		tags, _ := m["tags"].(map[string]any)
-		return tags["nofailover"] == true
-	})
-	waitMembersStreaming(t, c, p, 10*time.Second)
+	tagNoFailover(t, c, w, nf, p)
 	names := []string{p.Name, r.Name, nf.Name}
 	slices.Sort(names)
 
