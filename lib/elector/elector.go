@@ -84,6 +84,10 @@ type Elector struct {
 	// (prepromote.go). raceAfter: no race for the key before then.
 	refused   int64
 	raceAfter clock.Time
+	// notRacing is the last reason logged for not racing for the free
+	// leader key: each new reason is logged once at info, as an operator
+	// wants to know why a cluster stays without a leader.
+	notRacing string
 }
 
 // New returns an elector; Run starts it.

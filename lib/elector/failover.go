@@ -56,10 +56,16 @@ func (e *Elector) maybeRace(ctx context.Context, loc local, cl *dcs.Cluster) {
 	}
 	ok, why := decide.Elect(el)
 	if !ok {
-		e.log.Debug().Str("reason", why).Msg("not racing for the leader key")
+		ev := e.log.Debug()
+		if why != e.notRacing {
+			ev = e.log.Info()
+			e.notRacing = why
+		}
+		ev.Str("reason", why).Msg("not racing for the leader key")
 		e.emit(rolepipe.Line{Verb: rolepipe.Standby})
 		return
 	}
+	e.notRacing = ""
 	rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
 	defer cancel()
 	token, err := e.dcs.AcquireLeader(rctx, e.cfg.Name, e.lease.ID)

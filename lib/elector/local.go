@@ -61,6 +61,10 @@ func (e *Elector) observeLocal(ctx context.Context) local {
 		}
 		return l
 	}
+	// A standby that is not streaming (its leader just died) would
+	// otherwise publish its last checkpoint's timeline, which can be older
+	// than the one it replays, and look behind in the election.
+	st.Timeline = pg.ReplayTimeline(qctx, e.node.Local(time.Second), st)
 	l.status, l.pgOK = st, true
 	return l
 }

@@ -376,3 +376,45 @@ func TestIntegrationStandby(t *testing.T) {
 		t.Errorf("TimelineHistory(3): %v, want a server error", err)
 	}
 }
+
+// A cascaded standby that followed its upstream's promotion by streaming
+// replays the new timeline; once its upstream is gone, the SQL functions
+// name only its last checkpoint's timeline, ReplayTimeline the one it
+// replays.
+func TestIntegrationReplayTimelineAfterUpstreamLeft(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	p := startPrimary(t)
+	s1 := p.startStandby(t, "-c", "cluster_name=s1")
+	s1conn := s1.connect()
+	waitFor(t, "s1 to stream", func() bool { return s1.status(s1conn).ReceiverStatus == "streaming" })
+	s2 := s1.startStandby(t, "-c", "cluster_name=s2")
+	s2conn := s2.connect()
+	waitFor(t, "s2 to stream from s1", func() bool { return s2.status(s2conn).ReceiverStatus == "streaming" })
+
+	if err := pg.Promote(ctx, s1conn, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1conn.Exec(ctx, "CREATE TABLE t AS SELECT 1 AS x"); err != nil {
+		t.Fatal(err)
+	}
+	target := s1.status(s1conn).WriteLSN
+	waitFor(t, "s2 to stream timeline 2", func() bool {
+		st := s2.status(s2conn)
+		return st.ReceiverStatus == "streaming" && st.Timeline == 2 && st.ReplayLSN >= target
+	})
+	s1.StopFast()
+	var st pg.Status
+	waitFor(t, "s2 to stop streaming", func() bool {
+		st = s2.status(s2conn)
+		return st.ReceiverStatus != "streaming"
+	})
+	t.Logf("status of s2 without its upstream: timeline %d (the last checkpoint's), receiver %q", st.Timeline, st.ReceiverStatus)
+	if got := pg.ReplayTimeline(ctx, s2.Params(), st); got != 2 {
+		t.Errorf("ReplayTimeline = %d, want 2", got)
+	}
+	// A primary's and a streaming standby's timeline are taken as they are.
+	if got := pg.ReplayTimeline(ctx, pg.ConnParams{}, pg.Status{Timeline: 7}); got != 7 {
+		t.Errorf("ReplayTimeline(primary) = %d, want 7", got)
+	}
+}

@@ -135,3 +135,21 @@ func IdentifySystem(ctx context.Context, p ConnParams) (System, error) {
 	}
 	return s, nil
 }
+
+// ReplayTimeline returns the timeline st's server works on. That is
+// st.Timeline, except on a standby that is not streaming: the SQL
+// functions then know only its last checkpoint's timeline, which stays
+// behind the one it replays after it followed a promotion by streaming
+// (until the next restartpoint). For such a standby it asks IDENTIFY_SYSTEM
+// over p, and keeps st.Timeline when that fails. It blocks on that one
+// connection (ctx).
+func ReplayTimeline(ctx context.Context, p ConnParams, st Status) uint32 {
+	if !st.InRecovery || st.ReceiverStatus == "streaming" {
+		return st.Timeline
+	}
+	sys, err := IdentifySystem(ctx, p)
+	if err != nil || sys.SystemID != st.SystemIdentifier {
+		return st.Timeline
+	}
+	return sys.Timeline
+}
