@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/pg-ha/pg-ha/lib/cli.Version=$(VERSION)
 BINS    := pg-lockd pg-supervise pg-healthd pg-bootstrap pg-failover
 
-.PHONY: all build test unit e2e bench bench-partition bench-haproxy bench-health demo demo-stop vet fmt clean install
+.PHONY: all build test unit e2e bench bench-partition bench-haproxy bench-etcd bench-health demo demo-stop vet fmt clean install
 
 all: build
 
@@ -42,6 +42,14 @@ bench-partition:
 # at once on the same fresh clusters (about 3 minutes).
 bench-haproxy:
 	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -run '^$$' -bench 'HAProxyWriteGap' -benchtime 5x -timeout 30m ./e2e/
+
+# etcd's own count of the requests, writes and CPU time of one quiet
+# three-node cluster (no application writes): pg-ha with pg-healthd at its
+# defaults and at ttl 30 / loop_wait 10, Debian's Patroni at a one-second
+# loop and at its defaults, and etcd alone (about 7 minutes; set
+# PGHA_BENCH_WINDOW=20s for a shorter window than 60s).
+bench-etcd:
+	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -run '^$$' -bench 'EtcdLoad' -benchtime 1x -timeout 30m -v ./e2e/
 
 bench-health:
 	wrk -t2 -c16 -d10s --latency http://127.0.0.1:8011/primary

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
 	"github.com/pg-ha/pg-ha/lib/testcluster"
 )
 
@@ -54,6 +55,9 @@ var etcdLoadSetups = []struct {
 //   - writes/s: raft proposals committed (etcd_server_proposals_committed_total).
 //   - etcd-cpu-ms/s: CPU time etcd used (user and system).
 //
+// etcd-alone is the same etcd with no client, for the CPU time etcd spends
+// on its own.
+//
 // Nothing of the benchmark talks to etcd during the window: the harness's
 // own client is idle (no watch, no periodic request) and the metrics come
 // over plain HTTP, which etcd does not count as gRPC calls. Each iteration
@@ -69,6 +73,18 @@ func BenchmarkEtcdLoad(b *testing.B) {
 		}
 		window = d
 	}
+	// etcd alone: what it costs with no client at all (its CPU time is
+	// mostly the raft ticks of the harness's fast elections).
+	b.Run("etcd-alone", func(b *testing.B) {
+		var reqs, writes, cpu float64
+		for range b.N {
+			e := etcdtest.Start(b)
+			l := etcdWindow(b, e, window)
+			e.Stop()
+			reqs, writes, cpu = reqs+l.reqs, writes+l.writes, cpu+l.cpuMS
+		}
+		reportEtcdLoad(b, reqs, writes, cpu)
+	})
 	for _, tc := range etcdLoadSetups {
 		b.Run(tc.name, func(b *testing.B) {
 			var reqs, writes, cpu float64
@@ -76,13 +92,19 @@ func BenchmarkEtcdLoad(b *testing.B) {
 				l := measureEtcdLoad(b, tc.o, window)
 				reqs, writes, cpu = reqs+l.reqs, writes+l.writes, cpu+l.cpuMS
 			}
-			n := float64(b.N)
-			b.ReportMetric(0, "ns/op")
-			b.ReportMetric(reqs/n, "req/s")
-			b.ReportMetric(writes/n, "writes/s")
-			b.ReportMetric(cpu/n, "etcd-cpu-ms/s")
+			reportEtcdLoad(b, reqs, writes, cpu)
 		})
 	}
+}
+
+// reportEtcdLoad reports the means of b.N windows' rates, whose sums are
+// given.
+func reportEtcdLoad(b *testing.B, reqs, writes, cpuMS float64) {
+	n := float64(b.N)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(reqs/n, "req/s")
+	b.ReportMetric(writes/n, "writes/s")
+	b.ReportMetric(cpuMS/n, "etcd-cpu-ms/s")
 }
 
 // etcdLoad is one window's rates.
@@ -115,13 +137,7 @@ func measureEtcdLoad(b *testing.B, o testcluster.Options, window time.Duration) 
 	running("before the window")
 	time.Sleep(etcdLoadSettle)
 
-	url := c.Etcd.Endpoints()[0] + "/metrics"
-	m0 := scrapeMetrics(b, url)
-	cpu0, t0 := procCPU(c.Etcd.PID()), time.Now()
-	time.Sleep(window) // nothing but the cluster talks to etcd now
-	m1 := scrapeMetrics(b, url)
-	cpu1, t1 := procCPU(c.Etcd.PID()), time.Now()
-	secs := t1.Sub(t0).Seconds()
+	l := etcdWindow(b, c.Etcd, window) // nothing but the cluster talks to etcd now
 
 	running("after the window")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -133,7 +149,20 @@ func measureEtcdLoad(b *testing.B, o testcluster.Options, window time.Duration) 
 	if err := c.ReplicasStreamingWithin(5 * time.Second); err != nil {
 		b.Fatalf("after the window: %v", err)
 	}
+	return l
+}
 
+// etcdWindow reads e's metrics and CPU time, sleeps for window, reads them
+// again, logs the load by gRPC method and returns it.
+func etcdWindow(b *testing.B, e *etcdtest.Etcd, window time.Duration) etcdLoad {
+	b.Helper()
+	url := e.Endpoints()[0] + "/metrics"
+	m0 := scrapeMetrics(b, url)
+	cpu0, t0 := procCPU(e.PID()), time.Now()
+	time.Sleep(window)
+	m1 := scrapeMetrics(b, url)
+	cpu1, t1 := procCPU(e.PID()), time.Now()
+	secs := t1.Sub(t0).Seconds()
 	d := m1.delta(m0)
 	l := etcdLoad{
 		reqs:   d.sum("grpc_server_handled_total", nil) / secs,
