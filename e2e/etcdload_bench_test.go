@@ -52,6 +52,9 @@ var etcdLoadSetups = []struct {
 //     and type; requests through etcd's JSON gateway, which Patroni uses,
 //     are gRPC calls too). A stream that stays open, such as a watch, is
 //     not a call until it ends; its messages are logged per method.
+//   - watch-msgs/s: requests clients send on open watch streams (watch
+//     creations, cancellations, progress requests), which req/s does not
+//     count.
 //   - writes/s: raft proposals committed (etcd_server_proposals_committed_total).
 //   - etcd-cpu-ms/s: CPU time etcd used (user and system).
 //
@@ -76,40 +79,43 @@ func BenchmarkEtcdLoad(b *testing.B) {
 	// etcd alone: what it costs with no client at all (its CPU time is
 	// mostly the raft ticks of the harness's fast elections).
 	b.Run("etcd-alone", func(b *testing.B) {
-		var reqs, writes, cpu float64
+		var sum etcdLoad
 		for range b.N {
 			e := etcdtest.Start(b)
-			l := etcdWindow(b, e, window)
+			sum = sum.add(etcdWindow(b, e, window))
 			e.Stop()
-			reqs, writes, cpu = reqs+l.reqs, writes+l.writes, cpu+l.cpuMS
 		}
-		reportEtcdLoad(b, reqs, writes, cpu)
+		reportEtcdLoad(b, sum)
 	})
 	for _, tc := range etcdLoadSetups {
 		b.Run(tc.name, func(b *testing.B) {
-			var reqs, writes, cpu float64
+			var sum etcdLoad
 			for range b.N {
-				l := measureEtcdLoad(b, tc.o, window)
-				reqs, writes, cpu = reqs+l.reqs, writes+l.writes, cpu+l.cpuMS
+				sum = sum.add(measureEtcdLoad(b, tc.o, window))
 			}
-			reportEtcdLoad(b, reqs, writes, cpu)
+			reportEtcdLoad(b, sum)
 		})
 	}
 }
 
-// reportEtcdLoad reports the means of b.N windows' rates, whose sums are
+// reportEtcdLoad reports the means of b.N windows' rates, whose sum is
 // given.
-func reportEtcdLoad(b *testing.B, reqs, writes, cpuMS float64) {
+func reportEtcdLoad(b *testing.B, sum etcdLoad) {
 	n := float64(b.N)
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(reqs/n, "req/s")
-	b.ReportMetric(writes/n, "writes/s")
-	b.ReportMetric(cpuMS/n, "etcd-cpu-ms/s")
+	b.ReportMetric(sum.reqs/n, "req/s")
+	b.ReportMetric(sum.writes/n, "writes/s")
+	b.ReportMetric(sum.watchMsgs/n, "watch-msgs/s")
+	b.ReportMetric(sum.cpuMS/n, "etcd-cpu-ms/s")
 }
 
-// etcdLoad is one window's rates.
+// etcdLoad is one window's rates, per second.
 type etcdLoad struct {
-	reqs, writes, cpuMS float64 // per second
+	reqs, writes, watchMsgs, cpuMS float64
+}
+
+func (l etcdLoad) add(o etcdLoad) etcdLoad {
+	return etcdLoad{l.reqs + o.reqs, l.writes + o.writes, l.watchMsgs + o.watchMsgs, l.cpuMS + o.cpuMS}
 }
 
 // measureEtcdLoad starts a cluster with o, lets it settle, and returns
@@ -167,9 +173,13 @@ func etcdWindow(b *testing.B, e *etcdtest.Etcd, window time.Duration) etcdLoad {
 	l := etcdLoad{
 		reqs:   d.sum("grpc_server_handled_total", nil) / secs,
 		writes: d.sum("etcd_server_proposals_committed_total", nil) / secs,
-		cpuMS:  (cpu1 - cpu0) * 1000 / secs,
+		watchMsgs: d.sum("grpc_server_msg_received_total", func(l map[string]string) bool {
+			return l["grpc_service"] == "etcdserverpb.Watch"
+		}) / secs,
+		cpuMS: (cpu1 - cpu0) * 1000 / secs,
 	}
-	b.Logf("over %.1fs: %.2f req/s, %.2f writes/s, etcd %.1f CPU-ms/s", secs, l.reqs, l.writes, l.cpuMS)
+	b.Logf("over %.1fs: %.2f req/s, %.2f writes/s, %.2f watch-msgs/s, etcd %.1f CPU-ms/s",
+		secs, l.reqs, l.writes, l.watchMsgs, l.cpuMS)
 	b.Logf("per method (calls finished/s, messages received/s, messages sent/s; streams open at the end):\n%s",
 		perMethod(d, m1, secs))
 	return l
