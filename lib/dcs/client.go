@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -58,6 +60,8 @@ type Client struct {
 	progressInterval time.Duration
 	log              zerolog.Logger
 	clock            clock.Clock
+	ka               keepAliveStream
+	wrote            atomic.Int64 // highest revision a write returned
 }
 
 // New validates o, applies defaults and creates a client. It does not wait for
@@ -123,14 +127,16 @@ func New(ctx context.Context, o Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create etcd client for %s: %w", strings.Join(o.Endpoints, ","), translate(err))
 	}
-	return &Client{
+	c := &Client{
 		cli:              cli,
 		prefix:           o.Prefix,
 		reqTimeout:       o.RequestTimeout,
 		progressInterval: o.WatchProgressInterval,
 		log:              o.Log,
 		clock:            o.Clock,
-	}, nil
+	}
+	cli.KV = recordingKV{cli.KV, c}
+	return c, nil
 }
 
 // Close closes the connections and ends every Watch (their channels close).
@@ -159,4 +165,66 @@ func (c *Client) Clock() clock.Clock { return c.clock }
 func (c *Client) reqCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(ctx, c.reqTimeout)
 	return clientv3.WithRequireLeader(ctx), cancel
+}
+
+// Wrote returns the highest etcd revision any write of this Client has
+// returned (0 if none): a View that reached it reflects them all. It never
+// blocks.
+func (c *Client) Wrote() int64 { return c.wrote.Load() }
+
+func (c *Client) recordWrite(h *pb.ResponseHeader) {
+	if h == nil {
+		return
+	}
+	for {
+		cur := c.wrote.Load()
+		if h.Revision <= cur || c.wrote.CompareAndSwap(cur, h.Revision) {
+			return
+		}
+	}
+}
+
+// recordingKV notes the revision of every write (Wrote).
+type recordingKV struct {
+	clientv3.KV
+	c *Client
+}
+
+func (k recordingKV) Put(ctx context.Context, key, val string, opts ...clientv3.OpOption) (*clientv3.PutResponse, error) {
+	r, err := k.KV.Put(ctx, key, val, opts...)
+	if err == nil {
+		k.c.recordWrite(r.Header)
+	}
+	return r, err
+}
+
+func (k recordingKV) Delete(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.DeleteResponse, error) {
+	r, err := k.KV.Delete(ctx, key, opts...)
+	if err == nil {
+		k.c.recordWrite(r.Header)
+	}
+	return r, err
+}
+
+func (k recordingKV) Txn(ctx context.Context) clientv3.Txn { return recordingTxn{k.KV.Txn(ctx), k.c} }
+
+type recordingTxn struct {
+	clientv3.Txn
+	c *Client
+}
+
+func (t recordingTxn) If(cs ...clientv3.Cmp) clientv3.Txn { return recordingTxn{t.Txn.If(cs...), t.c} }
+func (t recordingTxn) Then(ops ...clientv3.Op) clientv3.Txn {
+	return recordingTxn{t.Txn.Then(ops...), t.c}
+}
+func (t recordingTxn) Else(ops ...clientv3.Op) clientv3.Txn {
+	return recordingTxn{t.Txn.Else(ops...), t.c}
+}
+
+func (t recordingTxn) Commit() (*clientv3.TxnResponse, error) {
+	r, err := t.Txn.Commit()
+	if err == nil {
+		t.c.recordWrite(r.Header)
+	}
+	return r, err
 }

@@ -3,8 +3,10 @@ package dcs
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/pg-ha/pg-ha/lib/clock"
@@ -52,21 +54,26 @@ func (c *Client) Grant(ctx context.Context, ttl time.Duration) (Lease, error) {
 	return l, nil
 }
 
-// KeepAlive renews the lease once (one request on a short-lived keepalive
-// stream, never the client's background keepalive) and returns its new
-// validity: the clock reading taken before sending plus the TTL in the
-// server's answer. It blocks until the answer arrives, ctx is cancelled or
-// RequestTimeout passes; the etcd client retries unavailable members within
-// that time. A lease the server no longer knows yields ErrLeaseNotFound; no
-// quorum yields ErrNoQuorum; other failures are wrapped transport or context
-// errors. After any error the previous ValidUntil still stands and nothing
-// was extended.
+// KeepAlive renews the lease once and returns its new validity: the clock
+// reading taken before sending plus the TTL in the server's answer. The
+// request goes over one keepalive stream the Client keeps open (never the
+// etcd client's background keepalive), so renewals cost etcd no new RPC;
+// renewals are sent one at a time. It blocks until the answer arrives, ctx
+// is cancelled or RequestTimeout passes; a stream that failed or did not
+// answer in time is dropped, and the next call opens a new one (to whichever
+// member the connection then reaches). A lease the server no longer knows
+// yields ErrLeaseNotFound; no quorum yields ErrNoQuorum; other failures are
+// wrapped transport or context errors. After any error the previous
+// ValidUntil still stands and nothing was extended.
 func (c *Client) KeepAlive(ctx context.Context, id int64) (Lease, error) {
 	rctx, cancel := c.reqCtx(ctx)
 	defer cancel()
+	c.ka.mu.Lock()
+	defer c.ka.mu.Unlock()
 	sent := c.clock.Now()
-	resp, err := c.cli.KeepAliveOnce(rctx, clientv3.LeaseID(id))
+	resp, err := c.keepAliveLocked(rctx, id)
 	if err != nil {
+		c.ka.drop()
 		return Lease{}, fmt.Errorf("keep lease %x alive: %w", id, translate(err))
 	}
 	if resp.TTL <= 0 {
@@ -76,6 +83,60 @@ func (c *Client) KeepAlive(ctx context.Context, id int64) (Lease, error) {
 	l.ValidUntil = sent.Add(l.TTL)
 	c.log.Trace().Int64("lease_id", id).Dur("ttl", l.TTL).Msg("lease renewed")
 	return l, nil
+}
+
+// keepAliveStream is the Client's open keepalive stream, nil if none.
+type keepAliveStream struct {
+	mu     sync.Mutex
+	stream pb.Lease_LeaseKeepAliveClient
+	cancel context.CancelFunc
+}
+
+func (k *keepAliveStream) drop() {
+	if k.stream != nil {
+		k.cancel()
+		k.stream, k.cancel = nil, nil
+	}
+}
+
+// keepAliveLocked sends one renewal on the stream (opening it if needed)
+// and waits for its answer until ctx ends. The caller holds c.ka.mu.
+func (c *Client) keepAliveLocked(ctx context.Context, id int64) (*pb.LeaseKeepAliveResponse, error) {
+	if c.ka.stream == nil {
+		// The stream lives as long as the Client; it refuses to be served
+		// by a member without a raft leader, as every request does.
+		sctx, cancel := context.WithCancel(clientv3.WithRequireLeader(c.cli.Ctx()))
+		st, err := pb.NewLeaseClient(c.cli.ActiveConnection()).LeaseKeepAlive(sctx)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		c.ka.stream, c.ka.cancel = st, cancel
+	}
+	st := c.ka.stream
+	type answer struct {
+		resp *pb.LeaseKeepAliveResponse
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		if err := st.Send(&pb.LeaseKeepAliveRequest{ID: id}); err != nil {
+			done <- answer{err: err}
+			return
+		}
+		resp, err := st.Recv()
+		done <- answer{resp, err}
+	}()
+	select {
+	case a := <-done:
+		if a.err == nil && a.resp.ID != id {
+			a.err = fmt.Errorf("answer for lease %x", a.resp.ID)
+		}
+		return a.resp, a.err
+	case <-ctx.Done():
+		// Dropping the stream ends the goroutine's Send or Recv.
+		return nil, ctx.Err()
+	}
 }
 
 // Revoke deletes the lease and every key attached to it (the member key, the

@@ -8,6 +8,8 @@ import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/pg-ha/pg-ha/lib/clock"
 )
 
 // Event is a change under the prefix, or a request to re-read everything.
@@ -24,6 +26,13 @@ type Event struct {
 	// Revision is the revision of the change; events at or below the
 	// revision of a later Get are already reflected in it.
 	Revision int64
+
+	// For a View: the changed key and value, and progress notifications
+	// (the server's revision as of a moment after sent). Watch's consumers
+	// never see progress events.
+	kv       *mvccpb.KeyValue
+	progress bool
+	sent     clock.Time
 }
 
 const (
@@ -56,8 +65,14 @@ const (
 // consumer never stalls the etcd stream; if more than 1024 events are
 // pending they are replaced by a single Resync.
 func (c *Client) Watch(ctx context.Context, rev int64) <-chan Event {
+	return c.watch(ctx, rev, false)
+}
+
+// watch is Watch; with progress, answers to progress requests are delivered
+// too (as events with progress set).
+func (c *Client) watch(ctx context.Context, rev int64, progress bool) <-chan Event {
 	out := make(chan Event, watchBuffer)
-	q := &eventQueue{notify: make(chan struct{}, 1)}
+	q := &eventQueue{notify: make(chan struct{}, 1), progress: progress}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -108,7 +123,10 @@ func (c *Client) watchOnce(ctx context.Context, start int64, resync bool, q *eve
 	defer wg.Wait()
 	defer cancel()
 
-	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithProgressNotify(), clientv3.WithCreatedNotify()}
+	// No WithProgressNotify: the only progress notifications on the stream
+	// answer requestProgress, one at a time, so each is matched with the
+	// moment its request was sent.
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCreatedNotify()}
 	if start > 0 {
 		opts = append(opts, clientv3.WithRev(start))
 	}
@@ -121,6 +139,7 @@ func (c *Client) watchOnce(ctx context.Context, start int64, resync bool, q *eve
 	stalled := time.NewTimer(stall)
 	defer stalled.Stop()
 	var base *pb.ResponseHeader
+	pending := &progressRequests{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -148,7 +167,7 @@ func (c *Client) watchOnce(ctx context.Context, start int64, resync bool, q *eve
 				giveUp.Stop()
 				created, base = true, resp.Header
 				wg.Add(1)
-				go c.requestProgress(wctx, &wg)
+				go c.requestProgress(wctx, &wg, pending)
 				if resync {
 					q.push(Event{Resync: true})
 				}
@@ -165,8 +184,14 @@ func (c *Client) watchOnce(ctx context.Context, start int64, resync bool, q *eve
 				base = h
 				q.push(Event{Resync: true})
 			}
+			if resp.IsProgressNotify() {
+				if sent, ok := pending.answered(); ok && q.progress {
+					q.push(Event{progress: true, Revision: resp.Header.Revision, sent: sent})
+				}
+				continue
+			}
 			for _, ev := range resp.Events {
-				q.push(Event{Key: string(ev.Kv.Key), Deleted: ev.Type == mvccpb.DELETE, Revision: ev.Kv.ModRevision})
+				q.push(Event{Key: string(ev.Kv.Key), Deleted: ev.Type == mvccpb.DELETE, Revision: ev.Kv.ModRevision, kv: ev.Kv})
 			}
 		}
 	}
@@ -174,8 +199,10 @@ func (c *Client) watchOnce(ctx context.Context, start int64, resync bool, q *eve
 
 // requestProgress asks etcd for a progress notification on the watch stream
 // every WatchProgressInterval, so that a healthy but idle watch hears from
-// the server and a dead one is noticed.
-func (c *Client) requestProgress(wctx context.Context, wg *sync.WaitGroup) {
+// the server and a dead one is noticed. Requests are not pipelined: while
+// one is unanswered no other is sent (a lost answer ends in the stall
+// timeout), so an answer proves the stream current as of its request.
+func (c *Client) requestProgress(wctx context.Context, wg *sync.WaitGroup, pending *progressRequests) {
 	defer wg.Done()
 	t := time.NewTicker(c.progressInterval)
 	defer t.Stop()
@@ -184,21 +211,64 @@ func (c *Client) requestProgress(wctx context.Context, wg *sync.WaitGroup) {
 		case <-wctx.Done():
 			return
 		case <-t.C:
+			if !pending.send(c.clock.Now()) {
+				continue
+			}
 			// Same outgoing metadata as the watch, so the same gRPC stream.
 			pctx, cancel := context.WithTimeout(wctx, c.progressInterval)
 			if err := c.cli.RequestProgress(pctx); err != nil && wctx.Err() == nil {
 				c.log.Debug().Err(err).Msg("watch progress request failed")
+				pending.failed()
 			}
 			cancel()
 		}
 	}
 }
 
+// progressRequests is the progress request awaiting its answer, if any.
+type progressRequests struct {
+	mu   sync.Mutex
+	sent clock.Time
+	out  bool
+}
+
+// send records a request sent at now, unless one is still unanswered.
+func (p *progressRequests) send(now clock.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.out {
+		return false
+	}
+	p.sent, p.out = now, true
+	return true
+}
+
+// failed forgets a request that could not be sent. Should it have gone out
+// after all, its answer is then attributed to nothing, or to a later
+// request: never to an earlier moment than its own.
+func (p *progressRequests) failed() {
+	p.mu.Lock()
+	p.out = false
+	p.mu.Unlock()
+}
+
+// answered takes the unanswered request's send time.
+func (p *progressRequests) answered() (clock.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.out {
+		return 0, false
+	}
+	p.out = false
+	return p.sent, true
+}
+
 // eventQueue decouples the etcd stream from the consumer.
 type eventQueue struct {
-	mu     sync.Mutex
-	events []Event
-	notify chan struct{}
+	mu       sync.Mutex
+	events   []Event
+	notify   chan struct{}
+	progress bool // deliver progress events
 }
 
 // push queues e without blocking. A Resync supersedes everything queued
