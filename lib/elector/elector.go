@@ -2,6 +2,7 @@ package elector
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -44,12 +45,18 @@ type Elector struct {
 	lease    dcs.Lease // ID 0: none
 	token    int64     // leader key mod revision while we hold it
 	cluster  *dcs.Cluster
+	view     *dcs.View // the cluster as the watch keeps it (nil: read each loop)
 	etcdOK   bool
 	conn     *pgx.Conn
 	line     rolepipe.Line
 	lastPut  clock.Time
-	lastData string
-	noLeader struct {
+	lastData string   // the member data last written, positions aside
+	lastPos  [3]int64 // the positions last written
+	// lastPutRev is the revision of the last member key write (an upper
+	// bound: the client's highest write revision then); a key with another
+	// mod revision was rewritten by someone else.
+	lastPutRev int64
+	noLeader   struct {
 		since clock.Time
 		rev   int64
 	}
@@ -117,7 +124,8 @@ func (e *Elector) Run(ctx context.Context) error {
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	events := e.dcs.Watch(watchCtx, 0)
+	e.view = e.dcs.Follow(watchCtx)
+	events := e.view.Events()
 	ready := false
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -190,9 +198,7 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 	// slowed by an unreachable etcd is not taken for a hung one.
 	_ = e.notify.Watchdog()
 	loc := e.observeLocal(ctx)
-	gctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
-	cl, err := e.dcs.Get(gctx)
-	cancel()
+	cl, err := e.readCluster(ctx)
 	_ = e.notify.Watchdog()
 	if err != nil {
 		if e.etcdOK {
@@ -245,6 +251,23 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 		next = min(next, 100*time.Millisecond)
 	}
 	return next
+}
+
+// readCluster returns the cluster as the watch keeps it when that view is
+// confirmed current and reflects this node's own writes; otherwise it reads
+// etcd (a broken watch, etcd unreachable).
+func (e *Elector) readCluster(ctx context.Context) (*dcs.Cluster, error) {
+	if e.view != nil {
+		wctx, cancel := context.WithTimeout(ctx, min(e.requestTimeout(), 500*time.Millisecond))
+		cl := e.view.Current(wctx)
+		cancel()
+		if cl != nil {
+			return cl, nil
+		}
+	}
+	gctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
+	defer cancel()
+	return e.dcs.Get(gctx)
 }
 
 // trackLeaderless remembers since when, and since which revision, the
@@ -339,14 +362,27 @@ func (e *Elector) applyConfig(cl *dcs.Cluster) {
 	e.dyn = d
 }
 
-// publishMember writes members/<name> when it changed or once per loop.
+// publishMember writes members/<name> when others would act on what
+// changed: at once for anything but the WAL positions (role, state,
+// timeline, tags, pending restart, a new lease, the key gone or rewritten),
+// and for positions once they moved by a quarter of
+// maximum_lag_on_failover (at most 16 MiB) or positionRefresh after they
+// last were written. An unchanged key is not rewritten: the lease keeps it.
+// While the cluster has no leader, a key not yet written since the leader
+// vanished is written every loop: elections wait for positions published
+// after that (decide.Member.Fresh).
 func (e *Elector) publishMember(ctx context.Context, loc local, cl *dcs.Cluster) {
 	d := e.memberData(loc, cl)
-	key := fmt.Sprintf("%+v", d)
+	pos := positionsOf(d)
+	rest := d
+	rest.XLogLocation, rest.ReceivedLocation, rest.ReplayedLocation = nil, nil, nil
+	b, _ := json.Marshal(rest) // pointers compared by value
+	key := string(b)
 	now := e.clock.Now()
 	me := cl.Member(e.cfg.Name)
 	fast := cl.Leader == nil && (me == nil || me.ModRevision <= e.noLeader.rev)
-	if !fast && me != nil && me.Lease == e.lease.ID && key == e.lastData && now.Sub(e.lastPut) < e.dyn.LoopWait {
+	if !fast && me != nil && me.Lease == e.lease.ID && key == e.lastData &&
+		(me.ModRevision == e.lastPutRev || e.lastPutRev == 0) && !e.positionsDue(pos, now) {
 		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
@@ -355,7 +391,40 @@ func (e *Elector) publishMember(ctx context.Context, loc local, cl *dcs.Cluster)
 		e.log.Warn().Err(err).Msg("publishing the member key")
 		return
 	}
-	e.lastPut, e.lastData = now, key
+	e.lastPut, e.lastData, e.lastPos, e.lastPutRev = now, key, pos, e.dcs.Wrote()
+}
+
+// positionRefresh is how long changed WAL positions may wait for their
+// member key write: a replica's lag shows within that.
+func (e *Elector) positionRefresh() time.Duration { return 5 * e.dyn.LoopWait }
+
+// positionsDue says whether pos differs enough from the positions last
+// published, or for long enough, to be written.
+func (e *Elector) positionsDue(pos [3]int64, now clock.Time) bool {
+	if pos == e.lastPos {
+		return false
+	}
+	if now.Sub(e.lastPut) >= e.positionRefresh() {
+		return true
+	}
+	step := min(max(e.dyn.MaximumLagOnFailover/4, 0), 16<<20)
+	for i := range pos {
+		if d := pos[i] - e.lastPos[i]; d >= step || -d >= step {
+			return true
+		}
+	}
+	return false
+}
+
+func positionsOf(d dcs.MemberData) (p [3]int64) {
+	for i, v := range []*int64{d.XLogLocation, d.ReceivedLocation, d.ReplayedLocation} {
+		if v != nil {
+			p[i] = *v
+		} else {
+			p[i] = -1
+		}
+	}
+	return p
 }
 
 func (e *Elector) memberData(loc local, cl *dcs.Cluster) dcs.MemberData {

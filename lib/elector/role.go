@@ -83,7 +83,11 @@ func (e *Elector) asLeader(ctx context.Context, loc local, cl *dcs.Cluster) {
 	var ops = []clientOp{}
 	if loc.primary() {
 		e.downSince = 0
-		ops = append(ops, dcs.OpPutStatus(e.dcs, dcs.Status{Optime: loc.position()}))
+		// The status key changes only when the position moves (a quiet
+		// primary writes nothing); the lease keeps the leader key.
+		if pos := loc.position(); pos != cl.Status.Optime {
+			ops = append(ops, dcs.OpPutStatus(e.dcs, dcs.Status{Optime: pos}))
+		}
 		if e.failoverDone(cl) {
 			ops = append(ops, dcs.OpDeleteFailover(e.dcs))
 		}
