@@ -443,43 +443,63 @@ func refused(err error) bool {
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
+// runDCS follows the cluster with a dcs.View: one read, then the watch,
+// whose progress answers (every WatchProgressInterval) confirm the view.
+// The snapshot takes the view on every change and every ConfirmInterval;
+// a view that stops being confirmed ages and fails closed as a read that
+// stopped succeeding did.
 func (s *Service) runDCS(ctx context.Context) {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for ctx.Err() == nil {
-		s.watchDCS(ctx, timer)
-	}
-}
-
-// watchDCS reads etcd on every watch event and whenever timer fires, until
-// ctx ends or the watch does (lib/dcs ends it only after cancellation; if
-// it ever did otherwise, runDCS would watch again rather than go deaf).
-func (s *Service) watchDCS(ctx context.Context, timer *time.Timer) {
-	wctx, cancel := context.WithCancel(ctx)
-	events := s.o.DCS.Watch(wctx, 0)
-	defer func() {
-		cancel()
-		for range events { // wait for the watch to stop
-		}
-	}()
+	v := s.o.DCS.Follow(ctx)
+	events := v.Events()
+	t := time.NewTicker(s.o.ConfirmInterval)
+	defer t.Stop()
+	var last *dcs.Cluster
+	var lastConfirmed clock.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case _, ok := <-events:
 			if !ok {
-				s.log.Error().Msg("etcd watch ended; watching again")
 				return
 			}
-			drain(events) // one read covers every pending event
-		case <-timer.C:
+			drain(events) // one update covers every pending event
+		case <-t.C:
 		}
-		s.readDCS(ctx)
-		if ctx.Err() != nil {
-			return
+		cl, confirmed := v.Cluster()
+		if cl == nil {
+			if err := v.Err(); err != "" {
+				s.update(func(n *Snapshot) { n.DCS.Err = oneLine(err) })
+			}
+			continue
 		}
-		timer.Reset(s.o.ConfirmInterval)
+		if cl.Revision == revisionOf(last) && confirmed == lastConfirmed {
+			continue
+		}
+		last, lastConfirmed = cl, confirmed
+		// Confirmed on this service's clock, and as wall time.
+		age := s.o.DCS.Clock().Now().Sub(confirmed)
+		local, wall := s.clock.Now().Add(-age), time.Now().Add(-age)
+		if confirmed == 0 {
+			local, wall = 0, time.Time{}
+		}
+		standby, paused, mode := dynamicFlags(cl.Config)
+		s.warnConfig(cl.ConfigRev, cl.Config)
+		errText := oneLine(v.Err())
+		s.update(func(n *Snapshot) {
+			if confirmed == 0 { // keep the last confirmation: it only ages
+				local, wall = n.DCS.Confirmed, n.DCS.LastSeen
+			}
+			n.DCS = DCSObservation{Cluster: cl, Confirmed: local, LastSeen: wall, StandbyCluster: standby, Paused: paused, SyncMode: mode, Err: errText}
+		})
 	}
+}
+
+func revisionOf(cl *dcs.Cluster) int64 {
+	if cl == nil {
+		return -1
+	}
+	return cl.Revision
 }
 
 func drain(ch <-chan dcs.Event) {
@@ -493,23 +513,6 @@ func drain(ch <-chan dcs.Event) {
 			return
 		}
 	}
-}
-
-func (s *Service) readDCS(ctx context.Context) {
-	sent, wall := s.clock.Now(), time.Now()
-	cl, err := s.o.DCS.Get(ctx)
-	if ctx.Err() != nil {
-		return
-	}
-	if err != nil {
-		s.update(func(n *Snapshot) { n.DCS.Err = oneLine(err.Error()) })
-		return
-	}
-	standby, paused, mode := dynamicFlags(cl.Config)
-	s.warnConfig(cl.ConfigRev, cl.Config)
-	s.update(func(n *Snapshot) {
-		n.DCS = DCSObservation{Cluster: cl, Confirmed: sent, LastSeen: wall, StandbyCluster: standby, Paused: paused, SyncMode: mode}
-	})
 }
 
 func (s *Service) runTick(ctx context.Context) {
