@@ -104,7 +104,7 @@ func (s *Service) handle(ctx *fasthttp.RequestCtx) int {
 		return code
 	}
 	if body == BodyMetrics {
-		s.metricH(ctx)
+		s.serveMetrics(ctx)
 		return ctx.Response.StatusCode()
 	}
 	var b []byte

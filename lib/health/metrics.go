@@ -1,22 +1,26 @@
 package health
 
 import (
+	"bytes"
+	"compress/gzip"
+	"math"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/pg-ha/pg-ha/lib/state"
 )
 
-// collector exports the latest snapshot at scrape time: Patroni's
-// patroni_* metrics under the same names (so existing dashboards keep
-// working) and pg-ha's own pgha_* ones.
-type collector struct {
-	s     *Service
-	descs map[string]*prometheus.Desc
-	sup   *prometheus.Desc
-}
+// The /metrics body is Prometheus's text exposition format 0.0.4, written
+// here by hand: Patroni's patroni_* metrics under the same names (so
+// existing dashboards keep working), pg-ha's own pgha_*, and the Go runtime's
+// go_* and the process's process_* that Prometheus's Go client exports by
+// default, under its names, help texts and types. Families are sorted by
+// name, as that client's registry sorts them.
 
 type metricDef struct {
 	name, help string
@@ -60,40 +64,248 @@ var metricDefs = []metricDef{
 var superviseStates = []string{state.Starting, state.Running, state.Stopped, state.Crashed, state.Promoting,
 	state.Demoting, state.Fenced, state.Rewinding, state.Cloning, state.Stopping}
 
-func newCollector(s *Service) *collector {
-	labels := prometheus.Labels{"scope": s.o.Scope}
-	c := &collector{s: s, descs: map[string]*prometheus.Desc{}}
-	for _, d := range metricDefs {
-		c.descs[d.name] = prometheus.NewDesc(d.name, d.help, nil, labels)
-	}
-	c.sup = prometheus.NewDesc("pgha_supervise_state", "pg-supervise's state from supervise.json (1 for the current one), when it exists.",
-		[]string{"state"}, labels)
-	return c
+const superviseStateHelp = "pg-supervise's state from supervise.json (1 for the current one), when it exists."
+
+// Metric types of the text format.
+const (
+	typeGauge   = "gauge"
+	typeCounter = "counter"
+	typeSummary = "summary"
+)
+
+// family is one metric family of the exposition.
+type family struct {
+	name, help, typ string
+	samples         []sample
 }
 
-func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range c.descs {
-		ch <- d
-	}
-	ch <- c.sup
+// sample is one line of a family: suffix is appended to the family's name
+// (a summary's _sum and _count), labels is the rendered label set without
+// braces.
+type sample struct {
+	suffix, labels string
+	value          float64
 }
 
-func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	v := c.s.view.Load()
-	snap := v.snap
-	now := c.s.clock.Now()
-	f := Evaluate(snap, c.s.bounds, now)
-	st := &snap.PG.Status
-	kinds := map[string]bool{}
-	for _, d := range metricDefs {
-		kinds[d.name] = d.counter
-	}
-	emit := func(name string, val float64) {
-		t := prometheus.GaugeValue
-		if kinds[name] {
-			t = prometheus.CounterValue
+// exposition collects the families of one scrape.
+type exposition struct {
+	fams  []*family
+	index map[string]*family
+}
+
+// add appends a sample to family name, creating the family on first use.
+func (e *exposition) add(name, help, typ, suffix, labels string, v float64) {
+	f := e.index[name]
+	if f == nil {
+		if e.index == nil {
+			e.index = map[string]*family{}
 		}
-		ch <- prometheus.MustNewConstMetric(c.descs[name], t, val)
+		f = &family{name: name, help: help, typ: typ}
+		e.index[name] = f
+		e.fams = append(e.fams, f)
+	}
+	f.samples = append(f.samples, sample{suffix, labels, v})
+}
+
+// gauge adds an unlabelled gauge.
+func (e *exposition) gauge(name, help string, v float64) { e.add(name, help, typeGauge, "", "", v) }
+
+// counter adds an unlabelled counter.
+func (e *exposition) counter(name, help string, v float64) { e.add(name, help, typeCounter, "", "", v) }
+
+// write renders the families sorted by name, each one's samples in the
+// order they were added, in the text format 0.0.4.
+func (e *exposition) write(w *bytes.Buffer) {
+	sort.Slice(e.fams, func(i, j int) bool { return e.fams[i].name < e.fams[j].name })
+	for _, f := range e.fams {
+		w.WriteString("# HELP ")
+		w.WriteString(f.name)
+		w.WriteByte(' ')
+		helpEscaper.WriteString(w, f.help)
+		w.WriteString("\n# TYPE ")
+		w.WriteString(f.name)
+		w.WriteByte(' ')
+		w.WriteString(f.typ)
+		w.WriteByte('\n')
+		for _, s := range f.samples {
+			w.WriteString(f.name)
+			w.WriteString(s.suffix)
+			if s.labels != "" {
+				w.WriteByte('{')
+				w.WriteString(s.labels)
+				w.WriteByte('}')
+			}
+			w.WriteByte(' ')
+			w.Write(appendFloat(w.AvailableBuffer(), s.value))
+			w.WriteByte('\n')
+		}
+	}
+}
+
+var (
+	helpEscaper  = strings.NewReplacer("\\", `\\`, "\n", `\n`)
+	labelEscaper = strings.NewReplacer("\\", `\\`, "\n", `\n`, "\"", `\"`)
+)
+
+// label renders name="value" with the value escaped.
+func label(name, value string) string {
+	return name + `="` + labelEscaper.Replace(value) + `"`
+}
+
+// appendFloat formats v as the Prometheus Go client does.
+func appendFloat(b []byte, v float64) []byte {
+	switch {
+	case v == 1:
+		return append(b, '1')
+	case v == 0:
+		return append(b, '0')
+	case v == -1:
+		return append(b, "-1"...)
+	case math.IsNaN(v):
+		return append(b, "NaN"...)
+	case math.IsInf(v, +1):
+		return append(b, "+Inf"...)
+	case math.IsInf(v, -1):
+		return append(b, "-Inf"...)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+// Response headers of /metrics.
+var (
+	hdrEncoding    = []byte("Content-Encoding")
+	hdrGzip        = []byte("gzip")
+)
+
+// serveMetrics answers /metrics with the text exposition, gzipped when the
+// request's Accept-Encoding prefers gzip to identity. It does no I/O but
+// reading /proc/self.
+func (s *Service) serveMetrics(ctx *fasthttp.RequestCtx) {
+	var e exposition
+	s.collect(&e)
+	collectRuntime(&e)
+	s.collectProcess(&e)
+	var buf bytes.Buffer
+	e.write(&buf)
+
+	h := &ctx.Response.Header
+	h.Add("Vary", "Accept")
+	h.Add("Vary", "Accept-Encoding")
+	h.SetContentType(metricsContentType(ctx.Request.Header.Peek("Accept")))
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	if !preferGzip(ctx.Request.Header.Peek("Accept-Encoding")) {
+		ctx.Response.SetBody(buf.Bytes())
+		return
+	}
+	var z bytes.Buffer
+	gz := gzipPool.Get().(*gzip.Writer)
+	gz.Reset(&z)
+	gz.Write(buf.Bytes())
+	gz.Close()
+	gzipPool.Put(gz)
+	h.SetCanonical(hdrEncoding, hdrGzip)
+	ctx.Response.SetBody(z.Bytes())
+}
+
+// metricsContentType is the Content-Type of the text format with the name
+// escaping scheme a request's Accept header asks for, as the Prometheus Go
+// client negotiates it: the escaping parameter of the clauses up to the
+// first one that accepts text/plain, in decreasing quality; underscores
+// unless one names another scheme. (All names here are valid under every
+// scheme: the body does not change.)
+func metricsContentType(accept []byte) string {
+	type clause struct {
+		typ, escaping string
+		q             float64
+	}
+	var clauses []clause
+	for part := range strings.SplitSeq(string(accept), ",") {
+		params := strings.Split(part, ";")
+		c := clause{typ: strings.ToLower(strings.TrimSpace(params[0])), q: 1}
+		if c.typ == "" {
+			continue
+		}
+		for _, p := range params[1:] {
+			k, v, _ := strings.Cut(p, "=")
+			switch strings.TrimSpace(k) {
+			case "q":
+				if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					c.q = q
+				}
+			case "escaping":
+				c.escaping = strings.TrimSpace(v)
+			}
+		}
+		clauses = append(clauses, c)
+	}
+	sort.SliceStable(clauses, func(i, j int) bool { return clauses[i].q > clauses[j].q })
+	escaping := "underscores"
+	for _, c := range clauses {
+		switch c.escaping {
+		case "allow-utf-8", "underscores", "dots", "values":
+			escaping = c.escaping
+		}
+		if c.typ == "text/plain" || c.typ == "text/*" || c.typ == "*/*" {
+			break
+		}
+	}
+	return "text/plain; version=0.0.4; charset=utf-8; escaping=" + escaping
+}
+
+var gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
+// preferGzip negotiates the content coding between identity and gzip as the
+// Prometheus Go client does: the highest quality wins, identity on a tie
+// or when nothing matches.
+func preferGzip(header []byte) bool {
+	best, bestQ := "identity", -1.0
+	for _, offer := range []string{"identity", "gzip"} {
+		for part := range strings.SplitSeq(string(header), ",") {
+			value, params, _ := strings.Cut(part, ";")
+			value = strings.TrimSpace(value)
+			if value == "" {
+				continue
+			}
+			q := 1.0
+			if params = strings.TrimSpace(params); params != "" {
+				qs, ok := strings.CutPrefix(params, "q=")
+				if !ok {
+					continue
+				}
+				v, err := strconv.ParseFloat(strings.TrimSpace(qs), 64)
+				if err != nil || v < 0 || v > 1 {
+					continue
+				}
+				q = v
+			}
+			if q > bestQ && (value == "*" || strings.EqualFold(value, offer)) {
+				best, bestQ = offer, q
+			}
+		}
+	}
+	return best == "gzip" && bestQ > 0
+}
+
+// collect adds the patroni_* and pgha_* families of the latest snapshot.
+func (s *Service) collect(e *exposition) {
+	v := s.view.Load()
+	snap := v.snap
+	now := s.clock.Now()
+	f := Evaluate(snap, s.bounds, now)
+	st := &snap.PG.Status
+	scope := label("scope", s.o.Scope)
+	emit := func(name string, val float64) {
+		for _, d := range metricDefs {
+			if d.name == name {
+				typ := typeGauge
+				if d.counter {
+					typ = typeCounter
+				}
+				e.add(name, d.help, typ, "", scope, val)
+				return
+			}
+		}
+		panic("health: undefined metric " + name)
 	}
 	b := func(x bool) float64 {
 		if x {
@@ -154,8 +366,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		emit("pgha_etcd_observation_age_seconds", now.Sub(snap.DCS.Confirmed).Seconds())
 	}
 	if sup := snap.Supervise; sup != nil {
-		for _, name := range superviseStates {
-			ch <- prometheus.MustNewConstMetric(c.sup, prometheus.GaugeValue, b(sup.State == name), name)
+		// Sorted by label value, as the Go client's registry sorts them.
+		names := slices.Sorted(slices.Values(superviseStates))
+		for _, name := range names {
+			e.add("pgha_supervise_state", superviseStateHelp, typeGauge, "", scope+","+label("state", name), b(sup.State == name))
 		}
 	}
 }

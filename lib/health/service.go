@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -13,12 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
-	"github.com/valyala/fasthttp"
-	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pg-ha/pg-ha/lib/clock"
@@ -147,8 +141,6 @@ type Service struct {
 
 	extra   []headerKV
 	authKey []byte
-	metrics *prometheus.Registry
-	metricH fasthttp.RequestHandler
 
 	configRev int64 // the config key revision warnConfig last saw
 }
@@ -207,10 +199,6 @@ func New(o Options) (*Service, error) {
 		Tags: tags, TagText: text, NoLoadBalance: o.Tags.NoLoadBalance(),
 		MaxLagOnFailover: o.MaxLagOnFailover, TTL: o.TTL, RestoreCommand: o.RestoreCommand,
 	}
-	s.metrics = prometheus.NewRegistry()
-	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		newCollector(s))
-	s.metricH = fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{ErrorLog: promLog{s.log}}))
 	s.update(nil)
 	return s, nil
 }
@@ -590,7 +578,3 @@ func dynamicFlags(raw []byte) (standby, paused bool, mode config.SyncMode) {
 	}
 	return standby, d.Pause != nil && *d.Pause, mode
 }
-
-type promLog struct{ log zerolog.Logger }
-
-func (p promLog) Println(v ...any) { p.log.Warn().Msg(fmt.Sprint(v...)) }
