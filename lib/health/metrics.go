@@ -173,8 +173,8 @@ func appendFloat(b []byte, v float64) []byte {
 
 // Response headers of /metrics.
 var (
-	hdrEncoding    = []byte("Content-Encoding")
-	hdrGzip        = []byte("gzip")
+	hdrEncoding = []byte("Content-Encoding")
+	hdrGzip     = []byte("gzip")
 )
 
 // serveMetrics answers /metrics with the text exposition, gzipped when the
