@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/pg-ha/pg-ha/lib/cli.Version=$(VERSION)
 BINS    := pg-lockd pg-supervise pg-healthd pg-bootstrap pg-failover
 
-.PHONY: all build test unit e2e bench bench-partition bench-haproxy bench-health demo demo-stop vet fmt clean install
+.PHONY: all build test unit e2e bench bench-partition bench-haproxy bench-health bench-fleet demo demo-stop vet fmt clean install
 
 all: build
 
@@ -42,6 +42,14 @@ bench-partition:
 # at once on the same fresh clusters (about 3 minutes).
 bench-haproxy:
 	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -run '^$$' -bench 'HAProxyWriteGap' -benchtime 5x -timeout 30m ./e2e/
+
+# What a fleet costs one etcd: 10, 100 and 300 simulated clusters (three real
+# pg-lockd each, PostgreSQL replaced by a stand-in that answers their status
+# queries) against a single etcd member; etcd requests/s, writes/s and CPU,
+# the pg-lockd processes' memory, and the leader-key takeover time after a
+# primary host dies (about 8 minutes; 900 pg-lockd need about 4 GB of RAM).
+bench-fleet:
+	$(GO) run ./bench/fleet -n 10,100,300 -window 60s
 
 bench-health:
 	wrk -t2 -c16 -d10s --latency http://127.0.0.1:8011/primary

@@ -70,6 +70,7 @@ type report struct {
 	lockdRSS, lockdPSS int64   // sums
 	lockdCPU           float64 // fraction of one core, all pg-lockd together
 	driverCPU          float64
+	leaderChanges      int // clusters whose leader key was created anew during the window
 	takeovers          []time.Duration
 	primaryAfter       []time.Duration
 	failed             []string
@@ -272,7 +273,13 @@ func runFleet(ctx context.Context, o options, bin, dir string, n int) (r report)
 	case <-time.After(o.settle):
 	}
 
-	// The window: nothing else talks to etcd meanwhile.
+	// The window: nothing else talks to etcd meanwhile. A leader key
+	// created anew during it (another create revision) is a leader change
+	// the fleet made on its own: a sign that loops or renewals fell behind.
+	lr0, err := leaderRevs(ctx, cli)
+	if err != nil {
+		return fail("read leader keys: %v", err)
+	}
 	m0, err := etcd.scrape()
 	if err != nil {
 		return fail("scrape etcd: %v", err)
@@ -294,6 +301,13 @@ func runFleet(ctx context.Context, o options, bin, dir string, n int) (r report)
 	c1, erss, _, _ := procStat(etcd.cmd.Process.Pid)
 	l1 := lockdCPU(all)
 	d1, _, _, _ := procStat(os.Getpid())
+	if lr1, err := leaderRevs(ctx, cli); err == nil {
+		for scope, rev := range lr0 {
+			if lr1[scope] != rev {
+				r.leaderChanges++
+			}
+		}
+	}
 	rate := func(name string, match ...string) float64 {
 		return (m1.sum(name, match...) - m0.sum(name, match...)) / secs
 	}
@@ -414,6 +428,24 @@ func memberRole(v []byte) string {
 		return s[:j]
 	}
 	return ""
+}
+
+// leaderRevs returns the create revision of every cluster's leader key.
+func leaderRevs(ctx context.Context, cli *clientv3.Client) (map[string]int64, error) {
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(rctx, "/service/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, kv := range resp.Kvs {
+		parts := strings.Split(strings.TrimPrefix(string(kv.Key), "/service/"), "/")
+		if len(parts) == 2 && parts[1] == "leader" {
+			out[parts[0]] = kv.CreateRevision
+		}
+	}
+	return out, nil
 }
 
 // waitLed waits until every cluster has a leader whose member key says
@@ -587,7 +619,8 @@ func printTable(rs []report, o options) {
 			fmt.Printf("N=%d messages/s by method: %s; per cluster %.1f req/s, %.2f writes/s\n", r.n, strings.Join(parts, ", "), r.reqs/float64(r.n), r.writes/float64(r.n))
 		}
 		if r.startup > 0 {
-			fmt.Printf("N=%d every cluster led by a primary %.1fs after the first start\n", r.n, r.startup.Seconds())
+			fmt.Printf("N=%d every cluster led by a primary %.1fs after the first start; leader changes during the window: %d\n",
+				r.n, r.startup.Seconds(), r.leaderChanges)
 		}
 		for _, f := range r.failed {
 			fmt.Printf("N=%d FAILED: %s\n", r.n, f)
