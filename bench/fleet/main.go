@@ -232,9 +232,18 @@ func runFleet(ctx context.Context, o options, bin, dir string, n int) (r report)
 
 	t0 := time.Now()
 	every := time.Duration(float64(time.Second) / o.startRate)
+	// A machine too small for the fleet shows first as a start that falls
+	// far behind its schedule: give up then rather than wait for a
+	// collapse (etcd starved, every lease and watch timing out).
+	limit := 3*time.Duration(len(all))*every + 30*time.Second
 	for i, nd := range all {
 		if ctx.Err() != nil {
-			return fail("interrupted")
+			return fail("interrupted after starting %d of %d pg-lockd", i, len(all))
+		}
+		if time.Since(t0) > limit {
+			load, _ := os.ReadFile("/proc/loadavg")
+			return fail("gave up: only %d of %d pg-lockd started after %v (planned %v); load average %s",
+				i, len(all), time.Since(t0).Round(time.Second), time.Duration(len(all))*every, strings.TrimSpace(string(load)))
 		}
 		if err := nd.start(bin, etcd.host, o.promoteDelay); err != nil {
 			return fail("start %s/%s (node %d of %d): %v", nd.c.scope, nd.name, i+1, len(all), err)
