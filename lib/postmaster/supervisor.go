@@ -153,7 +153,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if s.proc != nil {
 			exited = s.proc.Done()
 		}
+		var promoting <-chan time.Time
+		if s.st.State == state.Promoting {
+			promoting = time.After(promoteRecheck)
+		}
 		select {
+		case <-promoting:
 		case <-ctx.Done():
 			return s.shutdown()
 		case <-s.reader.Notify():
@@ -318,6 +323,13 @@ func (s *Supervisor) start(line rolepipe.Line, primary bool, sb *pgdata.Standby)
 	s.log.Info().Int("pid", p.PID()).Bool("primary", primary).Str("leader", s.upstream).Msg("postmaster started")
 	return nil
 }
+
+// While promoting, the server is looked at every promoteRecheck and asked
+// again to promote every promoteAgain until it left recovery.
+const (
+	promoteRecheck = 50 * time.Millisecond
+	promoteAgain   = 150 * time.Millisecond
+)
 
 func (s *Supervisor) promote(ctx context.Context, line rolepipe.Line) error {
 	s.setState(state.Promoting, "")
@@ -644,8 +656,11 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 		}
 	case s.primary && st.InRecovery:
 		// Promotion in progress. A request sent before the startup
-		// process ran is not forwarded to it: ask again.
-		if time.Since(s.promoteSent) > time.Second {
+		// process ran is not forwarded to it, and one that arrives while
+		// the startup process restarts its WAL receiver is noticed only
+		// after wal_retrieve_retry_interval: ask again (the signal wakes
+		// that wait; PostgreSQL removes a leftover promote file at start).
+		if time.Since(s.promoteSent) > promoteAgain {
 			s.log.Info().Msg("still in recovery: asking again to promote")
 			if err := s.proc.Promote(s.node.Owner); err != nil {
 				s.log.Warn().Err(err).Msg("promote")
