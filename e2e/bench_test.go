@@ -62,6 +62,48 @@ func BenchmarkPostmasterCrash(b *testing.B) {
 	}
 }
 
+// BenchmarkLockdHang measures the unavailability when the primary's
+// pg-lockd hangs (SIGSTOP) while the rest of the node runs on, like
+// BenchmarkNodeDeath: the fault lasts until the multi-host writer's first
+// acknowledged write on the new primary. Then pg-lockd runs again and the
+// old primary must rejoin as a replica while the writes go on, so that the
+// safety checks also cover what it does once it wakes up.
+func BenchmarkLockdHang(b *testing.B) {
+	for _, tc := range timings {
+		b.Run(tc.name, func(b *testing.B) {
+			benchFault(b, tc.o, func(b *testing.B, c *testcluster.Cluster, w *testcluster.Workload) {
+				old := c.WaitPrimary(b, 10*time.Second)
+				servers := old.ServerPIDs()
+				stopped := w.Mark("SIGSTOP pg-lockd of " + old.Name)
+				if err := old.Signal(testcluster.Lockd, syscall.SIGSTOP); err != nil {
+					b.Fatal(err)
+				}
+				resumed := false
+				resume := func() {
+					if resumed {
+						return
+					}
+					resumed = true
+					w.Mark("SIGCONT pg-lockd of " + old.Name)
+					if err := old.Signal(testcluster.Lockd, syscall.SIGCONT); err != nil {
+						b.Error(err)
+					}
+				}
+				defer resume()
+				np := c.WaitPrimary(b, c.Options.TTL+15*time.Second, old)
+				if left := testcluster.Alive(servers); len(left) > 0 {
+					b.Errorf("%s is primary while server processes %v of the fenced primary %s are alive", np.Name, left, old.Name)
+				}
+				w.WaitAck(b, testcluster.MultiWriter, np.Name, stopped, 15*time.Second)
+				resume()
+				if err := c.ReplicasStreamingWithin(45 * time.Second); err != nil {
+					b.Errorf("%s did not rejoin after its pg-lockd ran again: %v", old.Name, err)
+				}
+			})
+		})
+	}
+}
+
 // benchFault runs b.N times: start a cluster and the workload, inject the
 // fault, wait for writes to flow again, and record the multi writer's
 // longest gap; the history is checked for safety each time (in
