@@ -29,7 +29,7 @@ e2e:
 # Benchmarks: failover and switchover gaps and the daemons' memory, each on
 # fresh clusters (about 10 minutes). bench-health needs `make demo` running.
 bench:
-	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -run '^$$' -bench 'NodeDeath|PostmasterCrash|Switchover|RSS' -benchtime 3x -timeout 60m ./e2e/
+	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -run '^$$' -bench 'NodeDeath|PostmasterCrash|Switchover|LockdHang|RSS' -benchtime 3x -timeout 60m ./e2e/
 
 # Acknowledged writes lost when the primary is cut off from etcd and from its
 # replicas while clients still reach it, for pg-ha and for Debian's Patroni
