@@ -40,6 +40,9 @@ func TestPatronictlCommands(t *testing.T) {
 	p := c.WaitPrimary(t, 10*time.Second)
 	r := replicasOf(c, p)[0]
 	c.WaitReplicasStreaming(t, 20*time.Second)
+	// query -r replica picks from the member keys, as patronictl does: wait
+	// for them to say what PostgreSQL already says.
+	waitMembersStreaming(t, c, p, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

@@ -70,6 +70,9 @@ func Parse(data []byte, environ []string) (*Config, []string, error) {
 		if err := doc.Decode(cfg); err != nil {
 			return nil, warns, w.explain(err)
 		}
+		if err := parseMethods(doc, cfg); err != nil {
+			return nil, warns, err
+		}
 	}
 	if err := applyEnv(cfg, env); err != nil {
 		return nil, warns, err

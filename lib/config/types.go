@@ -101,6 +101,9 @@ type Bootstrap struct {
 	Users         map[string]User `yaml:"users"`
 	PostInit      string          `yaml:"post_init"`
 	PostBootstrap string          `yaml:"post_bootstrap"`
+	// Custom is the bootstrap.<method> section when Method names one other
+	// than initdb.
+	Custom *Method `yaml:"-"`
 }
 
 // User is an entry of bootstrap.users.
@@ -178,6 +181,9 @@ type Postgres struct {
 	CustomConf             string            `yaml:"custom_conf"`
 	Krbsrvname             string            `yaml:"krbsrvname"`
 	PrePromote             string            `yaml:"pre_promote"`
+	// Methods are the sections of the create_replica_methods other than
+	// basebackup, by name.
+	Methods map[string]Method `yaml:"-"`
 	BeforeStop             string            `yaml:"before_stop"`
 }
 

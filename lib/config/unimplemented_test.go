@@ -11,7 +11,6 @@ import (
 func TestUnimplementedKeysWarn(t *testing.T) {
 	yml := baseYAML + `
 bootstrap:
-  method: pitr
   post_bootstrap: /bin/true
   dcs:
     failsafe_mode: true
@@ -29,7 +28,7 @@ tags:
 		t.Fatal(err)
 	}
 	all := strings.Join(warns, "\n")
-	for _, key := range []string{"bootstrap.method", "bootstrap.post_bootstrap", "bootstrap.dcs.failsafe_mode",
+	for _, key := range []string{"bootstrap.post_bootstrap", "bootstrap.dcs.failsafe_mode",
 		"bootstrap.dcs.standby_cluster", "bootstrap.dcs.slots", "bootstrap.dcs.check_timeline", "restapi.request_queue_size",
 		"tags.clonefrom", "tags.replicatefrom"} {
 		if !strings.Contains(all, key+": not implemented by pg-ha yet") {

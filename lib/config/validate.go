@@ -102,10 +102,12 @@ func (c *Config) Validate(need Need) []error {
 				add("postgresql.%s: %q cannot be run: %v; write the program and its arguments as a shell would, quoting spaces", key, cmd, err)
 			}
 		}
+		seen := map[string]bool{}
 		for _, m := range c.Postgres.CreateReplicaMethods {
-			if m != "basebackup" {
-				add("postgresql.create_replica_methods: %q is not supported; use basebackup", m)
+			if seen[m] {
+				add("postgresql.create_replica_methods: %q is listed twice", m)
 			}
+			seen[m] = true
 		}
 	}
 
