@@ -18,10 +18,17 @@ var program = cli.Program{
 		"bootstrap.users) and publishes the system identifier and the dynamic configuration; every other node waits " +
 		"for a leader and clones it with pg_basebackup. A valid data directory of this cluster exits 0 at once; one " +
 		"of another cluster is refused and left untouched. With --rebuild (for a timer or cron) a replica that " +
-		"cannot follow the leader is re-cloned.",
+		"cannot follow the leader is re-cloned: the new copy is made beside the old data directory, which it replaces " +
+		"only once complete and started, and which is kept aside; two rebuilds never overlap. Replicas are created by " +
+		"postgresql.create_replica_methods in order (basebackup by default), from a running member tagged clonefrom " +
+		"(least lag first) or else the leader.",
 	ExitStatus: []string{
 		"10   the data directory belongs to another cluster (system identifier differs)",
-		"11   timed out waiting for a leader to clone",
+		"11   timed out waiting for a leader to clone, or (--rebuild) no running leader",
+		"12   --rebuild: the replica was rebuilt (0: nothing to do, it streams)",
+		"13   --rebuild refused: this node is the leader (nothing changed)",
+		"14   --rebuild refused: another rebuild of this node is running (nothing changed)",
+		"15   --rebuild refused: not enough disk space for a new copy beside the old one (nothing changed)",
 	},
 }
 
@@ -31,6 +38,9 @@ type CLI struct {
 	cli.Runtime
 	Rebuild bool          `help:"Re-clone this replica from the leader if it is broken (cannot stream, diverged, or missing); do nothing on a healthy node or on the leader."`
 	Force   bool          `help:"With --rebuild: re-clone even a healthy replica."`
+	Keep    int           `default:"1" help:"With --rebuild: how many replaced data directories to keep aside (<data_dir>.old-<time>), newest first; 0 keeps none once the new copy runs."`
+	Reserve Size          `default:"0" help:"With --rebuild: free space the file system must keep after the new copy (e.g. 10GB); the rebuild is refused otherwise."`
+	Grace   time.Duration `default:"1m" help:"With --rebuild: how long a replica that does not stream may take to start streaming before it is rebuilt."`
 	Timeout time.Duration `default:"10m" help:"How long to wait for a leader to clone from."`
 }
 

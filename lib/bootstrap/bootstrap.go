@@ -36,6 +36,8 @@ type Bootstrapper struct {
 	DCS     *dcs.Client
 	Log     zerolog.Logger
 	Timeout time.Duration // how long to wait for a leader to clone
+	// Progress, when set, is told how far a copy has got.
+	Progress func(pgdata.Progress)
 }
 
 // Run makes the data directory ready. It is idempotent: a valid data
@@ -278,25 +280,27 @@ func (b *Bootstrapper) createRoles(ctx context.Context, conn *pgx.Conn) error {
 	return nil
 }
 
-// clone waits for a running leader and copies it.
+// clone waits for a member to copy (the leader, or a replica tagged
+// clonefrom) and makes this node a replica of it by the replica creation
+// methods. With no member running, a no_leader method may restore one.
 func (b *Bootstrapper) clone(ctx context.Context) error {
 	deadline := time.Now().Add(b.Timeout)
-	var leader *dcs.Member
+	var (
+		cl      *dcs.Cluster
+		sources []pgdata.Source
+	)
 	for {
-		cl, err := b.DCS.Get(ctx)
+		var err error
+		cl, err = b.DCS.Get(ctx)
 		if err == nil && !cl.InitializeSet && b.mayInitialize() {
 			// The node that was initializing the cluster gave up or died
 			// (its lease expired): race again.
 			b.Log.Info().Msg("the initialize key is free again")
 			return b.Run(ctx)
 		}
-		if err == nil && cl.Leader != nil {
-			// Clone a leader that runs as a primary, never one still being
-			// promoted: pg_basebackup fails when the source is promoted
-			// during the backup.
-			if m := cl.Member(cl.Leader.Name); m != nil && m.Data.State == "running" && m.Data.Role == "primary" &&
-				m.Data.ConnURL != "" && m.Name != b.Node.Cfg.Name {
-				leader = m
+		if err == nil {
+			sources = cloneSources(cl, b.Node.Cfg.Name)
+			if hasLeader(cl, sources) || (cl.Leader == nil && noLeaderMethod(b.Node.Cfg) && cl.Initialize != "") {
 				break
 			}
 		}
@@ -309,30 +313,33 @@ func (b *Bootstrapper) clone(ctx context.Context) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	if err := b.Node.WritePgpass(); err != nil {
-		return err
-	}
-	src, err := b.Node.Remote(leader.Data.ConnURL, b.Node.Cfg.Postgres.Authentication.Replication, false)
-	if err != nil {
-		return err
-	}
-	b.Log.Info().Str("leader", leader.Name).Msg("cloning the leader with pg_basebackup")
+	return b.create(ctx, cl, sources, 1, nil)
+}
+
+// create makes the data directory a replica's from sources, retrying the
+// methods while the timeout lasts.
+func (b *Bootstrapper) create(ctx context.Context, cl *dcs.Cluster, sources []pgdata.Source, keep int,
+	check func(context.Context, string) error) error {
+	deadline := time.Now().Add(b.Timeout)
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
-		err := b.Node.Clone(ctx, src)
+		res, err := b.Node.CreateReplica(ctx, pgdata.CreateOptions{
+			Sources: sources, SystemID: cl.Initialize, Keep: keep, Check: check,
+			Progress: b.Progress, Log: b.Log,
+		})
 		if err == nil {
-			break
+			b.Log.Info().Str("method", res.Method).Str("source", res.Source).Str("old_data", res.Kept).
+				Dur("took", time.Since(start)).Msg("replica created")
+			return nil
 		}
-		if attempt == 3 || time.Now().After(deadline) {
+		if attempt == 3 || time.Now().After(deadline) || ctx.Err() != nil {
 			return err
 		}
-		b.Log.Warn().Err(err).Int("attempt", attempt).Msg("clone failed; retrying")
+		b.Log.Warn().Err(err).Int("attempt", attempt).Msg("replica creation failed; retrying")
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(2 * time.Second):
 		}
 	}
-	b.Log.Info().Dur("took", time.Since(start)).Msg("clone done")
-	return nil
 }

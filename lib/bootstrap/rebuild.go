@@ -2,7 +2,12 @@ package bootstrap
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/pg-ha/pg-ha/lib/pg"
@@ -10,32 +15,66 @@ import (
 	"github.com/pg-ha/pg-ha/lib/postmaster"
 )
 
-// Rebuild re-clones this node if it is a replica that cannot follow the
-// leader: its data directory is missing or broken, or its PostgreSQL is not
-// streaming from the leader (down, diverged, or lost its WAL). A healthy
-// replica and the leader are left alone unless force. The old data
-// directory is moved aside, never deleted. When pg-supervise runs, it does
-// the work (it owns PostgreSQL); otherwise the clone is made directly.
-func (b *Bootstrapper) Rebuild(ctx context.Context, force bool) error {
+// Errors of Rebuild a caller maps to exit codes: each means nothing was
+// changed.
+var (
+	// ErrIsLeader: this node holds the leader key.
+	ErrIsLeader = errors.New("this node is the leader")
+	// ErrBusy: another rebuild of this node runs.
+	ErrBusy = errors.New("another rebuild of this node is running")
+	// ErrNoSpace: the file system cannot hold a new copy beside the old.
+	ErrNoSpace = pgdata.ErrNoSpace
+)
+
+// RebuildOptions say when and how Rebuild works.
+type RebuildOptions struct {
+	// Force rebuilds even a healthy replica.
+	Force bool
+	// Keep is how many replaced data directories are kept aside.
+	Keep int
+	// Reserve is the free space, in bytes, the file system must keep after
+	// the new copy.
+	Reserve int64
+	// Grace is how long a replica that does not stream is given to start
+	// streaming before it is rebuilt.
+	Grace time.Duration
+}
+
+// Rebuild re-creates this node's data directory if it is a replica that
+// cannot follow the leader: its data directory is missing or broken, or its
+// PostgreSQL does not stream (down, diverged, or lost its WAL). It returns
+// true when it rebuilt, false when there was nothing to do. It refuses
+// (ErrIsLeader, ErrBusy, ErrNoSpace, ErrNoLeader) without changing anything.
+// A new copy is made beside the old data directory and replaces it only
+// once complete and proven to start; the old one is kept aside (at most
+// o.Keep of them). When pg-supervise runs, it does the work (it owns
+// PostgreSQL); otherwise the copy is made here.
+func (b *Bootstrapper) Rebuild(ctx context.Context, o RebuildOptions) (bool, error) {
+	unlock, err := b.lock()
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
 	cl, err := b.DCS.Get(ctx)
 	if err != nil {
-		return fmt.Errorf("read the cluster from etcd: %w", err)
+		return false, fmt.Errorf("read the cluster from etcd: %w", err)
 	}
 	name := b.Node.Cfg.Name
-	if cl.Leader == nil {
-		return fmt.Errorf("%w: the cluster has no leader", ErrNoLeader)
+	if cl.Leader != nil && cl.Leader.Name == name {
+		return false, fmt.Errorf("%w: refusing to rebuild it (switch over first, then rebuild)", ErrIsLeader)
 	}
-	if cl.Leader.Name == name {
-		b.Log.Info().Msg("this node is the leader: nothing to rebuild")
-		return nil
+	sources := cloneSources(cl, name)
+	if !hasLeader(cl, sources) {
+		return false, fmt.Errorf("%w: the cluster has no running leader to copy from", ErrNoLeader)
 	}
+	leader := cl.Member(cl.Leader.Name)
 	st, _, err := b.Node.Inspect(ctx)
 	if err != nil && st != pgdata.Broken {
-		return err
+		return false, err
 	}
 	why := ""
 	switch {
-	case force:
+	case o.Force:
 		why = "--force"
 	case st == pgdata.Missing:
 		why = "no data directory"
@@ -43,8 +82,8 @@ func (b *Bootstrapper) Rebuild(ctx context.Context, force bool) error {
 		why = "the data directory holds no usable cluster"
 	default:
 		// A replica may be between leaders for a moment: only one that
-		// does not stream for a whole minute is rebuilt.
-		deadline := time.Now().Add(time.Minute)
+		// does not stream for the whole grace period is rebuilt.
+		deadline := time.Now().Add(o.Grace)
 		for {
 			ok, reason := b.streaming(ctx)
 			if ok {
@@ -56,36 +95,78 @@ func (b *Bootstrapper) Rebuild(ctx context.Context, force bool) error {
 			}
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return false, ctx.Err()
 			case <-time.After(2 * time.Second):
 			}
 		}
 	}
 	if why == "" {
 		b.Log.Info().Msg("this replica streams from the leader: nothing to rebuild")
-		return nil
+		return false, nil
 	}
-	b.Log.Warn().Str("reason", why).Msg("rebuilding this replica from the leader")
+	need := pgdata.DirSize(b.Node.DataDir())
+	if src, err := b.Node.Remote(leader.Data.ConnURL, b.Node.Cfg.Postgres.Authentication.Replication, false); err == nil {
+		if err := b.Node.WritePgpass(); err == nil {
+			if n, err := pgdata.SourceSize(ctx, src); err == nil {
+				need = max(need, n)
+			}
+		}
+	}
+	if err := b.Node.CheckSpace(need, o.Reserve); err != nil {
+		return false, err
+	}
+	b.Log.Warn().Str("reason", why).Msg("rebuilding this replica")
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	_, serr := postmaster.Request(sctx, b.Node.RuntimeDir, "status")
 	cancel()
 	if serr == nil {
+		keep := o.Keep
+		opts, _ := json.Marshal(postmaster.ReinitOptions{Sources: sources, Keep: &keep})
 		rctx, cancel := context.WithTimeout(ctx, b.Timeout)
 		defer cancel()
-		if _, err := postmaster.Request(rctx, b.Node.RuntimeDir, "reinit"); err != nil {
-			return fmt.Errorf("rebuild through pg-supervise: %w", err)
+		if _, err := postmaster.Request(rctx, b.Node.RuntimeDir, "reinit "+string(opts)); err != nil {
+			return false, fmt.Errorf("rebuild through pg-supervise: %w", err)
 		}
-		b.Log.Info().Msg("rebuilt")
-		return nil
+		b.Log.Info().Msg("rebuilt by pg-supervise")
+		return true, nil
 	}
-	if st != pgdata.Missing {
-		aside, err := b.Node.MoveAside("rebuild")
-		if err != nil {
-			return err
+	d, err := b.Node.Cfg.Dynamic().WithJSON(cl.Config, b.Node.Cfg)
+	if err != nil {
+		d = b.Node.Cfg.Dynamic()
+	}
+	src, err := b.Node.Remote(leader.Data.ConnURL, b.Node.Cfg.Postgres.Authentication.Replication, false)
+	if err != nil {
+		return false, err
+	}
+	src.Database = ""
+	sb := &pgdata.Standby{PrimaryConnInfo: src.ConnString()}
+	check := func(ctx context.Context, dir string) error {
+		return b.Node.TrialStart(ctx, dir, b.Node.Parameters(d), sb, 10*time.Minute)
+	}
+	if err := b.create(ctx, cl, sources, o.Keep, check); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// lock takes this node's rebuild lock (a file in the runtime directory)
+// without waiting: two rebuilds never overlap.
+func (b *Bootstrapper) lock() (func(), error) {
+	path := filepath.Join(b.Node.RuntimeDir, "rebuild.lock")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (it holds %s)", ErrBusy, path)
 		}
-		b.Log.Info().Str("old_data", aside).Msg("moved the old data directory aside")
+		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	return b.clone(ctx)
+	_ = f.Truncate(0)
+	fmt.Fprintf(f, "%d\n", os.Getpid())
+	return func() { f.Close() }, nil
 }
 
 // streaming reports whether the local server answers as a replica that

@@ -88,35 +88,6 @@ func (n *Node) InitDB(ctx context.Context) error {
 	return nil
 }
 
-// Clone copies the leader at src into the (missing or empty) data
-// directory with pg_basebackup, streaming WAL, into a temporary directory
-// first so that a failed clone leaves nothing half-made behind.
-func (n *Node) Clone(ctx context.Context, src pg.ConnParams) error {
-	dir := n.DataDir()
-	tmp := dir + ".cloning"
-	_ = os.RemoveAll(tmp)
-	if err := n.makeOwnedDir(tmp); err != nil {
-		return err
-	}
-	src.Replication = false
-	args := []string{"-D", tmp, "-X", "stream", "-c", "fast", "--no-password", "-d", src.ConnString()}
-	args = append(args, basebackupArgs(n.Cfg.Postgres.Basebackup)...)
-	if _, err := pg.Run(ctx, n.Owner, n.BinDir(), "pg_basebackup", args, "PGPASSFILE="+n.Pgpass()); err != nil {
-		_ = os.RemoveAll(tmp)
-		return fmt.Errorf("pg_basebackup from %s:%d: %w", src.Host, src.Port, err)
-	}
-	// Replace an empty or missing target.
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		_ = os.RemoveAll(tmp)
-		return fmt.Errorf("replace %s: %w", dir, err)
-	}
-	_ = os.Remove(filepath.Join(tmp, WasPrimaryFile))
-	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("move clone into %s: %w", dir, err)
-	}
-	return nil
-}
-
 // basebackupArgs renders postgresql.basebackup (a list of switches and
 // one-key maps, or a map) as pg_basebackup arguments.
 func basebackupArgs(v any) []string {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/pg-ha/pg-ha/lib/pgdata"
 )
 
 // ControlSocket is the name of pg-supervise's local control socket in the
@@ -21,7 +23,19 @@ const ControlSocket = "supervise.sock"
 
 type request struct {
 	cmd   string
+	opts  ReinitOptions
 	reply chan error
+}
+
+// ReinitOptions travel with a reinit request as JSON after the word:
+// where to copy from and how many old copies to keep. Without them the
+// leader of the role line is copied and one old copy kept.
+type ReinitOptions struct {
+	Sources []pgdata.Source `json:"sources,omitempty"`
+	Keep    *int            `json:"keep,omitempty"`
+	// Reserve is the free space, in bytes, the file system must keep after
+	// the new copy.
+	Reserve int64 `json:"reserve,omitempty"`
 }
 
 // serveControl accepts control requests until ctx is done.
@@ -55,7 +69,8 @@ func (s *Supervisor) handleControl(ctx context.Context, c net.Conn) {
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
-	switch cmd := strings.TrimSpace(line); cmd {
+	cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
+	switch cmd {
 	case "status":
 		s.mu.Lock()
 		st := s.published
@@ -63,6 +78,12 @@ func (s *Supervisor) handleControl(ctx context.Context, c net.Conn) {
 		_ = json.NewEncoder(c).Encode(st)
 	case "reinit":
 		r := request{cmd: cmd, reply: make(chan error, 1)}
+		if arg = strings.TrimSpace(arg); arg != "" {
+			if err := json.Unmarshal([]byte(arg), &r.opts); err != nil {
+				fmt.Fprintf(c, "error: reinit options are not valid JSON: %s\n", oneLine(err))
+				return
+			}
+		}
 		select {
 		case s.requests <- r:
 		case <-ctx.Done():

@@ -165,7 +165,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		case <-exited:
 			s.reap()
 		case r := <-s.requests:
-			r.reply <- s.reinit(ctx)
+			r.reply <- s.reinit(ctx, r.opts)
 		case <-s.prePromoteDone():
 		case <-tick.C:
 		}
@@ -416,12 +416,18 @@ func (s *Supervisor) rewindAndStart(ctx context.Context, line rolepipe.Line) err
 	return s.start(line, false, sb)
 }
 
-// reinit rebuilds this replica from the leader it is told to follow: the
-// data directory is moved aside and the leader cloned.
-func (s *Supervisor) reinit(ctx context.Context) error {
+// reinit rebuilds this replica from the leader it is told to follow (or
+// from o.Sources): a new copy is made beside the data directory, which it
+// replaces once complete and proven to start.
+func (s *Supervisor) reinit(ctx context.Context, o ReinitOptions) error {
 	line, seq, _ := s.reader.Latest()
 	if seq == 0 || line.Verb != rolepipe.Follow {
 		return fmt.Errorf("only a replica following a leader can be reinitialized (the desired role is %q)", line.Verb)
+	}
+	if o.Reserve > 0 || len(o.Sources) > 0 {
+		if err := s.node.CheckSpace(s.copySize(ctx, line), o.Reserve); err != nil {
+			return err
+		}
 	}
 	if s.proc != nil {
 		s.setState(state.Stopping, "reinit")
@@ -431,32 +437,69 @@ func (s *Supervisor) reinit(ctx context.Context) error {
 			return err
 		}
 	}
-	return s.reclone(ctx, line, "reinit requested")
+	return s.recloneWith(ctx, line, "reinit requested", o)
 }
 
-// reclone is the last resort: the old data directory is moved aside (never
-// deleted) and the leader is cloned.
+// copySize estimates the bytes of a new copy: the larger of the current data
+// directory and the leader's databases.
+func (s *Supervisor) copySize(ctx context.Context, line rolepipe.Line) int64 {
+	need := pgdata.DirSize(s.node.DataDir())
+	if src, err := s.node.Remote(line.ConnURL, s.node.Cfg.Postgres.Authentication.Replication, false); err == nil {
+		if n, err := pgdata.SourceSize(ctx, src); err == nil {
+			need = max(need, n)
+		}
+	}
+	return need
+}
+
+// reclone is the last resort: a new copy of the leader is made beside the
+// data directory and replaces it, which is kept aside (never deleted).
 func (s *Supervisor) reclone(ctx context.Context, line rolepipe.Line, why string) error {
+	return s.recloneWith(ctx, line, why, ReinitOptions{})
+}
+
+func (s *Supervisor) recloneWith(ctx context.Context, line rolepipe.Line, why string, o ReinitOptions) error {
 	s.setState(state.Cloning, why)
-	s.log.Warn().Str("reason", why).Msg("re-cloning from the leader")
-	src, err := s.node.Remote(line.ConnURL, s.node.Cfg.Postgres.Authentication.Replication, false)
-	if err != nil {
-		return err
+	s.log.Warn().Str("reason", why).Msg("re-cloning")
+	sources := o.Sources
+	if len(sources) == 0 {
+		sources = []pgdata.Source{{Name: line.Leader, ConnURL: line.ConnURL}}
 	}
-	aside, err := s.node.MoveAside("diverged")
-	if err != nil {
-		return err
+	keep := 1
+	if o.Keep != nil {
+		keep = *o.Keep
 	}
-	if err := s.keepalive(func() error { return s.node.Clone(ctx, src) }); err != nil {
-		return err
-	}
-	s.log.Info().Str("old_data", aside).Msg("cloned; the previous data directory was kept")
-	s.clearDiverge()
-	s.rewindFailures = 0
 	sb, err := s.standbyConf(line)
 	if err != nil {
 		return err
 	}
+	trial := *sb
+	trial.SlotName = ""
+	sysid := ""
+	if st, cd, _ := s.node.Inspect(ctx); st == pgdata.Valid {
+		sysid = strconv.FormatUint(cd.SystemIdentifier, 10)
+	}
+	var res pgdata.Created
+	err = s.keepalive(func() error {
+		var e error
+		res, e = s.node.CreateReplica(ctx, pgdata.CreateOptions{
+			Sources:  sources,
+			SystemID: sysid,
+			Keep:     keep,
+			Check: func(ctx context.Context, dir string) error {
+				return s.node.TrialStart(ctx, dir, s.params(line), &trial, 10*time.Minute)
+			},
+			Progress: s.cloneProgress,
+			Log:      s.log,
+		})
+		return e
+	})
+	if err != nil {
+		return err
+	}
+	s.log.Info().Str("method", res.Method).Str("source", res.Source).Str("old_data", res.Kept).Msg("re-cloned; the previous data directory was kept")
+	s.clearDiverge()
+	s.rewindFailures = 0
 	return s.start(line, false, sb)
 }
 
