@@ -183,8 +183,8 @@ type Postgres struct {
 	PrePromote             string            `yaml:"pre_promote"`
 	// Methods are the sections of the create_replica_methods other than
 	// basebackup, by name.
-	Methods map[string]Method `yaml:"-"`
-	BeforeStop             string            `yaml:"before_stop"`
+	Methods    map[string]Method `yaml:"-"`
+	BeforeStop string            `yaml:"before_stop"`
 }
 
 // Authentication holds the three roles pg-ha connects as.
