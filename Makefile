@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/pg-ha/pg-ha/lib/cli.Version=$(VERSION)
 BINS    := pg-lockd pg-supervise pg-healthd pg-bootstrap pg-failover
 
-.PHONY: all build test unit e2e bench bench-partition bench-haproxy bench-etcd bench-fleet bench-health demo demo-stop vet fmt clean install
+.PHONY: all build test unit e2e bench bench-partition bench-haproxy bench-etcd bench-fleet bench-rebuild bench-health demo demo-stop vet fmt clean install
 
 all: build
 
@@ -60,6 +60,12 @@ bench-etcd:
 # on a smaller machine the run says how far the start got and gives up.
 bench-fleet:
 	$(GO) run ./bench/fleet -n 10,100,300 -window 60s
+
+# pg-bootstrap --rebuild of a replica of a ~2 GB database (pgbench scale
+# 130; PGHA_BENCH_SCALE changes it) against a plain pg_basebackup of the same
+# primary, alternating, three times each (about 10 minutes).
+bench-rebuild:
+	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -run '^$$' -bench 'Rebuild' -benchtime 3x -timeout 60m -v ./e2e/
 
 bench-health:
 	wrk -t2 -c16 -d10s --latency http://127.0.0.1:8011/primary

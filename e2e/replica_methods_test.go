@@ -55,8 +55,8 @@ echo "restore: 100%"
 //     method restores the tar backup plus archived WAL and the replica
 //     streams;
 //   - rebuild of a replica whose pg_control was removed (no pg-supervise
-//     running: pg-bootstrap copies itself) and of one whose WAL was
-//     deleted (through pg-supervise); each exits 12 and keeps exactly one
+//     running: pg-bootstrap copies itself) and of one whose WAL the
+//     needs was removed from the primary (through pg-supervise); each exits 12 and keeps exactly one
 //     old copy aside;
 //   - refused, with nothing changed: on the leader (13), a second run while
 //     one runs (14), not enough disk space (15).
@@ -86,7 +86,8 @@ func TestReplicaMethodsAndRebuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, w := start(t, testcluster.Options{
-		ExtraParameters: map[string]string{"archive_mode": "on", "archive_command": "cp %p " + archive + "/%f"},
+		ExtraParameters: map[string]string{"archive_mode": "on", "archive_command": "cp %p " + archive + "/%f",
+			"wal_keep_size": "16MB", "min_wal_size": "32MB", "max_wal_size": "64MB"},
 		Tags: func(i int) map[string]any {
 			if i == 1 {
 				return map[string]any{"clonefrom": true}
@@ -115,7 +116,7 @@ func TestReplicaMethodsAndRebuild(t *testing.T) {
 	run := func(name string, args ...string) (string, int) {
 		return runAs(t, uid, gid, r.Dir, name, args...)
 	}
-	if out, code := run(filepath.Join(pgBin(), "pg_basebackup"), "-d", p.DSN(), "-D", backup, "-Ft", "-X", "none", "-c", "fast"); code != 0 {
+	if out, code := run(filepath.Join(pgBin(), "pg_basebackup"), "-h", p.Dir, "-p", strconv.Itoa(p.PGPort), "-U", "postgres", "-D", backup, "-Ft", "-X", "none", "-c", "fast"); code != 0 {
 		t.Fatalf("pg_basebackup -Ft: exit %d: %s", code, out)
 	}
 	if err := p.Exec(ctx, "SELECT pg_switch_wal()"); err != nil {
@@ -208,13 +209,51 @@ func TestReplicaMethodsAndRebuild(t *testing.T) {
 	c.WaitReplicasStreaming(t, 45*time.Second)
 	wantOldCopies(t, r, 1)
 
-	// WAL deleted under a stopped replica: it cannot start; the rebuild
-	// goes through its pg-supervise.
-	w.Mark("rebuild " + r.Name + " without its WAL")
+	// The primary removed WAL the stopped replica still needs (its slot
+	// dropped, segments recycled): it starts but cannot stream; the
+	// rebuild goes through its pg-supervise.
+	w.Mark("rebuild " + r.Name + " after the primary removed its WAL")
+	var replayed string
+	if err := r.QueryRow(ctx, "SELECT pg_last_wal_replay_lsn()::text", nil, &replayed); err != nil {
+		t.Fatal(err)
+	}
 	r.Stop(t, syscall.SIGTERM)
-	wal, _ := filepath.Glob(filepath.Join(r.DataDir, "pg_wal", "0*"))
-	for _, f := range wal {
-		os.Remove(f)
+	var seg string
+	if err := p.QueryRow(ctx, "SELECT pg_walfile_name($1::pg_lsn)", []any{replayed}, &seg); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if err := p.Exec(ctx, "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", r.Name); err != nil {
+			t.Fatal(err)
+		}
+		var left int
+		if err := p.Exec(ctx, "CHECKPOINT"); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.QueryRow(ctx, "SELECT count(*)::int FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}$' AND substr(name, 9) <= substr($1, 9)", []any{seg}, &left); err != nil {
+			t.Fatal(err)
+		}
+		if left == 0 {
+			// The archive's retention removed them too, and the backup
+			// store is gone: the replica cannot fetch them there either,
+			// and the restore method fails, so basebackup takes over.
+			if err := os.Rename(filepath.Join(backup, "base.tar"), filepath.Join(backup, "base.tar.gone")); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range archived(archive) {
+				if filepath.Base(f)[8:] <= seg[8:] {
+					os.Remove(f)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the primary still holds WAL segment %s that %s needs", seg, r.Name)
+		}
+		if err := p.Exec(ctx, "SELECT pg_switch_wal()"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	r.Start(t)
 	out, code = pgBootstrap(t, uid, gid, r, "--rebuild", "--grace", "3s")
@@ -314,4 +353,16 @@ func pgBin() string {
 		return d
 	}
 	return testcluster.PGBinDir
+}
+
+// archived lists the WAL segments in an archive directory.
+func archived(dir string) []string {
+	m, _ := filepath.Glob(filepath.Join(dir, "[0-9A-F]*"))
+	var out []string
+	for _, f := range m {
+		if len(filepath.Base(f)) == 24 {
+			out = append(out, f)
+		}
+	}
+	return out
 }

@@ -141,7 +141,7 @@ func (b *Bootstrapper) Rebuild(ctx context.Context, o RebuildOptions) (bool, err
 	src.Database = ""
 	sb := &pgdata.Standby{PrimaryConnInfo: src.ConnString()}
 	check := func(ctx context.Context, dir string) error {
-		return b.Node.TrialStart(ctx, dir, b.Node.Parameters(d), sb, 10*time.Minute)
+		return b.Node.TrialStart(ctx, dir, b.Node.Parameters(d), sb, time.Minute)
 	}
 	if err := b.create(ctx, cl, sources, o.Keep, check); err != nil {
 		return false, err

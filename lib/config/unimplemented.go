@@ -77,10 +77,8 @@ func (c *Config) unimplemented() []string {
 			add(key, "pg-ha uses etcd (etcd3) only")
 		}
 	}
-	for _, tag := range []string{"clonefrom", "nostream"} {
-		if TagBool(c.Tags[tag]) {
-			add("tags."+tag, "replicas are cloned from and stream from the leader")
-		}
+	if TagBool(c.Tags["nostream"]) {
+		add("tags.nostream", "this node streams from the leader")
 	}
 	if v, ok := c.Tags["replicatefrom"]; ok && v != nil && ParamString(v) != "" {
 		add("tags.replicatefrom", "this node streams from the leader; it is only left out of the leader's synchronous standbys")

@@ -21,6 +21,7 @@ restapi:
   request_queue_size: 10
 tags:
   clonefrom: true
+  nostream: true
   replicatefrom: node3
 `
 	_, warns, err := Parse([]byte(yml), []string{})
@@ -30,10 +31,13 @@ tags:
 	all := strings.Join(warns, "\n")
 	for _, key := range []string{"bootstrap.post_bootstrap", "bootstrap.dcs.failsafe_mode",
 		"bootstrap.dcs.standby_cluster", "bootstrap.dcs.slots", "bootstrap.dcs.check_timeline", "restapi.request_queue_size",
-		"tags.clonefrom", "tags.replicatefrom"} {
+		"tags.nostream", "tags.replicatefrom"} {
 		if !strings.Contains(all, key+": not implemented by pg-ha yet") {
 			t.Errorf("no warning names %s; warnings:\n%s", key, all)
 		}
+	}
+	if strings.Contains(all, "tags.clonefrom") {
+		t.Errorf("clonefrom is acted on (replicas are copied from such members), yet warned about:\n%s", all)
 	}
 	_, warns, err = Parse([]byte(baseYAML), []string{})
 	if err != nil {

@@ -333,6 +333,10 @@ func (n *Node) pruneOld(o CreateOptions) {
 // freshDir makes dir an empty directory the owner can write, removing what
 // an earlier, interrupted copy left there.
 func (n *Node) freshDir(dir string) error {
+	if pid, _ := readPostmasterPid(dir); pid > 0 && syscall.Kill(pid, 0) == nil {
+		// A trial start whose caller died: stop it before its files go.
+		_, _ = pg.Run(context.Background(), n.Owner, n.BinDir(), "pg_ctl", []string{"-D", dir, "-w", "-t", "60", "-m", "immediate", "stop"})
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove %s: %w", dir, err)
 	}
@@ -387,11 +391,13 @@ func humanBytes(b int64) string {
 }
 
 // TrialStart starts the PostgreSQL cluster in dir once as a standby with
-// params and sb, on a private socket and without a TCP listener, waits up
-// to timeout for it to accept connections (it reached a consistent state),
-// and stops it. It proves a new copy starts before it replaces the data
-// directory.
-func (n *Node) TrialStart(ctx context.Context, dir string, params map[string]string, sb *Standby, timeout time.Duration) error {
+// params and sb, on a private socket and without a TCP listener, until it
+// accepts connections (it reached a consistent state), and stops it. It
+// proves a new copy starts before it replaces the data directory. Recovery
+// may take as long as it needs while it moves on; when the startup process
+// shows the same WAL segment for stall, the copy is judged unable to reach
+// consistency (its WAL is nowhere to be had) and refused.
+func (n *Node) TrialStart(ctx context.Context, dir string, params map[string]string, sb *Standby, stall time.Duration) error {
 	if sb == nil {
 		sb = &Standby{}
 	}
@@ -404,22 +410,96 @@ func (n *Node) TrialStart(ctx context.Context, dir string, params map[string]str
 	}
 	defer os.RemoveAll(sock)
 	logfile := filepath.Join(n.RuntimeDir, "trial-start.log")
+	_ = os.Remove(logfile)
 	opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories='%s' -c port=%d -c hot_standby=on", sock, n.Cfg.ListenPort())
-	secs := strconv.Itoa(max(int(timeout.Seconds()), 1))
-	_, err := pg.Run(ctx, n.Owner, n.BinDir(), "pg_ctl", []string{"-D", dir, "-w", "-t", secs, "-l", logfile, "-o", opts, "start"})
+	if _, err := pg.Run(ctx, n.Owner, n.BinDir(), "pg_ctl", []string{"-D", dir, "-W", "-l", logfile, "-o", opts, "start"}); err != nil {
+		return fmt.Errorf("trial start: %w", err)
+	}
+	err := watchTrial(ctx, dir, stall)
 	mode := "fast"
 	if err != nil {
 		mode = "immediate"
 	}
-	_, serr := pg.Run(context.WithoutCancel(ctx), n.Owner, n.BinDir(), "pg_ctl", []string{"-D", dir, "-w", "-t", "60", "-m", mode, "stop"})
+	_, serr := pg.Run(context.WithoutCancel(ctx), n.Owner, n.BinDir(), "pg_ctl", []string{"-D", dir, "-w", "-t", "120", "-m", mode, "stop"})
 	if err != nil {
 		tail, _ := os.ReadFile(logfile)
-		return fmt.Errorf("it does not start as a standby within %s: %w (server log: %s)", timeout, err, lastLine(string(tail)))
+		return fmt.Errorf("it does not start as a standby: %w (server log: %s)", err, lastLine(string(tail)))
 	}
-	if serr != nil {
+	if serr != nil && !strings.Contains(serr.Error(), "is the server running") {
 		return fmt.Errorf("stopping it after a trial start: %w", serr)
 	}
 	return nil
+}
+
+// watchTrial waits until the server in dir is ready, dies, or its recovery
+// stalls.
+func watchTrial(ctx context.Context, dir string, stall time.Duration) error {
+	began := time.Now()
+	title, moved := "", time.Now()
+	for {
+		pid, status := readPostmasterPid(dir)
+		switch {
+		case status == "ready" || status == "standby":
+			return nil
+		case pid > 0 && syscall.Kill(pid, 0) != nil:
+			return errors.New("the server stopped during recovery")
+		case pid == 0 && time.Since(began) > 30*time.Second:
+			return errors.New("the server did not start")
+		}
+		if t := startupTitle(pid); t != title {
+			title, moved = t, time.Now()
+		} else if time.Since(moved) > stall {
+			return fmt.Errorf("recovery made no progress for %s (%s)", stall, title)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// readPostmasterPid returns the postmaster's pid and status ("starting",
+// "standby", "ready", …) from dir/postmaster.pid; 0 and "" while absent.
+func readPostmasterPid(dir string) (int, string) {
+	b, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
+	if err != nil {
+		return 0, ""
+	}
+	lines := strings.Split(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(lines[0]))
+	status := ""
+	if len(lines) > 7 {
+		status = strings.TrimSpace(lines[7])
+	}
+	return pid, status
+}
+
+// startupTitle is the process title of the postmaster's startup process
+// ("postgres: startup recovering 000000010000000000000003"), "" if none.
+func startupTitle(postmaster int) string {
+	if postmaster <= 0 {
+		return ""
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(stat), ')')
+		if f := strings.Fields(string(stat[i+1:])); i < 0 || len(f) < 2 || f[1] != strconv.Itoa(postmaster) {
+			continue
+		}
+		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if t := strings.TrimRight(strings.ReplaceAll(string(cmd), "\x00", " "), " "); strings.Contains(t, "startup") {
+			return t
+		}
+	}
+	return ""
 }
 
 func lastLine(s string) string {

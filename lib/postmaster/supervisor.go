@@ -487,7 +487,7 @@ func (s *Supervisor) recloneWith(ctx context.Context, line rolepipe.Line, why st
 			SystemID: sysid,
 			Keep:     keep,
 			Check: func(ctx context.Context, dir string) error {
-				return s.node.TrialStart(ctx, dir, s.params(line), &trial, 10*time.Minute)
+				return s.node.TrialStart(ctx, dir, s.params(line), &trial, time.Minute)
 			},
 			Progress: s.cloneProgress,
 			Log:      s.log,
