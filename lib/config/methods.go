@@ -17,7 +17,8 @@ type Method struct {
 	// (a delta restore reuses it).
 	KeepData bool
 	// NoParams: the command gets none of --scope, --datadir, --role,
-	// --connstring, nor the options.
+	// --connstring (the section's other keys are still passed, as Patroni
+	// does).
 	NoParams bool
 	// NoLeader: the method may run while no member is there to clone from
 	// (--connstring is then empty).

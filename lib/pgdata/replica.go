@@ -195,8 +195,9 @@ func (n *Node) createByMethod(ctx context.Context, name string, o CreateOptions)
 	}
 	var args []string
 	if !m.NoParams {
-		args = append([]string{"--scope=" + n.Cfg.Scope, "--datadir=" + target, "--role=replica", "--connstring=" + connstr}, m.Args()...)
+		args = []string{"--scope=" + n.Cfg.Scope, "--datadir=" + target, "--role=replica", "--connstring=" + connstr}
 	}
+	args = append(args, m.Args()...)
 	o.Log.Info().Str("method", name).Str("source", src.Name).Str("into", target).Msg("creating the replica")
 	err := n.RunMethod(ctx, m.Command, args, func(line string) {
 		o.Log.Info().Str("method", name).Str("output", line).Msg("replica creation method")
@@ -412,10 +413,11 @@ func (n *Node) TrialStart(ctx context.Context, dir string, params map[string]str
 	logfile := filepath.Join(n.RuntimeDir, "trial-start.log")
 	_ = os.Remove(logfile)
 	opts := fmt.Sprintf("-c listen_addresses='' -c unix_socket_directories='%s' -c port=%d -c hot_standby=on", sock, n.Cfg.ListenPort())
-	if _, err := pg.Run(ctx, n.Owner, n.BinDir(), "pg_ctl", []string{"-D", dir, "-W", "-l", logfile, "-o", opts, "start"}); err != nil {
+	started, err := pg.Run(ctx, n.Owner, n.BinDir(), "pg_ctl", []string{"-D", dir, "-W", "-l", logfile, "-o", opts, "start"})
+	if err != nil {
 		return fmt.Errorf("trial start: %w", err)
 	}
-	err := watchTrial(ctx, dir, stall)
+	err = watchTrial(ctx, dir, stall)
 	mode := "fast"
 	if err != nil {
 		mode = "immediate"
@@ -423,6 +425,9 @@ func (n *Node) TrialStart(ctx context.Context, dir string, params map[string]str
 	_, serr := pg.Run(context.WithoutCancel(ctx), n.Owner, n.BinDir(), "pg_ctl", []string{"-D", dir, "-w", "-t", "120", "-m", mode, "stop"})
 	if err != nil {
 		tail, _ := os.ReadFile(logfile)
+		if len(strings.TrimSpace(string(tail))) == 0 {
+			tail = started // pg_ctl's own complaint, e.g. the log file could not be created
+		}
 		return fmt.Errorf("it does not start as a standby: %w (server log: %s)", err, lastLine(string(tail)))
 	}
 	if serr != nil && !strings.Contains(serr.Error(), "is the server running") {
@@ -443,8 +448,10 @@ func watchTrial(ctx context.Context, dir string, stall time.Duration) error {
 			return nil
 		case pid > 0 && syscall.Kill(pid, 0) != nil:
 			return errors.New("the server stopped during recovery")
-		case pid == 0 && time.Since(began) > 30*time.Second:
+		case pid == 0 && time.Since(began) > 15*time.Second:
 			return errors.New("the server did not start")
+		case pid == 0:
+			moved = time.Now()
 		}
 		if t := startupTitle(pid); t != title {
 			title, moved = t, time.Now()
