@@ -1,5 +1,5 @@
-// Command pg-bootstrap prepares this node's data directory: initdb for a
-// new cluster, a clone of the leader for a new replica.
+// Command pg-bootstrap prepares this node's data directory: initdb (or a
+// custom bootstrap method) for a new cluster, a clone of the leader for a new replica.
 package main
 
 import (
@@ -15,7 +15,9 @@ var program = cli.Program{
 	Name: "pg-bootstrap",
 	Description: "Prepare this node's PostgreSQL data directory before pg-supervise starts. With an empty data " +
 		"directory, the node that wins the cluster's initialize key runs initdb (bootstrap.initdb, bootstrap.pg_hba, " +
-		"bootstrap.users) and publishes the system identifier and the dynamic configuration; every other node waits " +
+		"bootstrap.users) — or the command of bootstrap.method's section (a restore; with its recovery_conf the " +
+		"restored cluster first recovers, e.g. to a point in time, until it is a primary; a failed attempt removes " +
+		"what it created and releases the key) — and publishes the system identifier and the dynamic configuration; every other node waits " +
 		"for a leader and clones it with pg_basebackup. A valid data directory of this cluster exits 0 at once; one " +
 		"of another cluster is refused and left untouched. With --rebuild (for a timer or cron) a replica that " +
 		"cannot follow the leader is re-cloned: the new copy is made beside the old data directory, which it replaces " +

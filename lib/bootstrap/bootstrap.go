@@ -87,11 +87,10 @@ func (b *Bootstrapper) Run(ctx context.Context) error {
 	// A node that may never lead does not initialize the cluster: it
 	// would leave it without a leader. It waits to clone one instead.
 	if !cl.InitializeSet && b.mayInitialize() {
-		if m := b.Node.Cfg.Bootstrap.Method; m != "" && m != "initdb" {
+		if m := b.Node.Cfg.Bootstrap.Method; m != "" && m != "initdb" && b.Node.Cfg.Bootstrap.Custom == nil {
 			// initdb would start an empty cluster where the operator asked
 			// for one restored from a backup.
-			return fmt.Errorf("bootstrap.method %q: custom bootstrap methods are not implemented by pg-ha yet; "+
-				"refusing to create cluster %s with initdb instead (remove bootstrap.method to initdb a new, empty cluster)", m, b.Node.Cfg.Scope)
+			return fmt.Errorf("bootstrap.method %q: the method has no bootstrap.%s section; refusing to create cluster %s with initdb instead", m, m, b.Node.Cfg.Scope)
 		}
 		il, lctx, err := b.raceInitialize(ctx)
 		if err != nil {
@@ -122,30 +121,47 @@ func mustJSON(b []byte, err error) []byte {
 	return b
 }
 
-// initCluster runs initdb, configures the new cluster, creates its roles and
-// publishes the dynamic configuration and the system identifier, holding the
-// initialize key on il's lease (ctx ends if the lease is lost) until the
-// identifier makes it permanent. A marker next to the data directory says it
-// is incomplete until it is set up; an interrupted bootstrap leaves it, and
-// the next run moves such a directory aside. On failure it removes what it
-// created; the caller revokes the lease, which gives the key back.
+// initCluster runs initdb, or the custom bootstrap method (bootstrap.method)
+// and the recovery it asks for, configures the new cluster, creates its
+// roles and publishes the dynamic configuration and the system identifier,
+// holding the initialize key on il's lease (ctx ends if the lease is lost)
+// until the identifier makes it permanent. A marker next to the data
+// directory says it is incomplete until it is set up; an interrupted
+// bootstrap leaves it, and the next run moves such a directory aside. On
+// failure it removes what it created (the data directory was missing or
+// empty before: an empty one is emptied again, not removed); the caller
+// revokes the lease, which gives the key back.
 func (b *Bootstrapper) initCluster(ctx context.Context, il *initializeLease) (err error) {
 	dir := b.Node.DataDir()
 	marker := b.incompleteMarker()
+	_, statErr := os.Stat(dir)
+	existed := statErr == nil
 	defer func() {
 		if err == nil {
 			return
 		}
 		b.Log.Error().Err(err).Msg("bootstrap failed; cleaning up")
-		_ = os.RemoveAll(dir)
+		if existed {
+			emptyDir(dir)
+		} else {
+			_ = os.RemoveAll(dir)
+		}
 		_ = os.Remove(marker)
 	}()
 	if err := os.WriteFile(marker, []byte("initdb started "+time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", marker, err)
 	}
-	b.Log.Info().Str("data_dir", dir).Msg("this node initializes the cluster: running initdb")
-	if err := b.Node.InitDB(ctx); err != nil {
-		return err
+	var settings map[string]string
+	recover := false
+	if m := b.Node.Cfg.Bootstrap.Custom; m != nil {
+		if settings, recover, err = b.runMethod(ctx, m); err != nil {
+			return err
+		}
+	} else {
+		b.Log.Info().Str("data_dir", dir).Msg("this node initializes the cluster: running initdb")
+		if err := b.Node.InitDB(ctx); err != nil {
+			return err
+		}
 	}
 	cfg := b.Node.Cfg
 	d := cfg.Dynamic()
@@ -155,7 +171,12 @@ func (b *Bootstrapper) initCluster(ctx context.Context, il *initializeLease) (er
 	if err := pgdata.WriteConf(dir, b.Node.Owner, b.Node.Parameters(d), nil); err != nil {
 		return err
 	}
-	if err := b.withServer(ctx, b.createRoles); err != nil {
+	if recover {
+		err = b.recoverThen(ctx, settings, b.createRoles)
+	} else {
+		err = b.withServer(ctx, b.createRoles)
+	}
+	if err != nil {
 		return err
 	}
 	cd, err := pg.ReadControlData(ctx, b.Node.Owner, b.Node.BinDir(), dir)
@@ -176,6 +197,14 @@ func (b *Bootstrapper) initCluster(ctx context.Context, il *initializeLease) (er
 	}
 	b.Log.Info().Str("sysid", sysid).Msg("cluster initialized")
 	return nil
+}
+
+// emptyDir removes what dir holds, keeping dir itself.
+func emptyDir(dir string) {
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
 }
 
 // hbaLines are bootstrap.pg_hba, or a default that lets replicas and
@@ -224,9 +253,23 @@ func (b *Bootstrapper) withServer(ctx context.Context, f func(context.Context, *
 
 // createRoles creates the replication and rewind roles and bootstrap.users
 // with their passwords; passwords travel inside SQL over the local socket,
-// never in arguments.
+// never in arguments. A role that exists already (a cluster restored by a
+// custom bootstrap method brings its own) is altered to the configured
+// password and attributes instead.
 func (b *Bootstrapper) createRoles(ctx context.Context, conn *pgx.Conn) error {
 	a := b.Node.Cfg.Postgres.Authentication
+	// verb is CREATE, or ALTER for a role that exists.
+	verb := func(role string) (string, error) {
+		var exists bool
+		if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)", role).Scan(&exists); err != nil {
+			return "", fmt.Errorf("look up role %s: %w", role, err)
+		}
+		if exists {
+			b.Log.Info().Str("role", role).Msg("role exists: setting its password and attributes")
+			return "ALTER", nil
+		}
+		return "CREATE", nil
+	}
 	exec := func(what, sql string, args ...any) error {
 		var stmt string
 		if err := conn.QueryRow(ctx, sql, args...).Scan(&stmt); err != nil {
@@ -243,12 +286,20 @@ func (b *Bootstrapper) createRoles(ctx context.Context, conn *pgx.Conn) error {
 		}
 	}
 	if r := a.Replication; r.Username != "" && r.Username != a.Superuser.Username {
-		if err := exec("create the replication role", "SELECT format('CREATE ROLE %I WITH LOGIN REPLICATION PASSWORD %L', $1::text, $2::text)", r.Username, r.Password); err != nil {
+		v, err := verb(r.Username)
+		if err != nil {
+			return err
+		}
+		if err := exec("set up the replication role", "SELECT format('"+v+" ROLE %I WITH LOGIN REPLICATION PASSWORD %L', $1::text, $2::text)", r.Username, r.Password); err != nil {
 			return err
 		}
 	}
 	if r := a.Rewind; r.Username != "" && r.Username != a.Superuser.Username {
-		if err := exec("create the rewind role", "SELECT format('CREATE ROLE %I WITH LOGIN PASSWORD %L', $1::text, $2::text)", r.Username, r.Password); err != nil {
+		v, err := verb(r.Username)
+		if err != nil {
+			return err
+		}
+		if err := exec("set up the rewind role", "SELECT format('"+v+" ROLE %I WITH LOGIN PASSWORD %L', $1::text, $2::text)", r.Username, r.Password); err != nil {
 			return err
 		}
 		for _, fn := range []string{
@@ -273,7 +324,11 @@ func (b *Bootstrapper) createRoles(ctx context.Context, conn *pgx.Conn) error {
 				return fmt.Errorf("bootstrap.users.%s.options: %q is not a role option", name, o)
 			}
 		}
-		if err := exec("create bootstrap user "+name, "SELECT format('CREATE ROLE %I WITH LOGIN"+opts+" PASSWORD %L', $1::text, $2::text)", name, u.Password); err != nil {
+		v, err := verb(name)
+		if err != nil {
+			return err
+		}
+		if err := exec("set up bootstrap user "+name, "SELECT format('"+v+" ROLE %I WITH LOGIN"+opts+" PASSWORD %L', $1::text, $2::text)", name, u.Password); err != nil {
 			return err
 		}
 	}

@@ -20,9 +20,6 @@ func (c *Config) unimplemented() []string {
 	}
 	out = append(out, c.Bootstrap.DCS.unimplemented("bootstrap.dcs.")...)
 	out = append(out, (&DCS{DCSCore: c.DCSCore}).unimplemented("")...)
-	if m := c.Bootstrap.Method; m != "" && m != "initdb" {
-		add("bootstrap.method", "pg-bootstrap refuses to create a new cluster with a custom method (it would start an empty one); an initialized cluster is not affected")
-	}
 	if c.Bootstrap.PostInit != "" {
 		add("bootstrap.post_init", "the script is not run after initdb")
 	}
@@ -47,9 +44,6 @@ func (c *Config) unimplemented() []string {
 	}
 	if p.PgCtlTimeout != nil {
 		add("postgresql.pg_ctl_timeout", "a stop is escalated after 30 s")
-	}
-	if len(p.RecoveryConf) > 0 {
-		add("postgresql.recovery_conf", "only restore_command is looked at (by pg-healthd); the settings are not written to the server's configuration")
 	}
 	if p.RemoveDataOnRewindFail {
 		add("postgresql.remove_data_directory_on_rewind_failure", "after five failed pg_rewind runs the data directory is moved aside (never deleted) and the leader cloned, whatever this says")
@@ -114,11 +108,6 @@ func (s *DCS) unimplemented(prefix string) []string {
 	}
 	if s.CheckTimeline != nil && *s.CheckTimeline {
 		add("check_timeline", "candidates are ranked by timeline first, then by WAL position")
-	}
-	if p := s.Postgres; p != nil {
-		if len(p.RecoveryConf) > 0 {
-			add("postgresql.recovery_conf", "the settings are not written to the server's configuration")
-		}
 	}
 	return out
 }

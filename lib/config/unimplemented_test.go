@@ -108,3 +108,44 @@ postgresql:
 		t.Errorf("problems %q, want one naming postgresql.before_stop", problems)
 	}
 }
+
+// TestImplementedKeysDoNotWarn: a custom bootstrap method and
+// postgresql.recovery_conf, in the YAML and in the config key, are acted
+// on and draw no "not implemented" warning.
+func TestImplementedKeysDoNotWarn(t *testing.T) {
+	yml := baseYAML + `
+bootstrap:
+  method: pitr
+  pitr:
+    command: /usr/local/bin/restore --from backup
+    recovery_conf:
+      restore_command: cp /archive/%f %p
+      recovery_target_time: '2026-12-04 01:00:00+00'
+  dcs:
+    postgresql:
+      recovery_conf:
+        restore_command: cp /archive/%f %p
+postgresql:
+  recovery_conf:
+    restore_command: cp /archive/%f %p
+`
+	c, warns, err := Parse([]byte(yml), []string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Bootstrap.Custom == nil {
+		t.Fatal("bootstrap.pitr not read")
+	}
+	for _, w := range warns {
+		if strings.Contains(w, "not implemented") {
+			t.Errorf("warning: %s", w)
+		}
+	}
+	d, err := (Dynamic{}).WithJSON([]byte(`{"postgresql":{"recovery_conf":{"restore_command":"cp /a/%f %p"}}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := d.Warnings(); len(w) > 0 {
+		t.Errorf("config key warnings: %q", w)
+	}
+}

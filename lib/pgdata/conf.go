@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/pg"
 )
 
@@ -25,10 +26,58 @@ type Standby struct {
 	PrimaryConnInfo string
 	// SlotName is the physical slot to stream from; empty for none.
 	SlotName string
+	// Recovery are further recovery settings for the standby, from
+	// postgresql.recovery_conf as StandbyRecovery filters them
+	// (restore_command, archive_cleanup_command, recovery_min_apply_delay,
+	// …), so that it can fetch WAL from an archive.
+	Recovery map[string]string
+}
+
+// recoveryTargets are the settings that end recovery at a target. A standby
+// never has one: it would stop replaying, pause or promote by itself. They
+// are written empty so that none set in an included file applies, and
+// recovery_target_timeline is always latest, as in Patroni.
+var recoveryTargets = []string{"recovery_target", "recovery_target_lsn", "recovery_target_name",
+	"recovery_target_time", "recovery_target_xid"}
+
+// RecoveryParams renders recovery settings (a recovery_conf section of the
+// YAML) as server parameters: values as postgresql.conf strings,
+// trigger_file under its current name promote_trigger_file, and
+// standby_mode, which PostgreSQL 12 replaced by standby.signal, left out.
+func RecoveryParams(m map[string]any) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		switch k = strings.ToLower(k); k {
+		case "standby_mode":
+			continue
+		case "trigger_file":
+			k = "promote_trigger_file"
+		}
+		out[k] = config.ParamString(v)
+	}
+	return out
+}
+
+// StandbyRecovery are the settings of postgresql.recovery_conf a standby
+// gets (see Standby.Recovery): RecoveryParams without the recovery targets
+// and without primary_conninfo and primary_slot_name, which pg-ha sets for
+// the leader it follows. Nil when none is left.
+func StandbyRecovery(m map[string]any) map[string]string {
+	out := RecoveryParams(m)
+	for k := range out {
+		if strings.HasPrefix(k, "recovery_target") || k == "primary_conninfo" || k == "primary_slot_name" {
+			delete(out, k)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 // WriteConf writes postgresql.conf in dataDir with params, and the standby
-// settings when sb is not nil (plus standby.signal); with sb nil it removes
+// settings when sb is not nil (plus standby.signal; the recovery settings
+// of a standby are never written for a primary); with sb nil it removes
 // standby.signal. A postgresql.conf pg-ha did not write is first moved to
 // postgresql.base.conf, which is included, or dropped if Patroni wrote it
 // (see adoptConf); it fails rather than overwrite postgresql.base.conf or
@@ -62,6 +111,12 @@ func RenderConf(dataDir string, params map[string]string, sb *Standby) []byte {
 		all[k] = v
 	}
 	if sb != nil {
+		for k, v := range sb.Recovery {
+			all[k] = v
+		}
+		for _, k := range recoveryTargets {
+			all[k] = ""
+		}
 		all["primary_conninfo"] = sb.PrimaryConnInfo
 		all["primary_slot_name"] = sb.SlotName
 		all["recovery_target_timeline"] = "latest"

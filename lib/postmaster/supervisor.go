@@ -268,15 +268,38 @@ func (s *Supervisor) do(ctx context.Context, act decide.Action, line rolepipe.Li
 }
 
 func (s *Supervisor) standbyConf(line rolepipe.Line) (*pgdata.Standby, error) {
+	// postgresql.recovery_conf: the config key's (bootstrap.dcs's until
+	// one is seen), overridden key by key by the node's YAML, as Patroni
+	// merges them. A standby with or without a leader may fetch WAL from
+	// an archive with it.
+	rc := map[string]any{}
+	add := func(m map[string]any) {
+		for k, v := range m {
+			rc[k] = v
+		}
+	}
+	if s.live.raw != nil {
+		if d, _, err := config.ParseDCSJSON(s.live.raw); err == nil && d.Postgres != nil {
+			add(d.Postgres.RecoveryConf)
+		}
+	} else if p := s.node.Cfg.Bootstrap.DCS.Postgres; p != nil {
+		add(p.RecoveryConf)
+	}
+	local := s.node.Cfg
+	if s.live.local != nil {
+		local = s.live.local
+	}
+	add(local.Postgres.RecoveryConf)
+	recovery := pgdata.StandbyRecovery(rc)
 	if line.Verb != rolepipe.Follow {
-		return &pgdata.Standby{}, nil
+		return &pgdata.Standby{Recovery: recovery}, nil
 	}
 	src, err := s.node.Remote(line.ConnURL, s.node.Cfg.Postgres.Authentication.Replication, false)
 	if err != nil {
 		return nil, err
 	}
 	src.Database = ""
-	sb := &pgdata.Standby{PrimaryConnInfo: src.ConnString()}
+	sb := &pgdata.Standby{PrimaryConnInfo: src.ConnString(), Recovery: recovery}
 	if s.dyn.UseSlots {
 		sb.SlotName = line.Slot
 	}
