@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/term"
 
 	"github.com/pg-ha/pg-ha/lib/bootstrap"
 	"github.com/pg-ha/pg-ha/lib/cli"
@@ -39,6 +41,18 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) er
 		Log:     log.With().Str("component", "bootstrap").Logger(),
 		Timeout: c.Timeout,
 	}
+	rep := &bootstrap.Reporter{Dir: dir, Log: b.Log}
+	if m := cfg.Bootstrap.Method; m != "initdb" {
+		rep.CustomMethod = m
+	}
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		rep.Bar = os.Stderr
+	}
+	if err := rep.Start(); err != nil {
+		log.Warn().Err(err).Msg("cannot publish the bootstrap state")
+	}
+	defer rep.Close()
+	b.Progress = rep.Progress
 	if c.Rebuild {
 		err = b.Rebuild(ctx, c.Force)
 	} else {

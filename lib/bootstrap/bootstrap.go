@@ -36,6 +36,9 @@ type Bootstrapper struct {
 	DCS     *dcs.Client
 	Log     zerolog.Logger
 	Timeout time.Duration // how long to wait for a leader to clone
+	// Progress, when not nil, receives a clone's or restore's progress
+	// reports, about once a second.
+	Progress func(pgdata.Progress)
 }
 
 // Run makes the data directory ready. It is idempotent: a valid data
