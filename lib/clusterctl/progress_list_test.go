@@ -81,3 +81,12 @@ func TestListWhileCloning(t *testing.T) {
 		t.Errorf("list JSON: %s", b)
 	}
 }
+
+// TestRequestStateWhileCloning: a reinit that times out says how far the
+// member's clone has got.
+func TestRequestStateWhileCloning(t *testing.T) {
+	cl := cluster("node1", m("node1", 100*mb, primary), m("node2", 0, creating(`{"method":"basebackup","done":45,"total":100}`)))
+	if got, want := requestState(&RequestProgress{Member: "node2"}, cl), "node2 took the request; its PostgreSQL is creating replica 45 %"; got != want {
+		t.Errorf("requestState = %q, want %q", got, want)
+	}
+}
