@@ -197,7 +197,10 @@ func (b *Bar) Finish() {
 //
 //	basebackup [#############-----------------]  43 %  1234/2870 MB  45.3 MB/s
 //	basebackup 1234 MB  45.3 MB/s
+//	wal_g [#############-----------------]  43 %
 //
+// The last form is for a method that reports only a percentage (a Total
+// under 1 MB).
 // It is pure.
 func RenderBar(p pgdata.Progress, rate float64) string {
 	var b strings.Builder
@@ -208,7 +211,11 @@ func RenderBar(p pgdata.Progress, rate float64) string {
 	b.WriteString(method + " ")
 	if pc := p.Percent(); pc >= 0 {
 		full := pc * barCells / 100
-		fmt.Fprintf(&b, "[%s%s] %3d %%  %d/%d MB", strings.Repeat("#", full), strings.Repeat("-", barCells-full), pc, p.Done>>20, p.Total>>20)
+		fmt.Fprintf(&b, "[%s%s] %3d %%", strings.Repeat("#", full), strings.Repeat("-", barCells-full), pc)
+		if p.Total < 1<<20 {
+			return b.String() // a method's own percentage: no bytes to show
+		}
+		fmt.Fprintf(&b, "  %d/%d MB", p.Done>>20, p.Total>>20)
 	} else {
 		fmt.Fprintf(&b, "%d MB", p.Done>>20)
 	}

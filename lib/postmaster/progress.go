@@ -70,11 +70,19 @@ func (s *Supervisor) cloneProgress(p pgdata.Progress) {
 }
 
 // LogProgress logs a clone's progress report p at info: its method, the
-// percentage when the total is known, and the MB done and in total.
+// percentage when the total is known, and the MB done and in total (none
+// for a method that reports only a percentage, a total under 1 MB).
 func LogProgress(log zerolog.Logger, p pgdata.Progress) {
 	ev := log.Info().Str("method", p.Method)
-	if pc := p.Percent(); pc >= 0 {
-		ev = ev.Int("percent", pc).Int64("total_mb", p.Total>>20)
+	pc := p.Percent()
+	if pc >= 0 {
+		ev = ev.Int("percent", pc)
 	}
-	ev.Int64("done_mb", p.Done>>20).Msg("clone progress")
+	switch {
+	case pc < 0:
+		ev = ev.Int64("done_mb", p.Done>>20)
+	case p.Total >= 1<<20:
+		ev = ev.Int64("total_mb", p.Total>>20).Int64("done_mb", p.Done>>20)
+	}
+	ev.Msg("clone progress")
 }

@@ -144,3 +144,20 @@ postgresql:
 		t.Errorf("the next clone's first report: %+v", st.Progress)
 	}
 }
+
+func TestLogProgress(t *testing.T) {
+	for _, c := range []struct {
+		p    pgdata.Progress
+		want string
+	}{
+		{pgdata.Progress{Method: "basebackup", Done: 43 << 20, Total: 100 << 20}, `{"level":"info","method":"basebackup","percent":43,"total_mb":100,"done_mb":43,"message":"clone progress"}`},
+		{pgdata.Progress{Method: "basebackup", Done: 1536 << 20}, `{"level":"info","method":"basebackup","done_mb":1536,"message":"clone progress"}`},
+		{pgdata.Progress{Method: "wal_g", Done: 43, Total: 100}, `{"level":"info","method":"wal_g","percent":43,"message":"clone progress"}`},
+	} {
+		var b strings.Builder
+		LogProgress(zerolog.New(&b), c.p)
+		if got := strings.TrimSpace(b.String()); got != c.want {
+			t.Errorf("LogProgress(%+v)\n got %s\nwant %s", c.p, got, c.want)
+		}
+	}
+}
