@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"unicode"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/term"
 
 	"github.com/pg-ha/pg-ha/lib/bootstrap"
 	"github.com/pg-ha/pg-ha/lib/cli"
@@ -47,6 +49,18 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) er
 		Log:     log.With().Str("component", "bootstrap").Logger(),
 		Timeout: c.Timeout,
 	}
+	rep := &bootstrap.Reporter{Dir: dir, Log: b.Log}
+	if m := cfg.Bootstrap.Method; m != "initdb" {
+		rep.CustomMethod = m
+	}
+	if term.IsTerminal(int(os.Stderr.Fd())) {
+		rep.Bar = os.Stderr
+	}
+	if err := rep.Start(); err != nil {
+		log.Warn().Err(err).Msg("cannot publish the bootstrap state")
+	}
+	defer rep.Close()
+	b.Progress = rep.Progress
 	if c.Rebuild {
 		var rebuilt bool
 		rebuilt, err = b.Rebuild(ctx, bootstrap.RebuildOptions{Force: c.Force, Keep: c.Keep, Reserve: int64(c.Reserve), Grace: c.Grace})

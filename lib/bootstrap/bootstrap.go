@@ -36,7 +36,8 @@ type Bootstrapper struct {
 	DCS     *dcs.Client
 	Log     zerolog.Logger
 	Timeout time.Duration // how long to wait for a leader to clone
-	// Progress, when set, is told how far a copy has got.
+	// Progress, when not nil, receives a clone's or restore's progress
+	// reports, about once a second.
 	Progress func(pgdata.Progress)
 }
 

@@ -268,7 +268,7 @@ func TestRequestRestart(t *testing.T) {
 			t.Error(err)
 		}
 		time.Sleep(100 * time.Millisecond)
-		f.put("node2", state("starting"))
+		f.put("node2", withState("starting"))
 		time.Sleep(100 * time.Millisecond)
 		f.put("node2")
 	}()

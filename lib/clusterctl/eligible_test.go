@@ -23,7 +23,7 @@ func TestAssess(t *testing.T) {
 			"PostgreSQL is not running (state stopped)", -1},
 		{"running without a position", cluster("node1", m("node1", 100*mb, primary), m("node2", 0, noPosition)), "node2", false,
 			"PostgreSQL is not running (no WAL position published)", -1},
-		{"starting", cluster("node1", m("node1", 100*mb, primary), m("node2", 0, stopped, state("starting"))), "node2", false,
+		{"starting", cluster("node1", m("node1", 100*mb, primary), m("node2", 0, stopped, withState("starting"))), "node2", false,
 			"(state starting)", -1},
 		{"nofailover", cluster("node1", m("node1", 100*mb, primary), m("node2", 100*mb, tags(map[string]any{"nofailover": true}))),
 			"node2", false, "tagged nofailover", 0},

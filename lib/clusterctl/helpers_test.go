@@ -30,7 +30,7 @@ func tl(n int) func(*dcs.MemberData) { return func(d *dcs.MemberData) { d.Timeli
 func receiver(s string) func(*dcs.MemberData) {
 	return func(d *dcs.MemberData) { d.ReplicationState = s }
 }
-func state(s string) func(*dcs.MemberData)             { return func(d *dcs.MemberData) { d.State = s } }
+func withState(s string) func(*dcs.MemberData)         { return func(d *dcs.MemberData) { d.State = s } }
 func noPosition(d *dcs.MemberData)                     { d.XLogLocation = nil }
 func withRole(r string) func(*dcs.MemberData)          { return func(d *dcs.MemberData) { d.Role = r } }
 func withOptime(cl *dcs.Cluster, o int64) *dcs.Cluster { cl.Status.Optime = o; return cl }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pg-ha/pg-ha/lib/dcs"
+	"github.com/pg-ha/pg-ha/lib/state"
 )
 
 // NewRequest is the value of requests/<member> for action
@@ -132,5 +133,9 @@ func requestState(p *RequestProgress, cl *dcs.Cluster) string {
 	if m == nil {
 		return p.Member + " has no member key"
 	}
-	return fmt.Sprintf("%s took the request; its PostgreSQL is %s", p.Member, orUnknown(m.Data.State))
+	st := orUnknown(m.Data.State)
+	if st == state.CreatingReplica {
+		st = state.WithProgress(st, state.MemberProgress(m.Data.Extra)) // a reinit that takes long
+	}
+	return fmt.Sprintf("%s took the request; its PostgreSQL is %s", p.Member, st)
 }

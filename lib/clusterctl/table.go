@@ -12,6 +12,7 @@ import (
 
 	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
+	"github.com/pg-ha/pg-ha/lib/state"
 )
 
 // table renders rows the way patronictl's PrettyTable does: a frame of
@@ -89,6 +90,10 @@ type MemberRow struct {
 	ReplicationState string         `json:"replication_state,omitempty"`
 	PendingRestart   bool           `json:"pending_restart,omitempty"`
 	Tags             map[string]any `json:"tags,omitempty"`
+	// Progress is how far a member creating a replica (or restoring a new
+	// cluster) has got, in steps of 5 % as its member key carries it; State
+	// stays Patroni's "creating replica".
+	Progress *state.Progress `json:"progress,omitempty"`
 }
 
 // Listing is the cluster as `list` shows it.
@@ -132,6 +137,9 @@ func List(scope string, cl *dcs.Cluster, s Settings) Listing {
 		r := MemberRow{Name: m.Name, State: d.State, Timeline: d.Timeline, ReplicationState: d.ReplicationState,
 			PendingRestart: d.PendingRestart, Tags: d.Tags}
 		r.Host, r.Port = hostPort(d.ConnURL)
+		if d.State == state.CreatingReplica || d.State == state.CustomBootstrap {
+			r.Progress = state.MemberProgress(d.Extra)
+		}
 		switch {
 		case m.Name == l.Leader:
 			r.Role = "leader"
@@ -169,7 +177,8 @@ func hostPort(connURL string) (string, int) {
 // Host shows host:port when a member runs on a port other than 5432 or two
 // share a host; Lag in MB is rounded, "unknown" without a position; a
 // replica that streams shows its WAL receiver state ("streaming") as
-// State. It is pure.
+// State, one creating a replica its progress ("creating replica 45 %").
+// It is pure.
 func RenderList(l Listing) string {
 	cols := []string{"Member", "Host", "Role", "State", "TL", "Lag in MB"}
 	pending, tags := false, false
@@ -197,9 +206,9 @@ func RenderList(l Listing) string {
 		if withPort && m.Port != 0 {
 			host = net.JoinHostPort(m.Host, strconv.Itoa(m.Port))
 		}
-		state := m.State
-		if m.Role != "leader" && state == "running" && m.ReplicationState != "" {
-			state = m.ReplicationState
+		st := state.WithProgress(m.State, m.Progress)
+		if m.Role != "leader" && st == "running" && m.ReplicationState != "" {
+			st = m.ReplicationState
 		}
 		tl := ""
 		if m.Timeline != 0 {
@@ -212,7 +221,7 @@ func RenderList(l Listing) string {
 				lag = strconv.FormatInt((*m.Lag+(1<<19))>>20, 10)
 			}
 		}
-		row := []string{m.Name, host, roleTitle(m.Role), state, tl, lag}
+		row := []string{m.Name, host, roleTitle(m.Role), st, tl, lag}
 		if pending {
 			row = append(row, map[bool]string{true: "*", false: ""}[m.PendingRestart])
 		}

@@ -435,9 +435,17 @@ func (e *Elector) memberData(loc local, cl *dcs.Cluster) dcs.MemberData {
 	if len(e.cfg.Tags) > 0 {
 		d.Tags = map[string]any(e.cfg.Tags)
 	}
+	cloneState, progress, cloning := loc.cloning()
 	switch {
 	case loc.running():
 		d.State = "running"
+	case cloning:
+		// Patroni's state; the progress is pg-ha's, in steps of 5 %, so
+		// that a clone costs at most about 20 more writes of the key.
+		d.State = cloneState
+		if progress != nil {
+			d.Extra = map[string]json.RawMessage{state.ProgressField: state.ProgressJSON(progress.Coarse())}
+		}
 	case loc.supOK && loc.sup.State != "":
 		switch d.State = loc.sup.State; d.State {
 		case state.Stopped, state.Fenced:

@@ -16,6 +16,23 @@ type local struct {
 	status pg.Status // valid when pgOK
 	sup    state.Supervise
 	supOK  bool // supervise.json was read and is fresh
+	boot   state.Bootstrap
+	bootOK bool // bootstrap.json was read and its pg-bootstrap runs
+}
+
+// cloning says whether this node clones (or restores) its data directory:
+// pg-supervise re-clones it, or a running pg-bootstrap creates a replica
+// or restores a new cluster. It returns Patroni's state for it ("creating
+// replica", "running custom bootstrap script") and the last progress
+// report, nil before the first.
+func (l local) cloning() (string, *state.Progress, bool) {
+	switch {
+	case l.supOK && l.sup.State == state.Cloning:
+		return state.CreatingReplica, l.sup.Progress, true
+	case l.bootOK && (l.boot.State == state.CreatingReplica || l.boot.State == state.CustomBootstrap):
+		return l.boot.State, l.boot.Progress, true
+	}
+	return "", nil, false
 }
 
 // running reports whether PostgreSQL answers.
@@ -39,6 +56,9 @@ func (e *Elector) observeLocal(ctx context.Context) local {
 	if s, err := state.ReadSupervise(e.node.RuntimeDir); err == nil {
 		l.sup = s
 		l.supOK = state.Fresh(s.Updated, e.clock.Now(), 3*time.Second+2*e.dyn.LoopWait)
+	}
+	if b, err := state.ReadBootstrap(e.node.RuntimeDir); err == nil {
+		l.boot, l.bootOK = b, b.Running(e.clock.Now())
 	}
 	qctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()

@@ -46,6 +46,10 @@ type Facts struct {
 	Live, Ready bool
 	// State and Role are Patroni's state and role fields.
 	State, Role string
+	// Progress is the clone's (or restore's) while State is "creating
+	// replica" (or "running custom bootstrap script"), nil otherwise and
+	// before its first report.
+	Progress *state.Progress
 	// Paused is the maintenance mode (pg-lockd's view, else etcd's).
 	Paused bool
 	// SyncStandby and QuorumStandby are Patroni 4's sync_standby and
@@ -142,7 +146,7 @@ func evaluate(s *Snapshot, b Bounds, now clock.Time, explain bool) Facts {
 	f.Replica = f.Running && f.InRecovery && !s.NoLoadBalance && !f.StandbyLeader
 	f.SyncStandby, f.QuorumStandby = syncListed(s, &f)
 
-	f.State, f.Role = stateAndRole(s, &f)
+	f.State, f.Role, f.Progress = stateAndRole(s, &f)
 	f.Live, f.Ready = liveness(s, b, now, &f), readiness(s, &f)
 	return f
 }
@@ -288,17 +292,31 @@ func readiness(s *Snapshot, f *Facts) bool {
 }
 
 // stateAndRole are Patroni's "state" and "role" (3.0.2 reports a primary as
-// "master").
-func stateAndRole(s *Snapshot, f *Facts) (string, string) {
+// "master"), with the progress of a clone in course.
+func stateAndRole(s *Snapshot, f *Facts) (string, string, *state.Progress) {
 	if f.Running {
 		switch {
 		case !f.InRecovery:
-			return "running", "master"
+			return "running", "master", nil
 		case s.DCS.StandbyCluster && f.HoldsLeader:
-			return "running", "standby_leader"
+			return "running", "standby_leader", nil
 		}
-		return "running", "replica"
+		return "running", "replica", nil
 	}
+	st, role := stoppedStateAndRole(s)
+	if b := s.Bootstrap; b != nil && (b.State == state.CreatingReplica || b.State == state.CustomBootstrap) {
+		return b.State, role, b.Progress
+	}
+	var p *state.Progress
+	if st == state.CreatingReplica {
+		p = s.Supervise.Progress
+	}
+	return st, role, p
+}
+
+// stoppedStateAndRole are the state and role of a PostgreSQL that does not
+// answer.
+func stoppedStateAndRole(s *Snapshot) (string, string) {
 	role := "uninitialized"
 	if s.PG.Known {
 		role = "replica"
@@ -331,7 +349,7 @@ func stateAndRole(s *Snapshot, f *Facts) (string, string) {
 	case state.Crashed:
 		return "crashed", role
 	case state.Cloning:
-		return "creating replica", role
+		return state.CreatingReplica, role
 	}
 	return sup.State, role // fenced, rewinding: pg-ha's own words
 }

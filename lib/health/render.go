@@ -11,6 +11,7 @@ import (
 	"github.com/pg-ha/pg-ha/lib/clock"
 	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
+	"github.com/pg-ha/pg-ha/lib/state"
 )
 
 // Rendered holds the response bodies of one Snapshot, encoded once when the
@@ -38,6 +39,8 @@ type statusJSON struct {
 	PendingRestart      bool           `json:"pending_restart,omitempty"`
 	Patroni             patroniJSON    `json:"patroni"`
 	Pause               bool           `json:"pause,omitempty"`
+	// Progress is pg-ha's: a clone's while state is "creating replica".
+	Progress *state.Progress `json:"progress,omitempty"`
 }
 
 type primaryXLog struct {
@@ -80,6 +83,7 @@ func StatusJSON(s *Snapshot, f *Facts) []byte {
 		Patroni: patroniJSON{Version: s.Version, Scope: s.Scope, Name: s.Name},
 		Tags:    s.Tags, Pause: f.Paused,
 		SyncStandby: f.SyncStandby, QuorumStandby: f.QuorumStandby,
+		Progress: f.Progress,
 	}
 	st := &s.PG.Status
 	if f.Running {
@@ -133,6 +137,9 @@ type memberJSON struct {
 	PendingRestart bool           `json:"pending_restart,omitempty"`
 	Tags           map[string]any `json:"tags,omitempty"`
 	Lag            any            `json:"lag,omitempty"`
+	// Progress is pg-ha's: the progress of a member creating a replica, as
+	// its member key carries it (in steps of 5 %).
+	Progress *state.Progress `json:"progress,omitempty"`
 }
 
 type switchoverJSON struct {
@@ -166,6 +173,9 @@ func ClusterJSON(cl *dcs.Cluster, standby, paused bool, mode config.SyncMode) []
 		d := &m.Data
 		mj := memberJSON{Name: m.Name, Role: "replica", State: d.State, APIURL: d.APIURL,
 			Timeline: d.Timeline, PendingRestart: d.PendingRestart, Tags: d.Tags}
+		if d.State == state.CreatingReplica || d.State == state.CustomBootstrap {
+			mj.Progress = state.MemberProgress(d.Extra)
+		}
 		if u, err := url.Parse(d.ConnURL); err == nil && u.Host != "" {
 			host, port, err := net.SplitHostPort(u.Host)
 			if err != nil {

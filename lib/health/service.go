@@ -510,6 +510,9 @@ func (s *Service) runTick(ctx context.Context) {
 	for {
 		lockd, lerr := state.ReadLockd(s.o.RuntimeDir)
 		sup, serr := state.ReadSupervise(s.o.RuntimeDir)
+		// Only a running pg-bootstrap's file counts; one that died left it.
+		boot, berr := state.ReadBootstrap(s.o.RuntimeDir)
+		bootOK := berr == nil && boot.Running(s.clock.Now())
 		for i, err := range []error{lerr, serr} {
 			msg := ""
 			if err != nil && !errors.Is(err, state.ErrNotExist) {
@@ -521,7 +524,10 @@ func (s *Service) runTick(ctx context.Context) {
 			lastErr[i] = msg
 		}
 		s.update(func(n *Snapshot) {
-			n.Lockd, n.Supervise = nil, nil
+			n.Lockd, n.Supervise, n.Bootstrap = nil, nil, nil
+			if bootOK {
+				n.Bootstrap = &boot
+			}
 			if lerr == nil {
 				n.Lockd = &lockd
 			}

@@ -99,6 +99,23 @@ func TestServiceRefreshesStandalone(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, time.Second, "the fenced state", func() bool { return svc.Facts().State == "fenced" })
+
+	// A running pg-bootstrap's clone shows; its file left by a dead one
+	// (here: too old) does not.
+	boot := state.Bootstrap{State: state.CreatingReplica, PID: os.Getpid(), Progress: &state.Progress{Method: "basebackup", Done: 1, Total: 4},
+		Updated: clock.Now()}
+	if err := state.Write(dir, state.BootstrapFile, boot); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, "creating replica", func() bool {
+		f := svc.Facts()
+		return f.State == "creating replica" && f.Progress != nil && f.Progress.Percent() == 25
+	})
+	boot.Updated = clock.Now().Add(-state.BootstrapMaxAge - time.Second)
+	if err := state.Write(dir, state.BootstrapFile, boot); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, "a stale bootstrap.json ignored", func() bool { return svc.Facts().State == "fenced" })
 	os.Remove(filepath.Join(dir, state.SuperviseFile))
 	os.WriteFile(filepath.Join(dir, state.LockdFile), []byte("{not json"), 0o644)
 	waitFor(t, time.Second, "supervise.json dropped", func() bool {

@@ -50,6 +50,9 @@ type Snapshot struct {
 	Lockd *state.Lockd
 	// Supervise is pg-supervise's state file, nil when absent or unreadable.
 	Supervise *state.Supervise
+	// Bootstrap is pg-bootstrap's state file while a pg-bootstrap runs, nil
+	// otherwise.
+	Bootstrap *state.Bootstrap
 }
 
 // PGObservation is what the last queries of the local PostgreSQL returned.

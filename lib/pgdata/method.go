@@ -13,34 +13,12 @@ import (
 
 	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/pg"
+	"github.com/pg-ha/pg-ha/lib/state"
 )
 
-// Progress says how far a clone or restore has got.
-type Progress struct {
-	// Method is "basebackup" or the replica creation or bootstrap method's
-	// name.
-	Method string `json:"method"`
-	// Done and Total are bytes; Total is 0 while unknown.
-	Done  int64 `json:"done"`
-	Total int64 `json:"total,omitempty"`
-}
-
-// Percent is Done as a whole percentage of Total, or -1 when Total is
-// unknown.
-func (p Progress) Percent() int {
-	if p.Total <= 0 {
-		return -1
-	}
-	return int(min(100, p.Done*100/p.Total))
-}
-
-// String is "43 %", or the bytes done when the total is unknown.
-func (p Progress) String() string {
-	if pc := p.Percent(); pc >= 0 {
-		return fmt.Sprintf("%d %%", pc)
-	}
-	return fmt.Sprintf("%d MB", p.Done>>20)
-}
+// Progress says how far a clone or restore has got (Percent, String). It
+// is lib/state's, which publishes it.
+type Progress = state.Progress
 
 var (
 	// pg_basebackup --progress: "  123456/7890123 kB (1%), 0/1 tablespace".

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -69,12 +70,19 @@ var errSkip = errors.New("skipped")
 // works on the data directory in place, as it asks. A failed attempt leaves
 // nothing half-written behind.
 func (n *Node) CreateReplica(ctx context.Context, o CreateOptions) (Created, error) {
+	if o.Progress != nil {
+		stop := o.repeatProgress()
+		defer stop()
+	}
 	var errs []string
 	for _, name := range n.Cfg.ReplicaMethods() {
 		var (
 			res Created
 			err error
 		)
+		if o.Progress != nil {
+			o.Progress(Progress{Method: name})
+		}
 		if name == "basebackup" {
 			res, err = n.createByBasebackup(ctx, o)
 		} else {
@@ -94,6 +102,47 @@ func (n *Node) CreateReplica(ctx context.Context, o CreateOptions) (Created, err
 		errs = append(errs, name+": "+err.Error())
 	}
 	return Created{}, fmt.Errorf("no replica creation method worked (%s)", strings.Join(errs, "; "))
+}
+
+// repeatProgress makes o.Progress pass every report on and repeat the last
+// one each second while nothing new comes (pg_basebackup waiting for a
+// checkpoint, a method that prints nothing), so that those who show it know
+// the copy still runs. The returned function stops the repeating.
+func (o *CreateOptions) repeatProgress() func() {
+	var (
+		mu   sync.Mutex
+		last *Progress
+		at   time.Time
+	)
+	report := o.Progress
+	o.Progress = func(p Progress) {
+		mu.Lock()
+		last, at = &p, time.Now()
+		mu.Unlock()
+		report(p)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			mu.Lock()
+			p, stale := last, time.Since(at) >= time.Second
+			mu.Unlock()
+			if p != nil && stale {
+				report(*p)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }
 
 // NewDir is where a copy is made beside the data directory.

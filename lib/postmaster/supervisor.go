@@ -48,8 +48,9 @@ type Supervisor struct {
 	st       state.Supervise
 	stateMsg string
 
-	mu        sync.Mutex // guards published
+	mu        sync.Mutex // guards published and the writes of the state file
 	published state.Supervise
+	progress  cloneReport // the clone in course (progress.go)
 	requests  chan request
 
 	promoteSent       time.Time
@@ -1030,10 +1031,13 @@ func (s *Supervisor) publish() {
 	if d, armed := s.fencer.Deadline(); armed {
 		s.st.Deadline = d
 	}
+	s.st.Progress = s.progress.current(s.st.State)
 	s.st.Updated = s.clock.Now()
+	// Under mu, so that a progress report (cloneProgress) never overwrites
+	// a newer state.
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.published = s.st
-	s.mu.Unlock()
 	if err := state.Write(s.node.RuntimeDir, state.SuperviseFile, s.st); err != nil {
 		s.log.Warn().Err(err).Msg("writing state file")
 	}

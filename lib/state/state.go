@@ -1,6 +1,7 @@
 // Package state holds the small JSON files the daemons of one node publish
 // in the runtime directory: pg-supervise's state (supervise.json) and
-// pg-lockd's heartbeat (lockd.json). Files are replaced atomically (write to
+// pg-lockd's heartbeat (lockd.json), and pg-bootstrap's state
+// (bootstrap.json) while it runs. Files are replaced atomically (write to
 // a temporary file, fsync, rename), so a reader sees either the old or the
 // new content, never a mix.
 //
@@ -64,6 +65,9 @@ type Supervise struct {
 	PrePromoteRefused int64 `json:"pre_promote_refused,omitempty"`
 	// Message says what went wrong last, for operators.
 	Message string `json:"message,omitempty"`
+	// Progress is the clone's while State is Cloning, nil before its first
+	// report and in every other state.
+	Progress *Progress `json:"progress,omitempty"`
 	// Updated is when this was written (CLOCK_BOOTTIME ns).
 	Updated clock.Time `json:"updated"`
 	// Since is when State was entered (wall clock).
