@@ -110,11 +110,17 @@ func (n *Node) CreateReplica(ctx context.Context, o CreateOptions) (Created, err
 // the copy still runs. The returned function stops the repeating.
 func (o *CreateOptions) repeatProgress() func() {
 	var (
-		mu   sync.Mutex
-		last *Progress
-		at   time.Time
+		mu     sync.Mutex
+		last   *Progress
+		at     time.Time
+		callMu sync.Mutex // one report at a time
 	)
-	report := o.Progress
+	next := o.Progress
+	report := func(p Progress) {
+		callMu.Lock()
+		defer callMu.Unlock()
+		next(p)
+	}
 	o.Progress = func(p Progress) {
 		mu.Lock()
 		last, at = &p, time.Now()
