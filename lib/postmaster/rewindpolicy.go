@@ -112,7 +112,6 @@ func (s *Supervisor) waitForOperator(line rolepipe.Line, failures int, why strin
 		key = "remove_data_directory_on_diverged_timelines"
 	}
 	s.log.Error().Str("leader", line.Leader).Str("reason", why).
-		Str("rebuild", "pg-failover reinit "+name).
 		Msg("this replica cannot follow its leader without being re-created: PostgreSQL stays down and its data directory is left as it is; " +
 			"rebuild it from the leader with `pg-failover reinit " + name + "` (or `pg-bootstrap --rebuild` on this host), " +
 			"or set postgresql." + key + " to let pg-ha do so by itself (the old data directory is kept aside)")
