@@ -71,6 +71,12 @@ func (o rewindOutcome) String() string {
 //     remove_data_directory_on_rewind_failure or
 //     remove_data_directory_on_diverged_timelines, otherwise it waits.
 func afterRewind(failures int, p rewindPolicy) (out rewindOutcome, why string) {
+	failed := fmt.Sprintf("pg_rewind failed %d times", failures)
+	if !p.UsePgRewind {
+		// pg_rewind only looks for a divergence (--dry-run); it needs data
+		// checksums or wal_log_hints like a real rewind.
+		failed = fmt.Sprintf("pg_rewind --dry-run (use_pg_rewind is off) failed %d times", failures)
+	}
 	switch {
 	case failures <= 0 && p.UsePgRewind:
 		return rewindAgain, "use_pg_rewind is on"
@@ -79,13 +85,13 @@ func afterRewind(failures int, p rewindPolicy) (out rewindOutcome, why string) {
 	case failures <= 0:
 		return rewindWait, "the data diverged from the leader's and use_pg_rewind is off"
 	case failures < maxRewindFailures:
-		return rewindAgain, fmt.Sprintf("pg_rewind failed %d times", failures)
+		return rewindAgain, failed
 	case p.RemoveOnRewindFail:
-		return rewindReclone, fmt.Sprintf("pg_rewind failed %d times; remove_data_directory_on_rewind_failure is set", failures)
+		return rewindReclone, failed + "; remove_data_directory_on_rewind_failure is set"
 	case p.RemoveOnDiverged:
-		return rewindReclone, fmt.Sprintf("pg_rewind failed %d times; remove_data_directory_on_diverged_timelines is set", failures)
+		return rewindReclone, failed + "; remove_data_directory_on_diverged_timelines is set"
 	}
-	return rewindWait, fmt.Sprintf("pg_rewind failed %d times", failures)
+	return rewindWait, failed
 }
 
 // unrewound is a replica kept down because pg_rewind cannot bring it back

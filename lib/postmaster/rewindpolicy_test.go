@@ -37,6 +37,9 @@ func TestAfterRewind(t *testing.T) {
 		{"diverged, use_pg_rewind off, diverged_timelines on", 0, noRewindDiv, rewindReclone},
 		{"diverged, use_pg_rewind turned on since", 0, off, rewindAgain},
 		{"last failure, use_pg_rewind off since, keys off", maxRewindFailures, noRewind, rewindWait},
+		{"dry run failed, use_pg_rewind off, rewind_failure on", maxRewindFailures, noRewindFail, rewindReclone},
+		{"dry run failed, use_pg_rewind off, diverged_timelines on", maxRewindFailures, noRewindDiv, rewindReclone},
+		{"dry run failed once, use_pg_rewind off, diverged_timelines on", 1, noRewindDiv, rewindAgain},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, why := afterRewind(tc.failures, tc.p)
