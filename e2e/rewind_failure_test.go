@@ -135,7 +135,7 @@ func failingRewindBinDir(t *testing.T) string {
 		real = testcluster.PGBinDir
 	}
 	testcluster.SkipUnlessAvailable(t)
-	dir, err := os.MkdirTemp("", "pgha-bin-")
+	dir, err := os.MkdirTemp("", "pgha-rewindbin-")
 	if err != nil {
 		t.Fatal(err)
 	}
