@@ -19,12 +19,17 @@ import (
 // gives it up on the evidence that no server process is alive; a replica
 // takes over. No held session commits, nothing acknowledged is lost, and
 // the old primary, which cannot recover, is cloned again from the new
-// leader (its data directory kept aside) and streams from it.
+// leader (remove_data_directory_on_rewind_failure; its data directory kept
+// aside) and streams from it.
 func TestWALDiskFull(t *testing.T) {
 	const startTimeout = 10 * time.Second
 	c, w := start(t, testcluster.Options{
 		WALFilesystem: 128 << 20,
 		ExtraDCS:      map[string]any{"primary_start_timeout": startTimeout.Seconds()},
+		// The old primary cannot even replay its WAL for pg_rewind: it is
+		// re-created only when this allows it (otherwise it waits for
+		// pg-failover reinit).
+		ExtraPostgres: func(int) map[string]any { return map[string]any{"remove_data_directory_on_rewind_failure": true} },
 	})
 	p := c.WaitPrimary(t, 10*time.Second)
 	if fi, err := os.Lstat(filepath.Join(p.DataDir, "pg_wal")); err != nil || fi.Mode()&os.ModeSymlink == 0 {

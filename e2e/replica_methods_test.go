@@ -148,7 +148,7 @@ func TestReplicaMethodsAndRebuild(t *testing.T) {
 		t.Fatalf("pg-bootstrap --rebuild --force: exit %d, want 12 (rebuilt): %s", code, out)
 	}
 	c.WaitReplicasStreaming(t, 45*time.Second)
-	if !r.LogContains(testcluster.Supervise, `"method":"restore"`) || !strings.Contains(supLog(r), `"re-cloned`) {
+	if !r.LogContains(testcluster.Supervise, `"method":"restore"`) || !strings.Contains(superviseLog(t, r), `"re-cloned`) {
 		t.Errorf("%s was not rebuilt by the restore method through pg-supervise", r.Name)
 	}
 	wantOldCopies(t, r, 1)
@@ -340,11 +340,6 @@ func inode(t testing.TB, path string) uint64 {
 		t.Fatal(err)
 	}
 	return fi.Sys().(*syscall.Stat_t).Ino
-}
-
-func supLog(n *testcluster.Node) string {
-	b, _ := os.ReadFile(filepath.Join(n.Dir, "pg-supervise.log"))
-	return string(b)
 }
 
 // pgBin is the PostgreSQL binaries directory the cluster runs.

@@ -63,8 +63,15 @@ type Dynamic struct {
 	Pause            bool
 	UsePgRewind      bool
 	UseSlots         bool
-	Parameters       map[string]string
-	PgHBA            []string
+	// RemoveDataOnRewindFail (remove_data_directory_on_rewind_failure) lets
+	// pg-supervise re-create a replica whose pg_rewind failed;
+	// RemoveDataOnDiverged (remove_data_directory_on_diverged_timelines) one
+	// whose timeline diverged and that pg_rewind may not or cannot rewind.
+	// Both off: such a replica stays down until an operator rebuilds it.
+	RemoveDataOnRewindFail bool
+	RemoveDataOnDiverged   bool
+	Parameters             map[string]string
+	PgHBA                  []string
 	// PgIdent are pg_ident.conf lines; none: pg-ha keeps only its own.
 	PgIdent []string
 	// Problems are the fields of the config key that were left out because
@@ -87,9 +94,7 @@ func (c *Config) Dynamic() Dynamic {
 	}
 	d.apply(&c.Bootstrap.DCS)
 	d.apply(&DCS{DCSCore: c.DCSCore})
-	if c.Postgres.UsePgRewind != nil {
-		d.UsePgRewind = *c.Postgres.UsePgRewind
-	}
+	d.localPostgres(&c.Postgres)
 	for k, v := range c.Postgres.Parameters.Strings() {
 		d.Parameters[k] = v
 	}
@@ -154,6 +159,12 @@ func (d *Dynamic) apply(s *DCS) {
 		if p.UseSlots != nil {
 			d.UseSlots = *p.UseSlots
 		}
+		if p.RemoveDataOnRewindFail != nil {
+			d.RemoveDataOnRewindFail = *p.RemoveDataOnRewindFail
+		}
+		if p.RemoveDataOnDiverged != nil {
+			d.RemoveDataOnDiverged = *p.RemoveDataOnDiverged
+		}
 		for k, v := range p.Parameters.Strings() {
 			d.Parameters[k] = v
 		}
@@ -166,8 +177,23 @@ func (d *Dynamic) apply(s *DCS) {
 	}
 }
 
+// localPostgres applies the local postgresql section's keys that win over
+// the dynamic settings, as in Patroni: use_pg_rewind and the two
+// remove_data_directory_on_* keys, when set.
+func (d *Dynamic) localPostgres(p *Postgres) {
+	if p.UsePgRewind != nil {
+		d.UsePgRewind = *p.UsePgRewind
+	}
+	if p.RemoveDataOnRewindFail != nil {
+		d.RemoveDataOnRewindFail = *p.RemoveDataOnRewindFail
+	}
+	if p.RemoveDataOnDiverged != nil {
+		d.RemoveDataOnDiverged = *p.RemoveDataOnDiverged
+	}
+}
+
 // WithJSON overlays the config key's JSON on d. Local postgresql parameters,
-// use_pg_rewind, pg_hba and pg_ident given in local keep precedence, as in
+// use_pg_rewind, remove_data_directory_on_*, pg_hba and pg_ident given in local keep precedence, as in
 // Patroni. A field of the wrong type
 // (written by another tool or a newer Patroni) is left out and described in
 // the result's Problems; every other field still applies. The error is
@@ -189,9 +215,7 @@ func (d Dynamic) WithJSON(raw []byte, local *Config) (Dynamic, error) {
 		for k, v := range local.Postgres.Parameters.Strings() {
 			out.Parameters[k] = v
 		}
-		if local.Postgres.UsePgRewind != nil {
-			out.UsePgRewind = *local.Postgres.UsePgRewind
-		}
+		out.localPostgres(&local.Postgres)
 		// As in Patroni, the local postgresql section wins for the
 		// authentication files too.
 		if len(local.Postgres.PgHBA) > 0 {

@@ -7,7 +7,8 @@ import (
 
 // Reloaded returns what a running program uses after its YAML was read
 // again as next: old with the settings that apply while running taken from
-// next — postgresql.parameters, pg_hba, pg_ident, use_pg_rewind, the
+// next — postgresql.parameters, pg_hba, pg_ident, use_pg_rewind,
+// remove_data_directory_on_rewind_failure and _on_diverged_timelines, the
 // callbacks, pre_promote and before_stop (used from their next run on), the
 // dynamic settings at the top level and in bootstrap — and the names of
 // every other setting that differs, which keeps its old value until the
@@ -19,6 +20,8 @@ func Reloaded(old, next *Config) (*Config, []string) {
 	merged.Postgres.PgHBA = next.Postgres.PgHBA
 	merged.Postgres.PgIdent = next.Postgres.PgIdent
 	merged.Postgres.UsePgRewind = next.Postgres.UsePgRewind
+	merged.Postgres.RemoveDataOnRewindFail = next.Postgres.RemoveDataOnRewindFail
+	merged.Postgres.RemoveDataOnDiverged = next.Postgres.RemoveDataOnDiverged
 	merged.Postgres.Callbacks = next.Postgres.Callbacks
 	merged.Postgres.PrePromote, merged.Postgres.BeforeStop = next.Postgres.PrePromote, next.Postgres.BeforeStop
 	merged.DCSCore = next.DCSCore
@@ -28,6 +31,8 @@ func Reloaded(old, next *Config) (*Config, []string) {
 	rest := *next
 	rest.Postgres.Parameters, rest.Postgres.PgHBA = old.Postgres.Parameters, old.Postgres.PgHBA
 	rest.Postgres.PgIdent, rest.Postgres.UsePgRewind = old.Postgres.PgIdent, old.Postgres.UsePgRewind
+	rest.Postgres.RemoveDataOnRewindFail = old.Postgres.RemoveDataOnRewindFail
+	rest.Postgres.RemoveDataOnDiverged = old.Postgres.RemoveDataOnDiverged
 	rest.Postgres.Callbacks = old.Postgres.Callbacks
 	rest.Postgres.PrePromote, rest.Postgres.BeforeStop = old.Postgres.PrePromote, old.Postgres.BeforeStop
 	rest.DCSCore, rest.Bootstrap, rest.File = old.DCSCore, old.Bootstrap, old.File

@@ -152,6 +152,10 @@ type DCSPostgres struct {
 	PgHBA        []string       `yaml:"pg_hba" json:"pg_hba,omitempty"`
 	PgIdent      []string       `yaml:"pg_ident" json:"pg_ident,omitempty"`
 	RecoveryConf map[string]any `yaml:"recovery_conf" json:"recovery_conf,omitempty"`
+	// RemoveDataOnRewindFail and RemoveDataOnDiverged may be set here too,
+	// as Patroni allows; the local postgresql section wins.
+	RemoveDataOnRewindFail *bool `yaml:"remove_data_directory_on_rewind_failure" json:"remove_data_directory_on_rewind_failure,omitempty"`
+	RemoveDataOnDiverged   *bool `yaml:"remove_data_directory_on_diverged_timelines" json:"remove_data_directory_on_diverged_timelines,omitempty"`
 }
 
 // Postgres is the local postgresql section.
@@ -172,8 +176,8 @@ type Postgres struct {
 	UsePgRewind            *bool             `yaml:"use_pg_rewind"`
 	UseUnixSocket          bool              `yaml:"use_unix_socket"`
 	UseUnixSocketRepl      bool              `yaml:"use_unix_socket_repl"`
-	RemoveDataOnRewindFail bool              `yaml:"remove_data_directory_on_rewind_failure"`
-	RemoveDataOnDiverged   bool              `yaml:"remove_data_directory_on_diverged_timelines"`
+	RemoveDataOnRewindFail *bool             `yaml:"remove_data_directory_on_rewind_failure"`
+	RemoveDataOnDiverged   *bool             `yaml:"remove_data_directory_on_diverged_timelines"`
 	CreateReplicaMethods   []string          `yaml:"create_replica_methods"`
 	Basebackup             any               `yaml:"basebackup"`
 	Callbacks              map[string]string `yaml:"callbacks"`

@@ -45,12 +45,6 @@ func (c *Config) unimplemented() []string {
 	if p.PgCtlTimeout != nil {
 		add("postgresql.pg_ctl_timeout", "a stop is escalated after 30 s")
 	}
-	if p.RemoveDataOnRewindFail {
-		add("postgresql.remove_data_directory_on_rewind_failure", "after five failed pg_rewind runs the data directory is moved aside (never deleted) and the leader cloned, whatever this says")
-	}
-	if p.RemoveDataOnDiverged {
-		add("postgresql.remove_data_directory_on_diverged_timelines", "a diverged replica is rewound with pg_rewind")
-	}
 	if p.UseUnixSocket || p.UseUnixSocketRepl {
 		add("postgresql.use_unix_socket", "pg-ha's own local connections use the runtime directory's socket; replication uses connect_address")
 	}

@@ -62,7 +62,7 @@ var metricDefs = []metricDef{
 
 // superviseStates are exported one-hot by pgha_supervise_state.
 var superviseStates = []string{state.Starting, state.Running, state.Stopped, state.Crashed, state.Promoting,
-	state.Demoting, state.Fenced, state.Rewinding, state.Cloning, state.Stopping}
+	state.Demoting, state.Fenced, state.Rewinding, state.Cloning, state.Stopping, state.RewindFailed, state.Diverged}
 
 const superviseStateHelp = "pg-supervise's state from supervise.json (1 for the current one), when it exists."
 

@@ -160,6 +160,10 @@ func (s *Supervisor) derive() {
 	if s.dyn.UseSlots != d.UseSlots || s.dyn.UsePgRewind != d.UsePgRewind {
 		s.log.Info().Bool("use_slots", d.UseSlots).Bool("use_pg_rewind", d.UsePgRewind).Msg("use_slots or use_pg_rewind changed")
 	}
+	if s.dyn.RemoveDataOnRewindFail != d.RemoveDataOnRewindFail || s.dyn.RemoveDataOnDiverged != d.RemoveDataOnDiverged {
+		s.log.Info().Bool("remove_data_directory_on_rewind_failure", d.RemoveDataOnRewindFail).
+			Bool("remove_data_directory_on_diverged_timelines", d.RemoveDataOnDiverged).Msg("remove_data_directory_on_* changed")
+	}
 	var lines []string
 	for _, o := range ov {
 		lines = append(lines, o.String())

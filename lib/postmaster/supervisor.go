@@ -64,7 +64,8 @@ type Supervisor struct {
 	syncWritten   string    // synchronous_standby_names last written
 	syncWrittenAt time.Time // and when
 
-	rewindFailures int
+	rewindFailures int        // pg_rewind runs failed in a row while the leader was up
+	unrewound      *unrewound // set while waiting for an operator (rewindpolicy.go)
 	slotsAbsent    map[string]time.Time
 	lastStatus     pg.Status
 	statusOK       bool
@@ -140,6 +141,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if s.startBackoff(act) {
 			act = decide.Nothing
 		}
+		act = s.holdUnrewound(ctx, act, line)
 		if act != decide.Nothing {
 			s.log.Info().Str("action", act.String()).Str("line", line.String()).Msg("acting")
 			if err := s.do(ctx, act, line); err != nil {
@@ -415,13 +417,16 @@ func (s *Supervisor) rewindAndStart(ctx context.Context, line rolepipe.Line) err
 	})
 	rcancel()
 	if err != nil {
-		s.rewindFailures++
-		s.log.Warn().Err(err).Int("failures", s.rewindFailures).Msg("pg_rewind failed")
-		if s.rewindFailures < 5 {
+		if !s.leaderIsPrimary(line) {
+			// The leader went away or is being promoted: not a failure
+			// of pg_rewind on this data.
+			s.log.Warn().Err(err).Str("leader", line.Leader).Msg("pg_rewind failed while the leader did not answer as a primary: trying again")
 			time.Sleep(time.Second)
 			return nil
 		}
-		return s.reclone(ctx, line, "pg_rewind failed repeatedly")
+		s.rewindFailures++
+		s.log.Warn().Err(err).Str("output", lastLine(out)).Int("failures", s.rewindFailures).Msg("pg_rewind failed")
+		return s.applyRewindPolicy(ctx, line, s.rewindFailures)
 	}
 	s.rewindFailures = 0
 	switch {
@@ -430,14 +435,30 @@ func (s *Supervisor) rewindAndStart(ctx context.Context, line rolepipe.Line) err
 	case s.dyn.UsePgRewind:
 		s.log.Info().Str("output", lastLine(out)).Msg("rewound with pg_rewind")
 	default:
-		return s.reclone(ctx, line, "diverged and use_pg_rewind is off")
+		return s.applyRewindPolicy(ctx, line, 0)
 	}
+	s.unrewound = nil
 	s.clearDiverge()
 	sb, err := s.standbyConf(line)
 	if err != nil {
 		return err
 	}
 	return s.start(line, false, sb)
+}
+
+// applyRewindPolicy carries out afterRewind's decision for a replica pg_rewind
+// has not brought back (failures as afterRewind takes it).
+func (s *Supervisor) applyRewindPolicy(ctx context.Context, line rolepipe.Line, failures int) error {
+	out, why := afterRewind(failures, policyOf(s.dyn))
+	switch out {
+	case rewindReclone:
+		return s.reclone(ctx, line, why)
+	case rewindWait:
+		s.waitForOperator(line, failures, why)
+	default:
+		time.Sleep(time.Second)
+	}
+	return nil
 }
 
 // reinit rebuilds this replica from the leader it is told to follow (or
@@ -461,6 +482,7 @@ func (s *Supervisor) reinit(ctx context.Context, o ReinitOptions) error {
 			return err
 		}
 	}
+	s.unrewound = nil
 	return s.recloneWith(ctx, line, "reinit requested", o)
 }
 

@@ -38,6 +38,13 @@ const (
 	Rewinding = "rewinding"
 	Cloning   = "cloning"
 	Stopping  = "stopping"
+	// RewindFailed: pg_rewind failed against a healthy leader and
+	// remove_data_directory_on_rewind_failure is off; Diverged: the data
+	// diverged, use_pg_rewind is off and
+	// remove_data_directory_on_diverged_timelines is off. In both
+	// PostgreSQL stays down until the replica is rebuilt.
+	RewindFailed = "rewind failed"
+	Diverged     = "diverged"
 )
 
 // Supervise is pg-supervise's published state.
