@@ -139,9 +139,9 @@ func (n *Node) ServerParameters(d config.Dynamic) (map[string]string, []Override
 		"max_replication_slots":       "10",
 		"wal_keep_size":               "128MB",
 		"wal_retrieve_retry_interval": "1s",
-	}
-	if d.UsePgRewind {
-		defaults["wal_log_hints"] = "on"
+		// As Patroni: on even without use_pg_rewind, whose dry run still
+		// tells whether a replica diverged.
+		"wal_log_hints": "on",
 	}
 	for k, v := range defaults {
 		if _, ok := p[k]; !ok {

@@ -197,3 +197,18 @@ func TestServerParametersUseSlotsAndRewindFromKey(t *testing.T) {
 		t.Errorf("pg_ident = %v", d.PgIdent)
 	}
 }
+
+// TestWalLogHintsWithoutRewind: wal_log_hints is on by default even with
+// use_pg_rewind off (pg_rewind's dry run still tells a diverged replica),
+// and then an explicit off is kept.
+func TestWalLogHintsWithoutRewind(t *testing.T) {
+	n, d := merged(t, "")
+	d.UsePgRewind = false
+	if p := n.Parameters(d); p["wal_log_hints"] != "on" {
+		t.Errorf("wal_log_hints %q without use_pg_rewind, want on", p["wal_log_hints"])
+	}
+	d.Parameters = map[string]string{"wal_log_hints": "off"}
+	if p := n.Parameters(d); p["wal_log_hints"] != "off" {
+		t.Errorf("wal_log_hints %q when set off without use_pg_rewind, want off kept", p["wal_log_hints"])
+	}
+}
