@@ -136,7 +136,8 @@ func TestReplicaMethodsAndRebuild(t *testing.T) {
 	})
 	r.Start(t)
 	c.WaitReplicasStreaming(t, 45*time.Second)
-	for _, want := range []string{`"method":"restore"`, "first attempt fails on purpose", `"method":"basebackup","source":"` + tagged.Name + `"`} {
+	for _, want := range []string{`"method":"restore"`, "first attempt fails on purpose", `"method":"basebackup","source":"` + tagged.Name + `"`,
+		`"method":"basebackup","percent":100,`} {
 		if !r.LogContains(testcluster.Bootstrap, want) {
 			t.Errorf("%s's pg-bootstrap log lacks %s: the restore method should fail once and basebackup copy %s", r.Name, want, tagged.Name)
 		}
@@ -150,6 +151,10 @@ func TestReplicaMethodsAndRebuild(t *testing.T) {
 	c.WaitReplicasStreaming(t, 45*time.Second)
 	if !r.LogContains(testcluster.Supervise, `"method":"restore"`) || !strings.Contains(superviseLog(t, r), `"re-cloned`) {
 		t.Errorf("%s was not rebuilt by the restore method through pg-supervise", r.Name)
+	}
+	// The method's own percentages are its progress.
+	if !r.LogContains(testcluster.Supervise, `"method":"restore","percent":100,`) {
+		t.Errorf("%s's pg-supervise did not log the restore method's progress", r.Name)
 	}
 	wantOldCopies(t, r, 1)
 

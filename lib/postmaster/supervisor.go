@@ -506,7 +506,7 @@ func (s *Supervisor) reclone(ctx context.Context, line rolepipe.Line, why string
 
 func (s *Supervisor) recloneWith(ctx context.Context, line rolepipe.Line, why string, o ReinitOptions) error {
 	s.setState(state.Cloning, why)
-	s.log.Warn().Str("reason", why).Msg("re-cloning")
+	s.log.Warn().Str("reason", why).Msg("re-cloning from the leader")
 	sources := o.Sources
 	if len(sources) == 0 {
 		sources = []pgdata.Source{{Name: line.Leader, ConnURL: line.ConnURL}}
