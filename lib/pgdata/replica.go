@@ -271,7 +271,15 @@ func (n *Node) createByMethod(ctx context.Context, name string, o CreateOptions)
 		switch {
 		case target != dir:
 			_ = os.RemoveAll(target)
-		case m.NoParams && !m.KeepData:
+		case m.KeepData:
+			// What the method left is neither the old data nor a complete
+			// copy: never start it; keep it aside like a replaced one.
+			if st, _, _ := n.Inspect(ctx); st != Missing {
+				if aside, merr := n.moveOld(); merr == nil {
+					o.Log.Warn().Str("method", name).Str("kept", aside).Msg("the data directory the failed method worked on was moved aside")
+				}
+			}
+		default: // no_params: the method wrote into the data directory
 			_ = os.RemoveAll(dir)
 			err = n.restoreOld(kept, err)
 		}
