@@ -108,8 +108,15 @@ func TestLiveConfig(t *testing.T) {
 		if got := setting(ctx, n, "max_locks_per_transaction"); got != "64" {
 			t.Errorf("%s: max_locks_per_transaction %q in force without a restart", n.Name, got)
 		}
-		if !n.LogContains(testcluster.Supervise, "max_locks_per_transaction: 64 -> 128") {
-			t.Errorf("%s: pg-supervise did not log the pending parameter with its old and new value", n.Name)
+		// pg-supervise looks at pending_restart on its next tick, which may
+		// come after pg-lockd published it.
+		deadline := time.Now().Add(5 * time.Second)
+		for !n.LogContains(testcluster.Supervise, "max_locks_per_transaction: 64 -> 128") {
+			if time.Now().After(deadline) {
+				t.Errorf("%s: pg-supervise did not log the pending parameter with its old and new value", n.Name)
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 

@@ -110,6 +110,13 @@ func RenderConf(dataDir string, params map[string]string, sb *Standby) []byte {
 	for k, v := range params {
 		all[k] = v
 	}
+	// The recovery targets are written, empty, for a primary too: they
+	// can only be set at server start, so a line that disappears at a
+	// promotion would leave the new primary flagged pending_restart.
+	for _, k := range recoveryTargets {
+		all[k] = ""
+	}
+	all["recovery_target_timeline"] = "latest"
 	if sb != nil {
 		for k, v := range sb.Recovery {
 			all[k] = v
@@ -117,9 +124,9 @@ func RenderConf(dataDir string, params map[string]string, sb *Standby) []byte {
 		for _, k := range recoveryTargets {
 			all[k] = ""
 		}
+		all["recovery_target_timeline"] = "latest"
 		all["primary_conninfo"] = sb.PrimaryConnInfo
 		all["primary_slot_name"] = sb.SlotName
-		all["recovery_target_timeline"] = "latest"
 	} else {
 		all["primary_conninfo"] = ""
 		all["primary_slot_name"] = ""

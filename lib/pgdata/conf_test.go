@@ -119,9 +119,16 @@ func TestStandbyRecoverySettings(t *testing.T) {
 		t.Errorf("standby postgresql.conf has a recovery target or another primary_conninfo:\n%s", conf)
 	}
 	primary := string(RenderConf(dir, params, nil))
-	for _, k := range []string{"restore_command", "archive_cleanup_command", "recovery_min_apply_delay", "recovery_target"} {
+	for _, k := range []string{"restore_command", "archive_cleanup_command", "recovery_min_apply_delay"} {
 		if strings.Contains(primary, k) {
 			t.Errorf("primary postgresql.conf has %s:\n%s", k, primary)
+		}
+	}
+	// The server-start-only recovery settings are the same on both sides,
+	// so that a promotion leaves nothing pending a restart.
+	for _, line := range []string{"recovery_target = ''\n", "recovery_target_time = ''\n", "recovery_target_timeline = 'latest'\n"} {
+		if !strings.Contains(primary, line) {
+			t.Errorf("primary postgresql.conf lacks %q:\n%s", line, primary)
 		}
 	}
 }
