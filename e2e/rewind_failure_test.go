@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -88,6 +89,12 @@ func TestRewindFailurePolicy(t *testing.T) {
 	c.WaitReplicasStreaming(t, 30*time.Second)
 	if aside := markerBeside(p.DataDir, mark); aside == "" {
 		t.Errorf("%s: after reinit, no directory beside %s holds the old data", p.Name, p.DataDir)
+	}
+	// The promoted replica's configuration lost nothing that needs a
+	// restart (the recovery targets are written alike for both roles).
+	waitMembersStreaming(t, c, next, 10*time.Second)
+	if ms, err := c.Members(context.Background()); err != nil || ms[next.Name]["pending_restart"] == true {
+		t.Errorf("%s: pending_restart after its promotion (%v): %s", next.Name, err, fmtJSON(ms[next.Name]))
 	}
 
 	// 2. remove_data_directory_on_rewind_failure in the config key: the
