@@ -65,6 +65,10 @@ type Elector struct {
 	downSince    clock.Time        // when, as leader, the server stopped answering as primary
 	promotedFrom int               // timeline before our promotion, for the history key
 	status       string
+	// lastSeen is when each member last had a key (slots.go); slotDrop the
+	// member slots the leader drops, as last decided.
+	lastSeen map[string]clock.Time
+	slotDrop []string
 
 	restartGrace  clock.Time // no giving up the key for a requested restart until then
 	reinitRunning bool
@@ -104,7 +108,7 @@ func New(cfg *config.Config, node *pgdata.Node, client *dcs.Client, out *rolepip
 	}
 	base := cfg.Dynamic()
 	return &Elector{cfg: cfg, node: node, dcs: client, out: out, clock: c, log: log, notify: n,
-		base: base, dyn: base, leaderURL: map[string]string{}, reinitDone: make(chan struct{}, 1)}
+		base: base, dyn: base, leaderURL: map[string]string{}, lastSeen: map[string]clock.Time{}, reinitDone: make(chan struct{}, 1)}
 }
 
 // Run loops until ctx is done; then a leader hands over (PostgreSQL stops
@@ -220,6 +224,7 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 			e.leaderURL[m.Name] = m.Data.ConnURL
 		}
 	}
+	e.seeMembers(cl)
 	if leaseOK {
 		e.publishMember(ctx, loc, cl)
 	}
@@ -533,7 +538,12 @@ func (e *Elector) lead(slots []string) bool {
 	if !e.clock.Now().Before(until) {
 		return false
 	}
-	e.emit(rolepipe.Line{Verb: rolepipe.Lead, Until: until, Token: e.token, Slots: slots, Sync: e.sync.names})
+	l := rolepipe.Line{Verb: rolepipe.Lead, Until: until, Token: e.token, Slots: slots, Drop: e.slotDrop, Sync: e.sync.names}
+	if len(l.String()) > rolepipe.MaxLineLength {
+		// Dropping can wait; a line too long would not be taken at all.
+		l.Drop = nil
+	}
+	e.emit(l)
 	return true
 }
 
