@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +70,9 @@ type Elector struct {
 	// member slots the leader drops, as last decided.
 	lastSeen map[string]clock.Time
 	slotDrop []string
+	// supAccepts are the newer role line keys pg-supervise last said it
+	// takes (state.Supervise.Accepts).
+	supAccepts []string
 
 	restartGrace  clock.Time // no giving up the key for a requested restart until then
 	reinitRunning bool
@@ -202,6 +206,9 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 	// slowed by an unreachable etcd is not taken for a hung one.
 	_ = e.notify.Watchdog()
 	loc := e.observeLocal(ctx)
+	if loc.supOK {
+		e.supAccepts = loc.sup.Accepts
+	}
 	cl, err := e.readCluster(ctx)
 	_ = e.notify.Watchdog()
 	if err != nil {
@@ -539,8 +546,9 @@ func (e *Elector) lead(slots []string) bool {
 		return false
 	}
 	l := rolepipe.Line{Verb: rolepipe.Lead, Until: until, Token: e.token, Slots: slots, Drop: e.slotDrop, Sync: e.sync.names}
-	if len(l.String()) > rolepipe.MaxLineLength {
-		// Dropping can wait; a line too long would not be taken at all.
+	if len(l.String()) > rolepipe.MaxLineLength || !slices.Contains(e.supAccepts, "drop") {
+		// Dropping can wait; a line too long, or one an older
+		// pg-supervise does not know, would not be taken at all.
 		l.Drop = nil
 	}
 	e.emit(l)

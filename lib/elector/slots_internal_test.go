@@ -1,6 +1,8 @@
 package elector
 
 import (
+	"context"
+	"io"
 	"slices"
 	"testing"
 	"time"
@@ -10,6 +12,8 @@ import (
 	"github.com/pg-ha/pg-ha/lib/clock"
 	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
+	"github.com/pg-ha/pg-ha/lib/rolepipe"
+	"github.com/pg-ha/pg-ha/lib/sdnotify"
 )
 
 // TestMemberSlotsClock: the leader keeps a departed member's slot for
@@ -54,4 +58,30 @@ func TestMemberSlotsClock(t *testing.T) {
 	e.dyn.MemberSlotsTTL = 0
 	step(all, []string{"node3", "node_2"}, nil)
 	step(gone3, []string{"node_2"}, []string{"node3"}) // at once
+}
+
+// TestLeadSendsDropOnlyToAReaderThatTakesIt: a lead line carries drop= only
+// when pg-supervise listed the key in its state file, since an older one
+// would refuse the whole line and let the primary's validity run out.
+func TestLeadSendsDropOnlyToAReaderThatTakesIt(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := rolepipe.NewWriter(ctx, io.Discard, zerolog.Nop())
+	defer func() { cancel(); <-out.Done() }()
+	fake := clock.NewFake(clock.Now())
+	e := &Elector{cfg: &config.Config{Name: "node1"}, clock: fake, log: zerolog.Nop(), out: out, notify: &sdnotify.Notifier{},
+		token: 7, slotDrop: []string{"node3"}}
+	e.ka.ttl = 8 * time.Second
+	e.ka.lease = dcs.Lease{ID: 1, TTL: 8 * time.Second, ValidUntil: fake.Now().Add(8 * time.Second)}
+	for _, c := range []struct {
+		accepts []string
+		want    []string
+	}{{nil, nil}, {[]string{"other"}, nil}, {rolepipe.NewerKeys, []string{"node3"}}} {
+		e.supAccepts = c.accepts
+		if !e.lead([]string{"node2"}) {
+			t.Fatal("no lead line sent")
+		}
+		if !slices.Equal(e.line.Drop, c.want) || !slices.Equal(e.line.Slots, []string{"node2"}) {
+			t.Errorf("pg-supervise accepting %q: line %q, want drop=%q", c.accepts, e.line, c.want)
+		}
+	}
 }

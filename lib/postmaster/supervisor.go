@@ -1063,6 +1063,7 @@ func (s *Supervisor) publish() {
 		s.st.Deadline = d
 	}
 	s.st.Progress = s.progress.current(s.st.State)
+	s.st.Accepts = rolepipe.NewerKeys
 	s.st.Updated = s.clock.Now()
 	// Under mu, so that a progress report (cloneProgress) never overwrites
 	// a newer state.

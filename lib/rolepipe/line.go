@@ -59,6 +59,10 @@ type Line struct {
 	Paused  bool   // maintenance mode: no automatic restarts
 }
 
+// NewerKeys are the keys a reader from before them refuses: a writer sends
+// one only to a reader known to take it (see state.Supervise.Accepts).
+var NewerKeys = []string{"drop"}
+
 var wordRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 
 // SyncNames is a synchronous_standby_names value on a lead line: commits
