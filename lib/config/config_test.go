@@ -142,13 +142,14 @@ func TestEnvironmentOverrides(t *testing.T) {
 }
 
 func TestParseSeconds(t *testing.T) {
-	good := map[string]time.Duration{"10": 10 * time.Second, "0.5": 500 * time.Millisecond, "250ms": 250 * time.Millisecond, "2s": 2 * time.Second, "0": 0}
+	good := map[string]time.Duration{"10": 10 * time.Second, "0.5": 500 * time.Millisecond, "250ms": 250 * time.Millisecond, "2s": 2 * time.Second, "0": 0,
+		"30min": 30 * time.Minute, "1 h": time.Hour, "2d": 48 * time.Hour, "1.5s": 1500 * time.Millisecond, "1h30m": 90 * time.Minute}
 	for in, want := range good {
 		if got, err := ParseSeconds(in); err != nil || got != want {
 			t.Errorf("ParseSeconds(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"-1", "-2s", "soon", "NaN", "", "1e20"} {
+	for _, in := range []string{"-1", "-2s", "soon", "NaN", "", "1e20", "30 mins", "-5min", "99999999999d"} {
 		if _, err := ParseSeconds(in); err == nil {
 			t.Errorf("ParseSeconds(%q) succeeded", in)
 		}

@@ -30,6 +30,10 @@ const (
 	// slows queries down but still lets one through within seconds; 30 s
 	// of total silence means the server's processes do not run.
 	DefaultPrimaryHangTimeout = 30 * time.Second
+	// DefaultMemberSlotsTTL is Patroni 4's member_slots_ttl: a member's
+	// physical slot outlives its member key by this long, so that a node
+	// that is only restarting or being rebuilt keeps its WAL.
+	DefaultMemberSlotsTTL = 30 * time.Minute
 
 	// FenceMargin is subtracted from the lease validity before it is handed
 	// to pg-supervise: the time a fence (SIGKILL of the postmaster's process
@@ -63,6 +67,9 @@ type Dynamic struct {
 	Pause            bool
 	UsePgRewind      bool
 	UseSlots         bool
+	// MemberSlotsTTL (member_slots_ttl) is how long the leader keeps the
+	// physical slot of a member whose key is gone; 0 drops it at once.
+	MemberSlotsTTL time.Duration
 	// RemoveDataOnRewindFail (remove_data_directory_on_rewind_failure) lets
 	// pg-supervise re-create a replica whose pg_rewind failed;
 	// RemoveDataOnDiverged (remove_data_directory_on_diverged_timelines) one
@@ -90,7 +97,7 @@ func (c *Config) Dynamic() Dynamic {
 		MaximumLagOnFailover: DefaultMaximumLagOnFailover, PrimaryStartTimeout: DefaultPrimaryStartTimeout,
 		PrimaryHangTimeout: DefaultPrimaryHangTimeout,
 		SyncMode:           SyncOff, SyncNodeCount: 1, MaxLagOnSyncNode: -1,
-		UseSlots: true, Parameters: map[string]string{},
+		UseSlots: true, MemberSlotsTTL: DefaultMemberSlotsTTL, Parameters: map[string]string{},
 	}
 	d.apply(&c.Bootstrap.DCS)
 	d.apply(&DCS{DCSCore: c.DCSCore})
@@ -151,6 +158,9 @@ func (d *Dynamic) apply(s *DCS) {
 	}
 	if s.Pause != nil {
 		d.Pause = *s.Pause
+	}
+	if s.MemberSlotsTTL != nil {
+		d.MemberSlotsTTL = s.MemberSlotsTTL.D()
 	}
 	if p := s.Postgres; p != nil {
 		if p.UsePgRewind != nil {

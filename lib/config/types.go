@@ -139,6 +139,7 @@ type DCSCore struct {
 	FailsafeMode          *bool            `yaml:"failsafe_mode" json:"failsafe_mode,omitempty"`
 	CheckTimeline         *bool            `yaml:"check_timeline" json:"check_timeline,omitempty"`
 	Pause                 *bool            `yaml:"pause" json:"pause,omitempty"`
+	MemberSlotsTTL        *Seconds         `yaml:"member_slots_ttl" json:"member_slots_ttl,omitempty"`
 	StandbyCluster        map[string]any   `yaml:"standby_cluster" json:"standby_cluster,omitempty"`
 	Slots                 map[string]any   `yaml:"slots" json:"slots,omitempty"`
 	IgnoreSlots           []map[string]any `yaml:"ignore_slots" json:"ignore_slots,omitempty"`

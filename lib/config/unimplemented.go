@@ -92,7 +92,7 @@ func (s *DCS) unimplemented(prefix string) []string {
 		add("slots", "permanent replication slots are not created")
 	}
 	if len(s.IgnoreSlots) > 0 {
-		add("ignore_slots", "pg-ha drops no replication slot")
+		add("ignore_slots", "pg-ha drops only the slots of members gone for member_slots_ttl, never another slot")
 	}
 	if s.MaxTimelinesHistory != nil {
 		add("max_timelines_history", "the history key keeps every entry")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -31,8 +32,15 @@ func (s *Seconds) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// ParseSeconds parses "10", "0.5", "10s" or "500ms". Negative, NaN and
-// unparsable values are errors.
+// pgUnits are the time units Patroni reads in durations such as
+// member_slots_ttl ("30min", "1 h", "2d"), as PostgreSQL's settings do.
+var pgUnits = map[string]time.Duration{"ms": time.Millisecond, "s": time.Second, "min": time.Minute, "h": time.Hour, "d": 24 * time.Hour}
+
+var pgDurationRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|min|h|d)$`)
+
+// ParseSeconds parses "10", "0.5", "10s", "500ms", a Go duration like
+// "1h30m", or a number with a PostgreSQL unit as Patroni accepts it
+// ("30min", "1 h", "2d"). Negative, NaN and unparsable values are errors.
 func ParseSeconds(v string) (time.Duration, error) {
 	v = strings.TrimSpace(v)
 	if f, err := strconv.ParseFloat(v, 64); err == nil {
@@ -40,6 +48,14 @@ func ParseSeconds(v string) (time.Duration, error) {
 			return 0, fmt.Errorf("%q is not a non-negative number of seconds", v)
 		}
 		return time.Duration(f * float64(time.Second)), nil
+	}
+	if m := pgDurationRE.FindStringSubmatch(v); m != nil {
+		f, err := strconv.ParseFloat(m[1], 64)
+		unit := pgUnits[m[2]]
+		if err != nil || f*float64(unit) > 1e9*float64(time.Second) {
+			return 0, fmt.Errorf("%q is not a usable duration", v)
+		}
+		return time.Duration(f * float64(unit)), nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil {

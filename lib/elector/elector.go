@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -65,6 +66,13 @@ type Elector struct {
 	downSince    clock.Time        // when, as leader, the server stopped answering as primary
 	promotedFrom int               // timeline before our promotion, for the history key
 	status       string
+	// lastSeen is when each member last had a key (slots.go); slotDrop the
+	// member slots the leader drops, as last decided.
+	lastSeen map[string]clock.Time
+	slotDrop []string
+	// supAccepts are the newer role line keys pg-supervise last said it
+	// takes (state.Supervise.Accepts).
+	supAccepts []string
 
 	restartGrace  clock.Time // no giving up the key for a requested restart until then
 	reinitRunning bool
@@ -104,7 +112,7 @@ func New(cfg *config.Config, node *pgdata.Node, client *dcs.Client, out *rolepip
 	}
 	base := cfg.Dynamic()
 	return &Elector{cfg: cfg, node: node, dcs: client, out: out, clock: c, log: log, notify: n,
-		base: base, dyn: base, leaderURL: map[string]string{}, reinitDone: make(chan struct{}, 1)}
+		base: base, dyn: base, leaderURL: map[string]string{}, lastSeen: map[string]clock.Time{}, reinitDone: make(chan struct{}, 1)}
 }
 
 // Run loops until ctx is done; then a leader hands over (PostgreSQL stops
@@ -198,6 +206,9 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 	// slowed by an unreachable etcd is not taken for a hung one.
 	_ = e.notify.Watchdog()
 	loc := e.observeLocal(ctx)
+	if loc.supOK {
+		e.supAccepts = loc.sup.Accepts
+	}
 	cl, err := e.readCluster(ctx)
 	_ = e.notify.Watchdog()
 	if err != nil {
@@ -220,6 +231,7 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 			e.leaderURL[m.Name] = m.Data.ConnURL
 		}
 	}
+	e.seeMembers(cl)
 	if leaseOK {
 		e.publishMember(ctx, loc, cl)
 	}
@@ -533,7 +545,13 @@ func (e *Elector) lead(slots []string) bool {
 	if !e.clock.Now().Before(until) {
 		return false
 	}
-	e.emit(rolepipe.Line{Verb: rolepipe.Lead, Until: until, Token: e.token, Slots: slots, Sync: e.sync.names})
+	l := rolepipe.Line{Verb: rolepipe.Lead, Until: until, Token: e.token, Slots: slots, Drop: e.slotDrop, Sync: e.sync.names}
+	if len(l.String()) > rolepipe.MaxLineLength || !slices.Contains(e.supAccepts, "drop") {
+		// Dropping can wait; a line too long, or one an older
+		// pg-supervise does not know, would not be taken at all.
+		l.Drop = nil
+	}
+	e.emit(l)
 	return true
 }
 

@@ -47,20 +47,6 @@ func (e *Elector) decide(ctx context.Context, loc local, cl *dcs.Cluster, leaseO
 	}
 }
 
-// slots are the physical slots the leader keeps for the other members.
-func (e *Elector) slots(cl *dcs.Cluster) []string {
-	if !e.dyn.UseSlots {
-		return nil
-	}
-	var out []string
-	for _, m := range cl.Members {
-		if m.Name != e.cfg.Name {
-			out = append(out, pg.SlotName(m.Name))
-		}
-	}
-	return out
-}
-
 // asLeader keeps the primary leading, records its position, finishes a
 // manual failover, runs a due switchover, and gives the key up when the
 // server has been down too long.

@@ -110,27 +110,33 @@ func EnsurePhysicalSlots(ctx context.Context, conn *pgx.Conn, names []string) er
 	return errors.Join(errs...)
 }
 
-// DropPhysicalSlotsExcept drops every physical replication slot that is not
-// active and not named in keep. Logical slots and active slots are left
-// alone; a slot that became active or disappeared in the meantime is
-// skipped. It blocks on one query per slot dropped plus one listing;
+// DropPhysicalSlots drops each named replication slot that is physical and
+// not active; a name that is missing, a logical slot, or an active slot
+// (also one that became active meanwhile) is left alone. No other slot is
+// ever touched. It blocks on one query per slot dropped plus one listing;
 // cancelling ctx cancels the current query (pgx may then close conn). It
-// returns nil if every candidate was dropped or skipped, else the errors
-// joined, each naming its slot.
-func DropPhysicalSlotsExcept(ctx context.Context, conn *pgx.Conn, keep []string) error {
+// returns the slots it dropped and nil, or with the errors joined, each
+// naming its slot.
+func DropPhysicalSlots(ctx context.Context, conn *pgx.Conn, names []string) ([]string, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
 	existing, err := listSlots(ctx, conn, "physical")
 	if err != nil {
-		return fmt.Errorf("drop physical slots: %w", err)
+		return nil, fmt.Errorf("drop physical slots: %w", err)
 	}
-	kept := make(map[string]bool, len(keep))
-	for _, k := range keep {
-		kept[k] = true
-	}
-	var errs []error
-	for name, slot := range existing {
-		if slot.active || kept[name] {
+	var (
+		dropped []string
+		errs    []error
+	)
+	seen := make(map[string]bool, len(names))
+	for _, name := range names {
+		slot, ok := existing[name]
+		if !ok || slot.active || seen[name] {
 			continue
 		}
+		seen[name] = true
+		// pg_drop_replication_slot refuses an active slot (55006) itself.
 		_, err := conn.Exec(ctx, "SELECT pg_catalog.pg_drop_replication_slot($1)",
 			pgx.QueryExecModeSimpleProtocol, name)
 		switch SQLState(err) {
@@ -142,9 +148,11 @@ func DropPhysicalSlotsExcept(ctx context.Context, conn *pgx.Conn, keep []string)
 			if ctx.Err() != nil || conn.IsClosed() {
 				break
 			}
+			continue
 		}
+		dropped = append(dropped, name)
 	}
-	return errors.Join(errs...)
+	return dropped, errors.Join(errs...)
 }
 
 type slotInfo struct {

@@ -15,7 +15,7 @@
 //     never appear in process arguments or connection strings), one-round-trip
 //     status snapshots with [QueryStatus], and the few administrative
 //     actions the daemons need ([Promote], [Checkpoint],
-//     [EnsurePhysicalSlots], [DropPhysicalSlotsExcept], [TimelineHistory]).
+//     [EnsurePhysicalSlots], [DropPhysicalSlots], [TimelineHistory]).
 //   - Small value types and file formats: [LSN], timeline history files
 //     ([ParseHistory]), pgpass files ([WritePgpass]) and Patroni's
 //     replication slot naming ([SlotName]).

@@ -174,11 +174,15 @@ func TestIntegrationPrimary(t *testing.T) {
 		if got := slotNames(t, conn); !got["node_d"] {
 			t.Errorf("a bad name kept node_d from being created: %v", got)
 		}
-		if err := pg.DropPhysicalSlotsExcept(ctx, conn, []string{"node_a", "node_x"}); err != nil {
-			t.Fatal(err)
+		dropped, err := pg.DropPhysicalSlots(ctx, conn, []string{"node_b", "node_x", "node_c", "node_b"})
+		if err != nil || strings.Join(dropped, ",") != "node_b,node_c" {
+			t.Fatalf("DropPhysicalSlots(node_b, node_x, node_c) dropped %q, %v; want node_b and node_c", dropped, err)
 		}
-		if got := slotNames(t, conn); !got["node_a"] || len(got) != 1 {
-			t.Fatalf("slots after DropPhysicalSlotsExcept(node_a) = %v", got)
+		if got := slotNames(t, conn); !got["node_a"] || !got["node_d"] || len(got) != 2 {
+			t.Fatalf("slots after DropPhysicalSlots(node_b, node_x, node_c) = %v, want node_a and node_d: only named slots go", got)
+		}
+		if dropped, err := pg.DropPhysicalSlots(ctx, conn, nil); err != nil || len(dropped) != 0 || len(slotNames(t, conn)) != 2 {
+			t.Fatalf("DropPhysicalSlots(nil) dropped %q, %v", dropped, err)
 		}
 	})
 
@@ -295,11 +299,11 @@ func TestIntegrationStandby(t *testing.T) {
 	}
 
 	// The active slot survives; the idle one goes.
-	if err := pg.DropPhysicalSlotsExcept(ctx, pconn, nil); err != nil {
-		t.Fatal(err)
+	if dropped, err := pg.DropPhysicalSlots(ctx, pconn, []string{"standby1", "spare"}); err != nil || strings.Join(dropped, ",") != "spare" {
+		t.Fatalf("DropPhysicalSlots(standby1, spare) dropped %q, %v; want spare only", dropped, err)
 	}
 	if got := slotNames(t, pconn); !got["standby1"] || got["spare"] {
-		t.Errorf("slots after DropPhysicalSlotsExcept(nil) = %v, want only the active standby1", got)
+		t.Errorf("slots after DropPhysicalSlots(standby1, spare) = %v, want only the active standby1", got)
 	}
 
 	// Writes on the primary reach the standby.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -738,7 +739,7 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 			s.setState(state.Running, "")
 		}
 		if line.Verb == rolepipe.Lead && s.dyn.UseSlots {
-			s.keepSlots(qctx, conn, line.Slots)
+			s.keepSlots(qctx, conn, line)
 		}
 		if line.Verb == rolepipe.Lead {
 			s.keepStandbyNames(qctx, conn, line)
@@ -1002,16 +1003,24 @@ func (s *Supervisor) reachable(connURL string) bool {
 	return true
 }
 
-// keepSlots creates the physical slots the leader's followers stream from.
-// Slots of members that left are dropped by PostgreSQL's
-// max_slot_wal_keep_size if the operator sets it; pg-ha never drops a slot
-// on its own, so a member that is only restarting keeps its WAL.
-func (s *Supervisor) keepSlots(ctx context.Context, conn *pgx.Conn, want []string) {
-	if len(want) == 0 {
-		return
+// keepSlots creates the physical slots the leader's followers stream from
+// and drops those the lead line names in drop=: the slots of members gone
+// for member_slots_ttl, if physical and inactive. No other slot is ever
+// dropped: not an operator's, not a logical one, not one still in use.
+func (s *Supervisor) keepSlots(ctx context.Context, conn *pgx.Conn, line rolepipe.Line) {
+	if len(line.Slots) > 0 {
+		if err := pg.EnsurePhysicalSlots(ctx, conn, line.Slots); err != nil {
+			s.log.Warn().Err(err).Msg("creating replication slots")
+		}
 	}
-	if err := pg.EnsurePhysicalSlots(ctx, conn, want); err != nil {
-		s.log.Warn().Err(err).Msg("creating replication slots")
+	if drop := slices.DeleteFunc(slices.Clone(line.Drop), func(n string) bool { return slices.Contains(line.Slots, n) }); len(drop) > 0 {
+		dropped, err := pg.DropPhysicalSlots(ctx, conn, drop)
+		for _, name := range dropped {
+			s.log.Info().Str("slot", name).Msg("dropped the replication slot of a member gone for member_slots_ttl")
+		}
+		if err != nil {
+			s.log.Warn().Err(err).Msg("dropping replication slots")
+		}
 	}
 }
 
@@ -1054,6 +1063,7 @@ func (s *Supervisor) publish() {
 		s.st.Deadline = d
 	}
 	s.st.Progress = s.progress.current(s.st.State)
+	s.st.Accepts = rolepipe.NewerKeys
 	s.st.Updated = s.clock.Now()
 	// Under mu, so that a progress report (cloneProgress) never overwrites
 	// a newer state.

@@ -2,14 +2,15 @@
 //
 // Each line is one complete desired state, never a delta:
 //
-//	lead until=<ns> token=<rev> [slots=a,b] [paused=1]
+//	lead until=<ns> token=<rev> [slots=a,b] [drop=c,d] [sync=first:1:a] [paused=1]
 //	follow leader=<name> conn=<url> [slot=<name>] [paused=1]
 //	standby [paused=1]
 //	stop reason=<word> [paused=1]
 //
 // until is an absolute deadline on CLOCK_BOOTTIME (lib/clock), the end of the
 // lease validity minus the fence margin; token is the leader key's create
-// revision. A line read late is therefore never trusted longer than the
+// revision; slots are the member slots to keep, drop those of members gone
+// for member_slots_ttl (the only slots pg-supervise ever drops). A line read late is therefore never trusted longer than the
 // lease. Unknown verbs, unknown keys, garbage and absurd values are errors:
 // the reader logs and ignores them, so they never renew a validity and never
 // trigger an action.

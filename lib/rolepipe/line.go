@@ -45,6 +45,10 @@ type Line struct {
 	Until clock.Time // Lead: the fence deadline
 	Token int64      // Lead: the leader key's create revision
 	Slots []string   // Lead: physical slots to keep for the other members
+	// Drop (Lead) are member slots to drop: those of members gone for
+	// member_slots_ttl. Only these names are ever dropped, and only while
+	// physical and inactive; a name also in Slots is kept.
+	Drop []string
 	// Sync (Lead) is synchronous_standby_names as pg-lockd manages it in
 	// synchronous mode; nil leaves the configuration's value in force.
 	Sync    *SyncNames
@@ -54,6 +58,10 @@ type Line struct {
 	Reason  string // Stop: why
 	Paused  bool   // maintenance mode: no automatic restarts
 }
+
+// NewerKeys are the keys a reader from before them refuses: a writer sends
+// one only to a reader known to take it (see state.Supervise.Accepts).
+var NewerKeys = []string{"drop"}
 
 var wordRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 
@@ -125,6 +133,9 @@ func (l Line) String() string {
 		if len(l.Slots) > 0 {
 			kv("slots", strings.Join(l.Slots, ","))
 		}
+		if len(l.Drop) > 0 {
+			kv("drop", strings.Join(l.Drop, ","))
+		}
 		if l.Sync != nil {
 			kv("sync", l.Sync.String())
 		}
@@ -164,7 +175,7 @@ func Parse(s string, now clock.Time) (Line, error) {
 	allowed := map[string]bool{"paused": true}
 	switch l.Verb {
 	case Lead:
-		allowed["until"], allowed["token"], allowed["slots"], allowed["sync"] = true, true, true, true
+		allowed["until"], allowed["token"], allowed["slots"], allowed["drop"], allowed["sync"] = true, true, true, true, true
 	case Follow:
 		allowed["leader"], allowed["conn"], allowed["slot"] = true, true, true
 	case Standby:
@@ -199,12 +210,18 @@ func Parse(s string, now clock.Time) (Line, error) {
 				return bad("token=%q is not a positive revision", truncate(v))
 			}
 			l.Token = n
-		case "slots":
+		case "slots", "drop":
+			var names []string
 			for _, name := range strings.Split(v, ",") {
 				if !wordRE.MatchString(name) {
 					return bad("slot name %q is not valid", truncate(name))
 				}
-				l.Slots = append(l.Slots, name)
+				names = append(names, name)
+			}
+			if k == "slots" {
+				l.Slots = names
+			} else {
+				l.Drop = names
 			}
 		case "sync":
 			sn, err := parseSyncNames(v)

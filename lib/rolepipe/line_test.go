@@ -27,6 +27,11 @@ func TestParse(t *testing.T) {
 	}{
 		{in: "lead until=" + in5s + " token=42", want: Line{Verb: Lead, Until: now.Add(5 * time.Second), Token: 42}},
 		{in: "lead until=" + in5s + " token=42 slots=node2,node3 paused=1", want: Line{Verb: Lead, Until: now.Add(5 * time.Second), Token: 42, Slots: []string{"node2", "node3"}, Paused: true}},
+		{in: "lead until=" + in5s + " token=42 slots=node2 drop=node3,node4", want: Line{Verb: Lead, Until: now.Add(5 * time.Second), Token: 42, Slots: []string{"node2"}, Drop: []string{"node3", "node4"}}},
+		{in: "lead until=" + in5s + " token=42 drop=node3", want: Line{Verb: Lead, Until: now.Add(5 * time.Second), Token: 42, Drop: []string{"node3"}}},
+		{in: "lead until=" + in5s + " token=42 drop=node3,", err: "not valid"},
+		{in: "lead until=" + in5s + " token=42 drop=a;b", err: "not valid"},
+		{in: "follow leader=node1 conn=postgres://x:1/ drop=node3", err: "unknown key"},
 		{in: "follow leader=node1 conn=postgres://127.0.0.1:5432/postgres slot=node2", want: Line{Verb: Follow, Leader: "node1", ConnURL: "postgres://127.0.0.1:5432/postgres", Slot: "node2"}},
 		{in: "standby", want: Line{Verb: Standby}},
 		{in: "  standby   paused=1 ", want: Line{Verb: Standby, Paused: true}},

@@ -75,6 +75,11 @@ type Supervise struct {
 	// Progress is the clone's while State is Cloning, nil before its first
 	// report and in every other state.
 	Progress *Progress `json:"progress,omitempty"`
+	// Accepts are the role line keys this pg-supervise takes that an older
+	// one would refuse (rolepipe.NewerKeys): pg-lockd sends such a key only
+	// to a reader that lists it, so that during an upgrade a line is never
+	// refused, which would cost the primary its validity.
+	Accepts []string `json:"accepts,omitempty"`
 	// Updated is when this was written (CLOCK_BOOTTIME ns).
 	Updated clock.Time `json:"updated"`
 	// Since is when State was entered (wall clock).
