@@ -142,7 +142,6 @@ func TestIntegrationReplicaMethods(t *testing.T) {
 	}
 }
 
-
 type writerFunc func([]byte)
 
 func (f writerFunc) Write(b []byte) (int, error) { f(b); return len(b), nil }
