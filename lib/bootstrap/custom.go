@@ -212,10 +212,25 @@ func (b *Bootstrapper) recoverOnce(ctx context.Context, settings map[string]stri
 	return ferr
 }
 
-// recoveryArgs are the postgres arguments of the private recovery run.
+// exclusiveTargets are the recovery targets of which at most one may be
+// set.
+var exclusiveTargets = []string{"recovery_target", "recovery_target_lsn", "recovery_target_name",
+	"recovery_target_time", "recovery_target_xid"}
+
+// recoveryArgs are the postgres arguments of the private recovery run. The
+// recovery targets not chosen are set empty on the command line first: the
+// restored postgresql.conf may hold them (pg-ha writes them, empty, on every
+// node), and PostgreSQL refuses any recovery target line read after the one
+// in force ("multiple recovery targets specified") unless a command-line
+// value, which takes precedence, makes it skip the line.
 func recoveryArgs(dataDir, sockDir string, port int, settings map[string]string) []string {
 	args := []string{"-D", dataDir, "-c", "listen_addresses=", "-c", "unix_socket_directories=" + sockDir,
 		"-c", "port=" + strconv.Itoa(port), "-c", "hot_standby=on", "-c", "logging_collector=off"}
+	for _, k := range exclusiveTargets {
+		if _, ok := settings[k]; !ok {
+			args = append(args, "-c", k+"=")
+		}
+	}
 	for _, k := range slices.Sorted(maps.Keys(settings)) {
 		args = append(args, "-c", k+"="+settings[k])
 	}

@@ -77,6 +77,8 @@ func TestRecoveryArgs(t *testing.T) {
 		"restore_command": "cp '/my archive/%f' %p", "recovery_target_action": "promote"})
 	want := []string{"-D", "/data/pg", "-c", "listen_addresses=", "-c", "unix_socket_directories=/run/pg-ha",
 		"-c", "port=5433", "-c", "hot_standby=on", "-c", "logging_collector=off",
+		"-c", "recovery_target=", "-c", "recovery_target_lsn=", "-c", "recovery_target_name=",
+		"-c", "recovery_target_time=", "-c", "recovery_target_xid=",
 		"-c", "recovery_target_action=promote", "-c", "restore_command=cp '/my archive/%f' %p"}
 	if !slices.Equal(got, want) {
 		t.Errorf("recoveryArgs = %q\nwant %q", got, want)
