@@ -355,7 +355,7 @@ func (b *Bootstrapper) clone(ctx context.Context) error {
 			return b.Run(ctx)
 		}
 		if err == nil {
-			sources = cloneSources(cl, b.Node.Cfg.Name)
+			sources = cloneSources(cl, b.Node.Cfg.Name, b.Node.Cfg.Tags.ReplicateFrom())
 			if hasLeader(cl, sources) || (cl.Leader == nil && noLeaderMethod(b.Node.Cfg) && cl.Initialize != "") {
 				break
 			}

@@ -63,7 +63,7 @@ func (b *Bootstrapper) Rebuild(ctx context.Context, o RebuildOptions) (bool, err
 	if cl.Leader != nil && cl.Leader.Name == name {
 		return false, fmt.Errorf("%w: refusing to rebuild it (switch over first, then rebuild)", ErrIsLeader)
 	}
-	sources := cloneSources(cl, name)
+	sources := cloneSources(cl, name, b.Node.Cfg.Tags.ReplicateFrom())
 	if !hasLeader(cl, sources) {
 		return false, fmt.Errorf("%w: the cluster has no running leader to copy from", ErrNoLeader)
 	}

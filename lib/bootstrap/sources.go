@@ -10,18 +10,23 @@ import (
 )
 
 // cloneSources are the members a new replica of self may be copied from,
-// preferred first: running replicas tagged clonefrom, least lag first, then
-// the leader when it runs as a primary. A leader still being promoted is
-// left out: pg_basebackup fails when its source is promoted meanwhile.
-func cloneSources(cl *dcs.Cluster, self string) []pgdata.Source {
+// preferred first: the member self's replicatefrom tag names (from, "" for
+// none) when it runs, as self will stream from it; running replicas tagged
+// clonefrom, least lag first; then the leader when it runs as a primary. A
+// leader still being promoted is left out: pg_basebackup fails when its
+// source is promoted meanwhile.
+func cloneSources(cl *dcs.Cluster, self, from string) []pgdata.Source {
 	leader := ""
 	if cl.Leader != nil {
 		leader = cl.Leader.Name
 	}
 	var tagged []dcs.Member
 	var out []pgdata.Source
+	if m := cl.Member(from); m != nil && m.Name != self && m.Name != leader && m.Data.ConnURL != "" && m.Data.State == "running" && m.Data.Role != "primary" {
+		out = append(out, pgdata.Source{Name: m.Name, ConnURL: m.Data.ConnURL})
+	}
 	for _, m := range cl.Members {
-		if m.Name == self || m.Data.ConnURL == "" || m.Data.State != "running" {
+		if m.Name == self || m.Name == from || m.Data.ConnURL == "" || m.Data.State != "running" {
 			continue
 		}
 		if m.Name != leader && m.Data.Role != "primary" && config.TagBool(m.Data.Tags["clonefrom"]) {

@@ -8,9 +8,10 @@ import (
 	"github.com/pg-ha/pg-ha/lib/dcs"
 )
 
-// TestCloneSources: running replicas tagged clonefrom come first, least
-// lag first, then the leader if it runs as a primary; the node itself, a
-// stopped member and an untagged replica are never sources.
+// TestCloneSources: the running member replicatefrom names comes first,
+// then running replicas tagged clonefrom, least lag first, then the leader
+// if it runs as a primary; the node itself, a stopped member and an
+// untagged replica (unless replicatefrom names it) are never sources.
 func TestCloneSources(t *testing.T) {
 	pos := func(n int64) *int64 { return &n }
 	member := func(name, state, role string, xlog int64, clonefrom bool) dcs.Member {
@@ -32,17 +33,35 @@ func TestCloneSources(t *testing.T) {
 		},
 	}
 	var got []string
-	for _, s := range cloneSources(cl, "self") {
+	for _, s := range cloneSources(cl, "self", "") {
 		got = append(got, s.Name)
 	}
 	if want := []string{"n3", "n2", "n1"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("sources %v, want %v", got, want)
 	}
-	if !hasLeader(cl, cloneSources(cl, "self")) {
+	names := func(from string) (out []string) {
+		for _, s := range cloneSources(cl, "self", from) {
+			out = append(out, s.Name)
+		}
+		return out
+	}
+	if got, want := names("n5"), []string{"n5", "n3", "n2", "n1"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("sources with replicatefrom n5: %v, want %v", got, want)
+	}
+	if got, want := names("n2"), []string{"n2", "n3", "n1"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("sources with replicatefrom n2: %v, want %v", got, want)
+	}
+	if got, want := names("n4"), []string{"n3", "n2", "n1"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("sources with replicatefrom a stopped member: %v, want %v", got, want)
+	}
+	if got, want := names("n1"), []string{"n3", "n2", "n1"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("sources with replicatefrom the leader: %v, want %v", got, want)
+	}
+	if !hasLeader(cl, cloneSources(cl, "self", "")) {
 		t.Error("hasLeader false with a running primary leader")
 	}
 	cl.Members[0].Data.Role = "replica" // still being promoted
-	if s := cloneSources(cl, "self"); hasLeader(cl, s) || len(s) != 2 {
+	if s := cloneSources(cl, "self", ""); hasLeader(cl, s) || len(s) != 2 {
 		t.Errorf("a leader not yet primary is a source: %v", s)
 	}
 	cfg := &config.Config{Postgres: config.Postgres{CreateReplicaMethods: []string{"wal_g", "basebackup"},

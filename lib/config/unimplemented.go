@@ -65,12 +65,6 @@ func (c *Config) unimplemented() []string {
 			add(key, "pg-ha uses etcd (etcd3) only")
 		}
 	}
-	if TagBool(c.Tags["nostream"]) {
-		add("tags.nostream", "this node streams from the leader")
-	}
-	if v, ok := c.Tags["replicatefrom"]; ok && v != nil && ParamString(v) != "" {
-		add("tags.replicatefrom", "this node streams from the leader; it is only left out of the leader's synchronous standbys")
-	}
 	slices.Sort(out)
 	return out
 }

@@ -204,6 +204,14 @@ func (t Tags) NoLoadBalance() bool { return TagBool(t["noloadbalance"]) }
 // CloneFrom reports the clonefrom tag (see TagBool).
 func (t Tags) CloneFrom() bool { return TagBool(t["clonefrom"]) }
 
+// NoStream reports the nostream tag (see TagBool): the node replays archived
+// WAL only (restore_command) and streams from no one.
+func (t Tags) NoStream() bool { return TagBool(t["nostream"]) }
+
+// ReplicateFrom returns the replicatefrom tag: the member to stream from
+// instead of the leader ("" for none).
+func (t Tags) ReplicateFrom() string { return ParamString(t["replicatefrom"]) }
+
 // NoSync reports the nosync tag (see TagBool).
 func (t Tags) NoSync() bool { return TagBool(t["nosync"]) }
 

@@ -8,12 +8,20 @@ import (
 	"github.com/pg-ha/pg-ha/lib/clock"
 )
 
-// MemberSlots is what the leader knows of the other members for their
-// physical replication slots: who has a member key now and when each member
-// ever seen last had one.
+// MemberSlots is what a node knows of the other members for their
+// physical replication slots: who has a member key now, what it says, and
+// when each member ever seen last had one.
 type MemberSlots struct {
-	// Self is the leader's own member name: it never gets a slot.
+	// Self is this node's own member name: it never gets a slot.
 	Self string
+	// Leader is the leader's name ("" when there is none).
+	Leader string
+	// NoFailover is this node's nofailover tag: a node that can never
+	// lead keeps only the slots of the members streaming from it.
+	NoFailover bool
+	// Members are the present members' tags and positions, by name; a
+	// present member missing here streams from the leader.
+	Members map[string]Streamer
 	// Present are the members with a key in etcd now.
 	Present []string
 	// LastSeen is when each member seen since pg-lockd started last had a
@@ -30,22 +38,53 @@ type MemberSlots struct {
 	SlotName func(string) string
 }
 
-// Decide returns the slots the leader keeps — one per other member present
-// and per member gone for less than TTL — and the slots it drops: those of
-// members gone for TTL or longer. A slot name a kept member also maps to is
-// never dropped, and the leader's own slot name is in neither list. Both
-// lists are sorted and free of duplicates; both are empty without
-// UseSlots.
+// Decide returns the slots this node keeps and drops (see Plan).
 func (m MemberSlots) Decide() (keep, drop []string) {
+	keep, _, drop = m.Plan()
+	return keep, drop
+}
+
+// Plan returns the slots this node keeps, the positions some of them are
+// advanced to, and the slots it drops. It keeps a slot for each other
+// member present that streams from it (its upstream is this node: see
+// Upstream), and, unless this node is a replica that can never lead, a copy
+// for every other present member, advanced to where that member published
+// it has got to — so that a replica promoted later already holds its
+// peers' WAL, and no copy holds WAL a member no longer needs. It keeps the
+// slot of a member gone for less than TTL and drops that of one gone for
+// TTL or longer, and drops the slots of present members that use none
+// (nostream; and, on a replica that can never lead, those not streaming
+// from it). A slot name a kept member also maps to is never dropped, and
+// this node's own slot name is in neither list. Both lists are sorted and
+// free of duplicates; everything is empty without UseSlots.
+func (m MemberSlots) Plan() (keep []string, advance map[string]int64, drop []string) {
 	if !m.UseSlots {
-		return nil, nil
+		return nil, nil, nil
 	}
 	own := m.SlotName(m.Self)
 	present := make(map[string]bool, len(m.Present))
+	mayLead := m.Self == m.Leader || !m.NoFailover
 	for _, name := range m.Present {
 		present[name] = true
-		if name != m.Self {
+		if name == m.Self {
+			continue
+		}
+		info := m.Members[name]
+		switch {
+		case info.NoStream:
+			drop = append(drop, m.SlotName(name))
+		case Upstream(name, m.Leader, m.Members) == m.Self:
 			keep = append(keep, m.SlotName(name))
+		case mayLead:
+			keep = append(keep, m.SlotName(name))
+			if info.Position > 0 {
+				if advance == nil {
+					advance = map[string]int64{}
+				}
+				advance[m.SlotName(name)] = max(advance[m.SlotName(name)], info.Position)
+			}
+		default:
+			drop = append(drop, m.SlotName(name))
 		}
 	}
 	for name, seen := range m.LastSeen {
@@ -64,7 +103,8 @@ func (m MemberSlots) Decide() (keep, drop []string) {
 	slices.Sort(drop)
 	drop = slices.Compact(drop)
 	drop = slices.DeleteFunc(drop, func(s string) bool { _, kept := slices.BinarySearch(keep, s); return kept || s == own })
-	return keep, drop
+	delete(advance, own)
+	return keep, advance, drop
 }
 
 // MaxRemembered bounds how many departed members SeeMembers remembers.

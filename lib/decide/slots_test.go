@@ -92,3 +92,55 @@ func TestSeeMembers(t *testing.T) {
 		t.Errorf("the most recently departed member was forgotten")
 	}
 }
+
+func TestMemberSlotsPlan(t *testing.T) {
+	const now = clock.Time(1000 * time.Second)
+	seen := func(names ...string) map[string]clock.Time {
+		out := map[string]clock.Time{}
+		for _, n := range names {
+			out[n] = now
+		}
+		return out
+	}
+	tests := []struct {
+		name       string
+		self       string
+		leader     string
+		noFailover bool
+		members    map[string]Streamer
+		keep, drop []string
+		advance    map[string]int64
+	}{
+		{name: "leader: streamers kept, a cascaded member's copy advanced", self: "n1", leader: "n1",
+			members: map[string]Streamer{"n1": {Running: true, Position: 900}, "n2": {Running: true, Position: 800}, "n3": {Running: true, ReplicateFrom: "n2", Position: 700}},
+			keep:    []string{"n2", "n3"}, advance: map[string]int64{"n3": 700}},
+		{name: "replica: its cascade kept, copies of the others advanced", self: "n2", leader: "n1",
+			members: map[string]Streamer{"n1": {Running: true, Position: 900}, "n2": {Running: true, Position: 800}, "n3": {Running: true, ReplicateFrom: "n2", Position: 700}, "n4": {Running: true, Position: 600}},
+			keep:    []string{"n1", "n3", "n4"}, advance: map[string]int64{"n1": 900, "n4": 600}},
+		{name: "nofailover replica: only its cascade, the rest dropped", self: "n2", leader: "n1", noFailover: true,
+			members: map[string]Streamer{"n1": {Running: true, Position: 900}, "n2": {Running: true}, "n3": {Running: true, ReplicateFrom: "n2"}, "n4": {Running: true}},
+			keep:    []string{"n3"}, drop: []string{"n1", "n4"}},
+		{name: "nostream member: no slot anywhere", self: "n1", leader: "n1",
+			members: map[string]Streamer{"n1": {Running: true}, "n2": {Running: true}, "n5": {Running: true, NoStream: true, Position: 500}},
+			keep:    []string{"n2"}, drop: []string{"n5"}},
+		{name: "unknown position: kept, not advanced", self: "n2", leader: "n1",
+			members: map[string]Streamer{"n1": {Running: true}, "n2": {Running: true}},
+			keep:    []string{"n1"}},
+		{name: "cascade upstream stopped: the member's slot moves to the leader", self: "n1", leader: "n1",
+			members: map[string]Streamer{"n1": {Running: true}, "n2": {Position: 800}, "n3": {Running: true, ReplicateFrom: "n2", Position: 700}},
+			keep:    []string{"n2", "n3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var present []string
+			for n := range tt.members {
+				present = append(present, n)
+			}
+			keep, advance, drop := MemberSlots{Self: tt.self, Leader: tt.leader, NoFailover: tt.noFailover, Members: tt.members,
+				Present: present, LastSeen: seen(present...), Now: now, TTL: time.Minute, UseSlots: true, SlotName: slotName}.Plan()
+			if fmt.Sprint(keep) != fmt.Sprint(tt.keep) || fmt.Sprint(drop) != fmt.Sprint(tt.drop) || fmt.Sprint(advance) != fmt.Sprint(tt.advance) {
+				t.Errorf("Plan() = keep %v advance %v drop %v, want keep %v advance %v drop %v", keep, advance, drop, tt.keep, tt.advance, tt.drop)
+			}
+		})
+	}
+}

@@ -68,8 +68,11 @@ type Elector struct {
 	status       string
 	// lastSeen is when each member last had a key (slots.go); slotDrop the
 	// member slots the leader drops, as last decided.
-	lastSeen map[string]clock.Time
-	slotDrop []string
+	lastSeen    map[string]clock.Time
+	slotDrop    []string
+	slotAdvance map[string]int64
+	// upstream is the member the last follow line streamed from.
+	upstream string
 	// supAccepts are the newer role line keys pg-supervise last said it
 	// takes (state.Supervise.Accepts).
 	supAccepts []string
@@ -545,28 +548,72 @@ func (e *Elector) lead(slots []string) bool {
 	if !e.clock.Now().Before(until) {
 		return false
 	}
-	l := rolepipe.Line{Verb: rolepipe.Lead, Until: until, Token: e.token, Slots: slots, Drop: e.slotDrop, Sync: e.sync.names}
-	if len(l.String()) > rolepipe.MaxLineLength || !slices.Contains(e.supAccepts, "drop") {
-		// Dropping can wait; a line too long, or one an older
-		// pg-supervise does not know, would not be taken at all.
-		l.Drop = nil
-	}
-	e.emit(l)
+	l := rolepipe.Line{Verb: rolepipe.Lead, Until: until, Token: e.token, Slots: slots, Drop: e.slotDrop, Advance: e.slotAdvance, Sync: e.sync.names}
+	e.emit(e.fitSlots(l))
 	return true
 }
 
-// follow sends a follow line for leader, or standby if its address is unknown.
+// fitSlots leaves out of l what pg-supervise would not take: a line too
+// long, or with keys an older pg-supervise does not know, would be refused
+// whole. Dropping and advancing slots can wait; a leader's slots for its
+// followers stay.
+func (e *Elector) fitSlots(l rolepipe.Line) rolepipe.Line {
+	if !slices.Contains(e.supAccepts, rolepipe.FollowSlots) {
+		l.Advance = nil
+		if l.Verb == rolepipe.Follow {
+			l.Slots = nil
+			l.Drop = nil
+		}
+	}
+	if !slices.Contains(e.supAccepts, "drop") {
+		l.Drop = nil
+	}
+	if len(l.String()) > rolepipe.MaxLineLength {
+		l.Advance, l.Drop = nil, nil
+	}
+	if len(l.String()) > rolepipe.MaxLineLength && l.Verb == rolepipe.Follow {
+		l.Slots = nil
+	}
+	return l
+}
+
+// follow sends a follow line for the member to stream from — leader, or
+// the member this node's replicatefrom tag names while that one runs (see
+// decide.Upstream) — or standby if its address is unknown. A node tagged
+// nostream follows too: pg-supervise then leaves out primary_conninfo.
 func (e *Elector) follow(leader string) {
-	url := e.leaderURL[leader]
+	from := leader
+	if e.cluster != nil {
+		members := streamers(e.cluster)
+		me := members[e.cfg.Name]
+		me.ReplicateFrom = e.cfg.Tags.ReplicateFrom()
+		members[e.cfg.Name] = me
+		if up := decide.Upstream(e.cfg.Name, leader, members); up != "" && e.leaderURL[up] != "" {
+			from = up
+		}
+	}
+	url := e.leaderURL[from]
 	if url == "" {
 		e.emit(rolepipe.Line{Verb: rolepipe.Standby})
 		return
 	}
-	l := rolepipe.Line{Verb: rolepipe.Follow, Leader: leader, ConnURL: url}
-	if e.dyn.UseSlots {
+	if from != e.upstream {
+		if from != leader {
+			e.log.Info().Str("upstream", from).Str("leader", leader).Msg("streaming from the member tags.replicatefrom names")
+		} else if e.upstream != "" && e.upstream != leader {
+			e.log.Info().Str("leader", leader).Str("was", e.upstream).Msg("streaming from the leader: the member tags.replicatefrom names is not running")
+		}
+		e.upstream = from
+	}
+	l := rolepipe.Line{Verb: rolepipe.Follow, Leader: from, ConnURL: url}
+	if e.dyn.UseSlots && !e.cfg.Tags.NoStream() {
 		l.Slot = pg.SlotName(e.cfg.Name)
 	}
-	e.emit(l)
+	if e.cluster != nil {
+		l.Slots = e.slots(e.cluster)
+		l.Drop, l.Advance = e.slotDrop, e.slotAdvance
+	}
+	e.emit(e.fitSlots(l))
 }
 
 // emitWithoutEtcd keeps pg-supervise informed while etcd cannot be read: a

@@ -3,6 +3,7 @@ package elector
 import (
 	"slices"
 
+	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
 	"github.com/pg-ha/pg-ha/lib/decide"
 	"github.com/pg-ha/pg-ha/lib/pg"
@@ -20,22 +21,54 @@ func (e *Elector) seeMembers(cl *dcs.Cluster) {
 	decide.SeeMembers(e.lastSeen, names, e.clock.Now())
 }
 
-// slots are the physical slots the leader keeps for the other members:
-// those with a key and those gone for less than member_slots_ttl. It also
-// decides e.slotDrop, the slots of members gone for longer, which the next
-// lead line asks pg-supervise to drop. Without use_slots both are empty.
+// streamers are the present members' tags, states and positions, for
+// choosing upstreams and slots.
+func streamers(cl *dcs.Cluster) map[string]decide.Streamer {
+	out := make(map[string]decide.Streamer, len(cl.Members))
+	for _, m := range cl.Members {
+		tags := config.Tags(m.Data.Tags)
+		s := decide.Streamer{ReplicateFrom: tags.ReplicateFrom(), Running: m.Data.State == "running",
+			NoStream: tags.NoStream(), NoFailover: tags.NoFailover()}
+		if m.Data.XLogLocation != nil {
+			s.Position = *m.Data.XLogLocation
+		}
+		out[m.Name] = s
+	}
+	return out
+}
+
+// leaderName is the leader as this node acts on it: itself while it holds
+// the key, else the key's holder ("" for none).
+func (e *Elector) leaderName(cl *dcs.Cluster) string {
+	switch {
+	case e.token != 0:
+		return e.cfg.Name
+	case cl.Leader != nil:
+		return cl.Leader.Name
+	}
+	return ""
+}
+
+// slots are the physical slots this node keeps for the other members (see
+// decide.MemberSlots.Plan): on the leader, those with a key and those gone
+// for less than member_slots_ttl; on a replica, those of the members
+// cascading from it and, unless it is tagged nofailover, copies for every
+// other member. It also decides e.slotAdvance, the positions the copies are
+// advanced to, and e.slotDrop, the slots of members gone for longer, which
+// the next line asks pg-supervise to drop. Without use_slots all are empty.
 func (e *Elector) slots(cl *dcs.Cluster) []string {
 	names := make([]string, 0, len(cl.Members))
 	for _, m := range cl.Members {
 		names = append(names, m.Name)
 	}
-	keep, drop := decide.MemberSlots{Self: e.cfg.Name, Present: names, LastSeen: e.lastSeen, Now: e.clock.Now(),
-		TTL: e.dyn.MemberSlotsTTL, UseSlots: e.dyn.UseSlots, SlotName: pg.SlotName}.Decide()
+	keep, advance, drop := decide.MemberSlots{Self: e.cfg.Name, Leader: e.leaderName(cl), NoFailover: e.cfg.Tags.NoFailover(),
+		Members: streamers(cl), Present: names, LastSeen: e.lastSeen, Now: e.clock.Now(),
+		TTL: e.dyn.MemberSlotsTTL, UseSlots: e.dyn.UseSlots, SlotName: pg.SlotName}.Plan()
 	for _, s := range drop {
 		if !slices.Contains(e.slotDrop, s) {
 			e.log.Info().Str("slot", s).Dur("member_slots_ttl", e.dyn.MemberSlotsTTL).Msg("member gone for member_slots_ttl: its replication slot goes once inactive")
 		}
 	}
-	e.slotDrop = drop
+	e.slotDrop, e.slotAdvance = drop, advance
 	return keep
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,6 +112,60 @@ func EnsurePhysicalSlots(ctx context.Context, conn *pgx.Conn, names []string) er
 	return errors.Join(errs...)
 }
 
+// AdvancePhysicalSlots moves each named physical slot that is not active
+// up to its position in to, as far as this server has WAL (its flush
+// position, or on a standby its replay position: PostgreSQL stops there).
+// A slot missing, logical, active, reserving no WAL or already at or past
+// its position is left alone; a slot never moves back. It returns the slots
+// it moved and nil, or with the errors joined, each naming its slot.
+func AdvancePhysicalSlots(ctx context.Context, conn *pgx.Conn, to map[string]int64) ([]string, error) {
+	if len(to) == 0 {
+		return nil, nil
+	}
+	existing, err := listSlots(ctx, conn, "physical")
+	if err != nil {
+		return nil, fmt.Errorf("advance physical slots: %w", err)
+	}
+	var (
+		moved []string
+		errs  []error
+	)
+	for _, name := range slices.Sorted(maps.Keys(to)) {
+		slot, ok := existing[name]
+		pos := LSN(to[name])
+		if !ok || slot.active || slot.restart == 0 || pos <= slot.restart {
+			continue
+		}
+		// The server lowers the target to what it has; below the slot's
+		// own position (a standby that replayed less) it refuses: skip.
+		var end string
+		err := conn.QueryRow(ctx, `SELECT coalesce(CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn()
+			ELSE pg_catalog.pg_current_wal_flush_lsn() END::text, '0/0')`, pgx.QueryExecModeSimpleProtocol).Scan(&end)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("advance physical slot %q: %w", name, err))
+			break
+		}
+		if e, err := ParseLSN(end); err != nil || min(e, pos) <= slot.restart {
+			continue
+		}
+		_, err = conn.Exec(ctx, "SELECT pg_catalog.pg_replication_slot_advance($1, $2::pg_lsn)",
+			pgx.QueryExecModeSimpleProtocol, name, pos.String())
+		switch SQLState(err) {
+		case codeUndefinedObject, codeObjectInUse:
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("advance physical slot %q: %w", name, err))
+			if ctx.Err() != nil || conn.IsClosed() {
+				break
+			}
+			continue
+		}
+		moved = append(moved, name)
+	}
+	return moved, errors.Join(errs...)
+}
+
 // DropPhysicalSlots drops each named replication slot that is physical and
 // not active; a name that is missing, a logical slot, or an active slot
 // (also one that became active meanwhile) is left alone. No other slot is
@@ -158,22 +214,29 @@ func DropPhysicalSlots(ctx context.Context, conn *pgx.Conn, names []string) ([]s
 type slotInfo struct {
 	slotType string
 	active   bool
+	restart  LSN // 0 when it reserves no WAL
 }
 
 // listSlots returns the replication slots of type slotType, or all if "".
 func listSlots(ctx context.Context, conn *pgx.Conn, slotType string) (map[string]slotInfo, error) {
 	rows, err := conn.Query(ctx,
-		"SELECT slot_name::text, slot_type, active FROM pg_catalog.pg_replication_slots",
+		"SELECT slot_name::text, slot_type, active, coalesce(restart_lsn::text, '0/0') FROM pg_catalog.pg_replication_slots",
 		pgx.QueryExecModeSimpleProtocol)
 	if err != nil {
 		return nil, fmt.Errorf("list replication slots: %w", err)
 	}
 	slots := make(map[string]slotInfo)
 	var (
-		name string
-		info slotInfo
+		name    string
+		info    slotInfo
+		restart string
 	)
-	_, err = pgx.ForEachRow(rows, []any{&name, &info.slotType, &info.active}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&name, &info.slotType, &info.active, &restart}, func() error {
+		lsn, err := ParseLSN(restart)
+		if err != nil {
+			return err
+		}
+		info.restart = lsn
 		if slotType == "" || info.slotType == slotType {
 			slots[name] = info
 		}

@@ -184,6 +184,46 @@ func TestIntegrationPrimary(t *testing.T) {
 		if dropped, err := pg.DropPhysicalSlots(ctx, conn, nil); err != nil || len(dropped) != 0 || len(slotNames(t, conn)) != 2 {
 			t.Fatalf("DropPhysicalSlots(nil) dropped %q, %v", dropped, err)
 		}
+
+		// Advancing: forward only, never past the flush position, never
+		// a slot not named.
+		restart := func(name string) pg.LSN {
+			var s string
+			if err := conn.QueryRow(ctx, "SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1", name).Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			l, err := pg.ParseLSN(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}
+		before := restart("node_a")
+		if _, err := conn.Exec(ctx, "CREATE TABLE IF NOT EXISTS adv(x int); INSERT INTO adv SELECT generate_series(1, 20000)"); err != nil {
+			t.Fatal(err)
+		}
+		var flushText string
+		if err := conn.QueryRow(ctx, "SELECT pg_current_wal_flush_lsn()::text").Scan(&flushText); err != nil {
+			t.Fatal(err)
+		}
+		flush, _ := pg.ParseLSN(flushText)
+		target := before + (flush-before)/2
+		moved, err := pg.AdvancePhysicalSlots(ctx, conn, map[string]int64{"node_a": int64(target), "node_x": int64(target)})
+		if err != nil || strings.Join(moved, ",") != "node_a" {
+			t.Fatalf("AdvancePhysicalSlots(node_a, node_x) moved %q, %v; want node_a", moved, err)
+		}
+		if got := restart("node_a"); got != target {
+			t.Fatalf("node_a at %s after advancing to %s (from %s)", got, target, before)
+		}
+		if restart("node_d") != before && restart("node_d") > target {
+			t.Fatalf("node_d moved without being named")
+		}
+		if moved, err := pg.AdvancePhysicalSlots(ctx, conn, map[string]int64{"node_a": int64(before)}); err != nil || len(moved) != 0 || restart("node_a") != target {
+			t.Fatalf("advancing node_a back to %s: moved %q, %v, now at %s; want no move", before, moved, err, restart("node_a"))
+		}
+		if moved, err := pg.AdvancePhysicalSlots(ctx, conn, map[string]int64{"node_a": int64(flush) + 1<<40}); err != nil || len(moved) != 1 || restart("node_a") > flush+1<<20 {
+			t.Fatalf("advancing node_a far ahead: moved %q, %v, now at %s; want at most the flush position %s", moved, err, restart("node_a"), flush)
+		}
 	})
 
 	t.Run("password over TCP", func(t *testing.T) {
@@ -328,6 +368,21 @@ func TestIntegrationStandby(t *testing.T) {
 	})
 	if r := replicas[0]; r.SentLSN < target || r.WriteLSN < target {
 		t.Errorf("replica = %+v, want sent and written up to %v", r, target)
+	}
+	// A standby keeps a copy of a peer's slot, advanced as far as it
+	// replayed and no further.
+	if err := pg.EnsurePhysicalSlots(ctx, sconn, []string{"peer"}); err != nil {
+		t.Fatalf("creating a slot on the standby: %v", err)
+	}
+	if moved, err := pg.AdvancePhysicalSlots(ctx, sconn, map[string]int64{"peer": int64(target) + 1<<40}); err != nil || len(moved) > 1 {
+		t.Fatalf("advancing a slot on the standby: moved %q, %v", moved, err)
+	}
+	var peerText string
+	if err := sconn.QueryRow(ctx, "SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = 'peer'").Scan(&peerText); err != nil {
+		t.Fatal(err)
+	}
+	if peer, _ := pg.ParseLSN(peerText); peer < target || peer > s.status(sconn).ReplayLSN {
+		t.Errorf("the standby's copy is at %s, want between %s and its replay position %s", peerText, target, s.status(sconn).ReplayLSN)
 	}
 
 	start := time.Now()

@@ -302,6 +302,10 @@ func (s *Supervisor) standbyConf(line rolepipe.Line) (*pgdata.Standby, error) {
 	if err != nil {
 		return nil, err
 	}
+	if local.Tags.NoStream() {
+		// Fed by restore_command alone: no connection, no slot.
+		return &pgdata.Standby{Recovery: recovery}, nil
+	}
 	src.Database = ""
 	sb := &pgdata.Standby{PrimaryConnInfo: src.ConnString(), Recovery: recovery}
 	if s.dyn.UseSlots {
@@ -761,6 +765,9 @@ func (s *Supervisor) observe(ctx context.Context, line rolepipe.Line) {
 		if s.st.State != state.Running {
 			s.setState(state.Running, "")
 		}
+		if line.Verb == rolepipe.Follow && s.dyn.UseSlots {
+			s.keepSlots(qctx, conn, line)
+		}
 		s.watchStreaming(line, st)
 	case !s.primary && !st.InRecovery:
 		// A standby that is not in recovery was promoted behind our back:
@@ -895,7 +902,7 @@ const (
 )
 
 func (s *Supervisor) watchStreaming(line rolepipe.Line, st pg.Status) {
-	if line.Verb != rolepipe.Follow || s.upstream != line.Leader || st.ReceiverStatus == "streaming" {
+	if line.Verb != rolepipe.Follow || s.upstream != line.Leader || st.ReceiverStatus == "streaming" || s.noStream() {
 		s.notStreamingSince, s.divergeChecked = time.Time{}, time.Time{}
 		return
 	}
@@ -985,6 +992,15 @@ func (s *Supervisor) divergedFrom(line rolepipe.Line, st pg.Status) string {
 	return fmt.Sprintf("timeline %d is not in the history of the leader's timeline %d", tli, leader.Timeline)
 }
 
+// noStream reports the nostream tag in force: this replica never streams,
+// so not streaming says nothing about a divergence.
+func (s *Supervisor) noStream() bool {
+	if s.live.local != nil {
+		return s.live.local.Tags.NoStream()
+	}
+	return s.node.Cfg.Tags.NoStream()
+}
+
 // reachable reports whether the leader at connURL answers: a replica that
 // cannot reach its leader is not stopped for a divergence check it could
 // not run anyway.
@@ -1003,20 +1019,28 @@ func (s *Supervisor) reachable(connURL string) bool {
 	return true
 }
 
-// keepSlots creates the physical slots the leader's followers stream from
-// and drops those the lead line names in drop=: the slots of members gone
-// for member_slots_ttl, if physical and inactive. No other slot is ever
-// dropped: not an operator's, not a logical one, not one still in use.
+// keepSlots creates the physical slots the line names (on a leader, those
+// its followers stream from; on a replica, those of members cascading from
+// it and copies for the others), advances the inactive ones to the
+// positions the line gives, and drops those it names in drop= (the slots of
+// members gone for member_slots_ttl, or that need none here), if physical
+// and inactive. No other slot is ever dropped or moved: not an operator's,
+// not a logical one, not one still in use.
 func (s *Supervisor) keepSlots(ctx context.Context, conn *pgx.Conn, line rolepipe.Line) {
 	if len(line.Slots) > 0 {
 		if err := pg.EnsurePhysicalSlots(ctx, conn, line.Slots); err != nil {
 			s.log.Warn().Err(err).Msg("creating replication slots")
 		}
 	}
+	if len(line.Advance) > 0 {
+		if _, err := pg.AdvancePhysicalSlots(ctx, conn, line.Advance); err != nil {
+			s.log.Warn().Err(err).Msg("advancing replication slots")
+		}
+	}
 	if drop := slices.DeleteFunc(slices.Clone(line.Drop), func(n string) bool { return slices.Contains(line.Slots, n) }); len(drop) > 0 {
 		dropped, err := pg.DropPhysicalSlots(ctx, conn, drop)
 		for _, name := range dropped {
-			s.log.Info().Str("slot", name).Msg("dropped the replication slot of a member gone for member_slots_ttl")
+			s.log.Info().Str("slot", name).Msg("dropped a member's replication slot: the member is gone for member_slots_ttl or uses none here")
 		}
 		if err != nil {
 			s.log.Warn().Err(err).Msg("dropping replication slots")

@@ -44,16 +44,26 @@ type Line struct {
 	Verb  Verb
 	Until clock.Time // Lead: the fence deadline
 	Token int64      // Lead: the leader key's create revision
-	Slots []string   // Lead: physical slots to keep for the other members
-	// Drop (Lead) are member slots to drop: those of members gone for
+	// Slots are the physical slots to keep for the other members: on a
+	// leader, those its followers stream from; on a follower, those of the
+	// members that cascade from it and, on one that may be promoted, a copy
+	// for every other member.
+	Slots []string
+	// Advance are positions the kept slots of members that do not stream
+	// from this node are moved up to: where each such member published it
+	// has got to. On the line a slot reads name:position (decimal).
+	Advance map[string]int64
+	// Drop are member slots to drop: those of members gone for
 	// member_slots_ttl. Only these names are ever dropped, and only while
 	// physical and inactive; a name also in Slots is kept.
 	Drop []string
 	// Sync (Lead) is synchronous_standby_names as pg-lockd manages it in
 	// synchronous mode; nil leaves the configuration's value in force.
-	Sync    *SyncNames
-	Leader  string // Follow: the leader's member name
-	ConnURL string // Follow: the leader's conn_url (postgres://host:port/db)
+	Sync *SyncNames
+	// Leader (Follow) is the member to stream from: the leader, or the
+	// member this node's replicatefrom tag names while that one runs.
+	Leader  string
+	ConnURL string // Follow: Leader's conn_url (postgres://host:port/db)
 	Slot    string // Follow: the slot to stream from, if slots are used
 	Reason  string // Stop: why
 	Paused  bool   // maintenance mode: no automatic restarts
@@ -61,7 +71,11 @@ type Line struct {
 
 // NewerKeys are the keys a reader from before them refuses: a writer sends
 // one only to a reader known to take it (see state.Supervise.Accepts).
-var NewerKeys = []string{"drop"}
+var NewerKeys = []string{"drop", FollowSlots}
+
+// FollowSlots is the NewerKeys entry for slots= and drop= on follow lines
+// and for positions (name:position) in slots= on any line.
+const FollowSlots = "follow.slots"
 
 var wordRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 
@@ -130,12 +144,7 @@ func (l Line) String() string {
 	case Lead:
 		kv("until", strconv.FormatInt(int64(l.Until), 10))
 		kv("token", strconv.FormatInt(l.Token, 10))
-		if len(l.Slots) > 0 {
-			kv("slots", strings.Join(l.Slots, ","))
-		}
-		if len(l.Drop) > 0 {
-			kv("drop", strings.Join(l.Drop, ","))
-		}
+		l.slotKeys(kv)
 		if l.Sync != nil {
 			kv("sync", l.Sync.String())
 		}
@@ -145,6 +154,7 @@ func (l Line) String() string {
 		if l.Slot != "" {
 			kv("slot", l.Slot)
 		}
+		l.slotKeys(kv)
 	case Stop:
 		kv("reason", l.Reason)
 	}
@@ -152,6 +162,23 @@ func (l Line) String() string {
 		kv("paused", "1")
 	}
 	return b.String()
+}
+
+// slotKeys renders slots= (with positions) and drop=.
+func (l Line) slotKeys(kv func(k, v string)) {
+	if len(l.Slots) > 0 {
+		list := make([]string, len(l.Slots))
+		for i, name := range l.Slots {
+			list[i] = name
+			if pos, ok := l.Advance[name]; ok {
+				list[i] += ":" + strconv.FormatInt(pos, 10)
+			}
+		}
+		kv("slots", strings.Join(list, ","))
+	}
+	if len(l.Drop) > 0 {
+		kv("drop", strings.Join(l.Drop, ","))
+	}
 }
 
 // Errors of Parse; every error wraps ErrInvalid.
@@ -177,7 +204,7 @@ func Parse(s string, now clock.Time) (Line, error) {
 	case Lead:
 		allowed["until"], allowed["token"], allowed["slots"], allowed["drop"], allowed["sync"] = true, true, true, true, true
 	case Follow:
-		allowed["leader"], allowed["conn"], allowed["slot"] = true, true, true
+		allowed["leader"], allowed["conn"], allowed["slot"], allowed["slots"], allowed["drop"] = true, true, true, true, true
 	case Standby:
 	case Stop:
 		allowed["reason"] = true
@@ -212,9 +239,20 @@ func Parse(s string, now clock.Time) (Line, error) {
 			l.Token = n
 		case "slots", "drop":
 			var names []string
-			for _, name := range strings.Split(v, ",") {
+			for _, item := range strings.Split(v, ",") {
+				name, pos, hasPos := strings.Cut(item, ":")
 				if !wordRE.MatchString(name) {
 					return bad("slot name %q is not valid", truncate(name))
+				}
+				if hasPos {
+					n, err := strconv.ParseInt(pos, 10, 64)
+					if k != "slots" || err != nil || n <= 0 {
+						return bad("slot %q: %q is not a position to advance to", truncate(name), truncate(pos))
+					}
+					if l.Advance == nil {
+						l.Advance = map[string]int64{}
+					}
+					l.Advance[name] = n
 				}
 				names = append(names, name)
 			}
