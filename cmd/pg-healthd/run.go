@@ -60,7 +60,7 @@ func run(ctx context.Context, log zerolog.Logger, cfg *config.Config, c *CLI) er
 		defer client.Close()
 		o.DCS = client
 	}
-	o.Writer, err = health.NewWriter(health.WriterOptions{Cfg: cfg, DCS: o.DCS, PG: o.PG, Log: log})
+	o.Writer, err = health.NewWriter(health.WriterOptions{Cfg: cfg, DCS: o.DCS, PG: o.PG, RuntimeDir: dir, Log: log})
 	if err != nil {
 		return cli.Exit(cli.ExitConfig, err)
 	}

@@ -76,9 +76,6 @@ func (s *DCS) unimplemented(prefix string) []string {
 	add := func(key, instead string) {
 		out = append(out, fmt.Sprintf("%s%s: not implemented by pg-ha yet and ignored; %s", prefix, key, instead))
 	}
-	if s.FailsafeMode != nil && *s.FailsafeMode {
-		add("failsafe_mode", "without etcd the primary is fenced when its lease runs out")
-	}
 	if len(s.StandbyCluster) > 0 {
 		add("standby_cluster", "this cluster runs its own primary and does NOT follow the remote one")
 	}

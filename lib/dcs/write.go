@@ -207,6 +207,10 @@ func OpPutFailsafe(c *Client, f map[string]string) clientv3.Op {
 	return clientv3.OpPut(c.Key("failsafe"), mustJSON(f))
 }
 
+// OpDeleteFailsafe returns the delete of the failsafe key, for LeaderTxn.
+// It never blocks.
+func OpDeleteFailsafe(c *Client) clientv3.Op { return clientv3.OpDelete(c.Key("failsafe")) }
+
 // mustJSON encodes values whose types cannot fail to encode.
 func mustJSON(v any) string {
 	b, err := json.Marshal(v)

@@ -102,6 +102,10 @@ type Elector struct {
 	// (prepromote.go). raceAfter: no race for the key before then.
 	refused   int64
 	raceAfter clock.Time
+	// fsWritten is the failsafe key this leader last wrote, until it is
+	// read back (failsafe.go); started is when Run began.
+	fsWritten map[string]string
+	started   clock.Time
 	// notRacing is the last reason logged for not racing for the free
 	// leader key: each new reason is logged once at info, as an operator
 	// wants to know why a cluster stays without a leader.
@@ -125,9 +129,11 @@ func (e *Elector) Run(ctx context.Context) error {
 	e.restoreLease(ctx)
 	bgCtx, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
-	bg.Add(2)
+	e.started = e.clock.Now()
+	bg.Add(3)
 	go func() { defer bg.Done(); e.keepLease(bgCtx) }()
 	go func() { defer bg.Done(); e.guardWrites(bgCtx) }()
+	go func() { defer bg.Done(); e.failsafeRounds(bgCtx) }()
 	defer func() { stopBg(); bg.Wait() }()
 	if ctx.Err() != nil {
 		// Told to stop while starting: leave without deciding anything.
@@ -229,6 +235,7 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 	e.trackLeaderless(cl)
 	e.takeReload(true)
 	e.applyConfig(cl)
+	e.setFailsafeAsk(cl)
 	for _, m := range cl.Members {
 		if m.Data.ConnURL != "" {
 			e.leaderURL[m.Name] = m.Data.ConnURL

@@ -65,6 +65,16 @@ func (e *Elector) maybeRace(ctx context.Context, loc local, cl *dcs.Cluster) {
 		e.emit(rolepipe.Line{Verb: rolepipe.Standby})
 		return
 	}
+	// Checked after the leader key was seen gone: a promise given before
+	// that is on record by now (failsafe.go).
+	if why := e.failsafeBlocks(cl); why != "" {
+		if why != e.notRacing {
+			e.log.Info().Str("reason", why).Msg("not racing for the leader key")
+			e.notRacing = why
+		}
+		e.emit(rolepipe.Line{Verb: rolepipe.Standby})
+		return
+	}
 	e.notRacing = ""
 	rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
 	defer cancel()

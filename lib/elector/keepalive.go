@@ -36,6 +36,8 @@ type keeper struct {
 	// fenced early because it was cut off (guardWrites). A successful
 	// renewal lifts it.
 	fencedAt clock.Time
+	// fs is failsafe mode's state (failsafe.go).
+	fs failsafeState
 	// timing, from the main loop's dynamic configuration.
 	ttl, loopWait, retryTimeout, reqTimeout time.Duration
 }
@@ -69,16 +71,21 @@ func (e *Elector) leaseState() (dcs.Lease, bool) {
 
 // untilLocked is the deadline a lead line may carry now: the lease validity,
 // never longer than the configured ttl from the renewal's send time whatever
-// TTL etcd granted, minus the fence margin; no later than an early fence.
-// Callers hold ka.mu.
+// TTL etcd granted, minus the fence margin, or what failsafe rounds won if
+// later; no later than an early fence. Callers hold ka.mu.
 func (k *keeper) untilLocked() clock.Time {
-	l := k.lease
-	if l.ID == 0 {
-		return 0
+	var until clock.Time
+	if l := k.lease; l.ID != 0 {
+		until = l.ValidUntil.Add(-config.FenceMargin)
+		if k.ttl > 0 && l.TTL > k.ttl {
+			until = until.Add(-(l.TTL - k.ttl))
+		}
 	}
-	until := l.ValidUntil.Add(-config.FenceMargin)
-	if k.ttl > 0 && l.TTL > k.ttl {
-		until = until.Add(-(l.TTL - k.ttl))
+	if fu := k.failsafeUntil(); fu > until {
+		until = fu
+	}
+	if until == 0 {
+		return 0
 	}
 	if k.fencedAt != 0 && k.fencedAt.Before(until) {
 		until = k.fencedAt

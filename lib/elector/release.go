@@ -65,6 +65,13 @@ func (e *Elector) ownKeyElsewhere(ctx context.Context, loc local, cl *dcs.Cluste
 		e.log.Debug().Msg("paused: the leader key of a previous pg-lockd of this node expires; the primary is left running")
 		e.resend()
 	default:
+		if e.line.Verb == rolepipe.Lead && e.clock.Now().Before(e.line.Until) && loc.primary() {
+			// A primary still within its validity (failsafe mode kept
+			// it through an outage that cost it its lease): the key goes
+			// with the lease, then it takes the key again (retake); until
+			// then the lead line in force stands.
+			return
+		}
 		// Stay read-only while the key expires with its lease.
 		e.emit(rolepipe.Line{Verb: rolepipe.Standby})
 	}

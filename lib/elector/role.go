@@ -2,6 +2,7 @@ package elector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,11 +40,44 @@ func (e *Elector) decide(ctx context.Context, loc local, cl *dcs.Cluster, leaseO
 		e.follow(ld.Name)
 	default:
 		e.token = 0
+		if e.line.Verb == rolepipe.Lead && e.clock.Now().Before(e.line.Until) && loc.primary() {
+			// The key is gone while this primary still holds validity
+			// (kept by failsafe mode through an etcd outage, or the key
+			// was deleted): take it again at once. No other node can
+			// take it before that validity ends; a standby line now would
+			// demote the primary for nothing.
+			e.retake(ctx, loc, cl, leaseOK)
+			return
+		}
 		if !leaseOK {
 			e.emit(rolepipe.Line{Verb: rolepipe.Standby})
 			return
 		}
 		e.maybeRace(ctx, loc, cl)
+	}
+}
+
+// retake takes the leader key again for a primary whose lead line is still
+// valid. Until it has the key it sends nothing: pg-supervise keeps the lead
+// line in force and fences at its deadline if the key is not taken by then.
+func (e *Elector) retake(ctx context.Context, loc local, cl *dcs.Cluster, leaseOK bool) {
+	if !leaseOK {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, e.requestTimeout())
+	token, err := e.dcs.AcquireLeader(rctx, e.cfg.Name, e.lease.ID)
+	cancel()
+	if err != nil {
+		if !errors.Is(err, dcs.ErrLeaderExists) {
+			e.log.Warn().Err(err).Msg("taking the leader key again")
+		}
+		return
+	}
+	e.token = token
+	e.log.Info().Int64("token", token).Dur("validity_left", e.line.Until.Sub(e.clock.Now())).
+		Msg("took the leader key again: the primary kept running without it")
+	if !e.lead(e.slots(cl)) {
+		e.log.Warn().Msg("took the leader key again with too little validity left to lead")
 	}
 }
 
@@ -77,6 +111,7 @@ func (e *Elector) asLeader(ctx context.Context, loc local, cl *dcs.Cluster) {
 		if e.failoverDone(cl) {
 			ops = append(ops, dcs.OpDeleteFailover(e.dcs))
 		}
+		ops = append(ops, e.failsafeKeyOps(cl)...)
 		if e.promotedFrom > 0 && int(loc.status.Timeline) > e.promotedFrom {
 			// The first promotion of a new cluster is not a failover.
 			if cl.Status.Optime > 0 || len(cl.History) > 0 {

@@ -76,14 +76,18 @@
 //     scheduled_restart in the member key (pg-lockd writes that key), so
 //     patronictl list does not show it and patronictl flush restart skips
 //     it (pg-failover flush restart cancels it). POST /reload reloads
-//     PostgreSQL only, and POST /reinitialize ignores "force". /failsafe, /sigterm and /citus are not served.
+//     PostgreSQL only, and POST /reinitialize ignores "force". POST /failsafe
+//     also takes "ttl" (seconds; the member's own ttl without it), records
+//     the promise in the runtime directory before answering, and answers
+//     200 whatever failsafe_mode says here (the promise is kept either way);
+//     GET /failsafe, /sigterm and /citus are not served.
 //   - /cluster and /history come from the last etcd view instead of a read
 //     per request.
 //   - /sync, /quorum and the replica side of /read-only-sync and
 //     /read-only-quorum also need the etcd view confirmed within its bound:
 //     Patroni answers from whatever view it last had.
 //   - The status has no usename or sync_priority in replication entries, and
-//     xlog.replayed_timestamp is null. /failsafe is not served.
+//     xlog.replayed_timestamp is null.
 //   - Headers (request line included) over 16 KiB get 431, request bodies
 //     (pg-healthd reads none) over 16 KiB get 413.
 //   - Header lines must end in CRLF, as every HTTP client sends them: the

@@ -51,6 +51,9 @@ type WriterOptions struct {
 	DCS *dcs.Client
 	// PG reaches the local PostgreSQL as a superuser (POST /reload).
 	PG pg.ConnParams
+	// RuntimeDir holds lockd.json, supervise.json and the failsafe
+	// promise POST /failsafe writes ("": POST /failsafe is refused).
+	RuntimeDir string
 	// Log receives one line per write request and its outcome.
 	Log zerolog.Logger
 	// FailoverTimeout bounds how long POST /switchover and /failover
@@ -64,7 +67,7 @@ type WriterOptions struct {
 }
 
 // Writer serves Patroni's REST write API: POST /switchover, /failover,
-// /restart (also scheduled), /reinitialize, /reload; DELETE /switchover,
+// /restart (also scheduled), /reinitialize, /reload, /failsafe; DELETE /switchover,
 // /restart; PATCH and PUT /config. It carries them out with lib/clusterctl through etcd, as
 // pg-failover does, so the decisions are pg-lockd's and pg-failover's.
 type Writer struct {
@@ -128,6 +131,7 @@ const (
 	opReload
 	opPatchConfig
 	opPutConfig
+	opFailsafe
 )
 
 // writeOpNeedsEtcd tells the operations that standalone cannot serve.
@@ -159,6 +163,8 @@ func writeRoute(method, path string) writeOp {
 		return opPatchConfig
 	case "PUT /config":
 		return opPutConfig
+	case "POST /failsafe":
+		return opFailsafe
 	}
 	return opNone
 }
@@ -229,6 +235,8 @@ func (w *Writer) Serve(ctx *fasthttp.RequestCtx) int {
 		a = w.patchConfig(opCtx, body, hasLength)
 	case opPutConfig:
 		a = w.putConfig(opCtx, body, hasLength)
+	case opFailsafe:
+		a = w.failsafe(body)
 	}
 	w.o.Log.Info().Bytes("method", ctx.Method()).Str("path", path).Str("remote", ctx.RemoteAddr().String()).
 		Int("status", a.code).Str("answer", firstLine(a.body)).Dur("took", w.o.Now().Sub(start)).Msg("write request")
