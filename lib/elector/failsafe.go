@@ -76,7 +76,10 @@ func (e *Elector) failsafeKeyOps(cl *dcs.Cluster) []clientOp {
 	if maps.Equal(want, cl.Failsafe) {
 		return nil
 	}
+	// Ask the members of the write from now on, whether or not it lands:
+	// if it does, they see themselves listed and may otherwise race.
 	e.fsWritten = want
+	e.setFailsafeAsk(cl)
 	return []clientOp{dcs.OpPutFailsafe(e.dcs, want)}
 }
 
