@@ -106,18 +106,27 @@ func finishSync(t testing.TB, c *testcluster.Cluster, w *testcluster.Workload) *
 // switchover,
 // each promote the synchronous standby the sync key named, never leave two
 // nodes acknowledging writes, and lose no acknowledged write.
-func TestSyncOnFailovers(t *testing.T) { syncFailovers(t, testcluster.SyncOn, false) }
+func TestSyncOnFailovers(t *testing.T) {
+	t.Parallel() // with the other two, after every other test: they mostly wait
+	syncFailovers(t, testcluster.SyncOn, false)
+}
 
 // TestSyncQuorumFailovers is TestSyncOnFailovers for synchronous_mode
 // quorum (3 nodes, synchronous_node_count 1: ANY 1 of both replicas): only
 // a listed voter is promoted, and nothing acknowledged is lost.
-func TestSyncQuorumFailovers(t *testing.T) { syncFailovers(t, testcluster.SyncQuorum, false) }
+func TestSyncQuorumFailovers(t *testing.T) {
+	t.Parallel() // with the other two, after every other test: they mostly wait
+	syncFailovers(t, testcluster.SyncQuorum, false)
+}
 
 // TestSyncStrictFailovers is TestSyncOnFailovers with
 // synchronous_mode_strict: after each failover, writes resume once the
 // remaining replica is the new primary's synchronous standby, and nothing
 // acknowledged is lost.
-func TestSyncStrictFailovers(t *testing.T) { syncFailovers(t, testcluster.SyncOn, true) }
+func TestSyncStrictFailovers(t *testing.T) {
+	t.Parallel() // with the other two, after every other test: they mostly wait
+	syncFailovers(t, testcluster.SyncOn, true)
+}
 
 func syncFailovers(t *testing.T, mode string, strict bool) {
 	want := 1
