@@ -67,6 +67,9 @@ type Dynamic struct {
 	Pause            bool
 	UsePgRewind      bool
 	UseSlots         bool
+	// PermanentSlots are the physical slots of slots: (permanent slots),
+	// kept on the leader and, advanced, on every member that may lead.
+	PermanentSlots []string
 	// MemberSlotsTTL (member_slots_ttl) is how long the leader keeps the
 	// physical slot of a member whose key is gone; 0 drops it at once.
 	MemberSlotsTTL time.Duration
@@ -161,6 +164,9 @@ func (d *Dynamic) apply(s *DCS) {
 	}
 	if s.MemberSlotsTTL != nil {
 		d.MemberSlotsTTL = s.MemberSlotsTTL.D()
+	}
+	if s.Slots != nil {
+		d.PermanentSlots, _, _ = PermanentSlots(s.Slots)
 	}
 	if p := s.Postgres; p != nil {
 		if p.UsePgRewind != nil {

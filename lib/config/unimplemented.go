@@ -79,8 +79,12 @@ func (s *DCS) unimplemented(prefix string) []string {
 	if len(s.StandbyCluster) > 0 {
 		add("standby_cluster", "this cluster runs its own primary and does NOT follow the remote one")
 	}
-	if len(s.Slots) > 0 {
-		add("slots", "permanent replication slots are not created")
+	_, logical, invalid := PermanentSlots(s.Slots)
+	for _, name := range logical {
+		add("slots."+name, "logical permanent slots are not created yet (physical ones are)")
+	}
+	for _, name := range invalid {
+		add("slots."+name, "not a slot name PostgreSQL takes ([a-z0-9_], at most 63) or a type other than physical and logical")
 	}
 	if len(s.IgnoreSlots) > 0 {
 		add("ignore_slots", "pg-ha drops only the slots of members gone for member_slots_ttl, never another slot")

@@ -30,7 +30,7 @@ tags:
 	}
 	all := strings.Join(warns, "\n")
 	for _, key := range []string{"bootstrap.post_bootstrap",
-		"bootstrap.dcs.standby_cluster", "bootstrap.dcs.slots", "bootstrap.dcs.check_timeline", "restapi.request_queue_size"} {
+		"bootstrap.dcs.standby_cluster", "bootstrap.dcs.slots.cdc", "bootstrap.dcs.check_timeline", "restapi.request_queue_size"} {
 		if !strings.Contains(all, key+": not implemented by pg-ha yet") {
 			t.Errorf("no warning names %s; warnings:\n%s", key, all)
 		}
@@ -48,17 +48,20 @@ tags:
 		t.Errorf("warnings for a plain file: %q", warns)
 	}
 
-	d, err := (Dynamic{}).WithJSON([]byte(`{"failsafe_mode":true,"slots":{"s":{"type":"physical"}},"ttl":20}`), nil)
+	d, err := (Dynamic{}).WithJSON([]byte(`{"failsafe_mode":true,"slots":{"s":{"type":"physical"},"cdc":{"type":"logical"},"Bad-Name":null},"ttl":20}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(d.Warnings(), "\n")
-	for _, key := range []string{"config key: slots"} {
+	if d.PermanentSlots == nil || len(d.PermanentSlots) != 1 || d.PermanentSlots[0] != "s" {
+		t.Errorf("permanent physical slots %q, want s", d.PermanentSlots)
+	}
+	for _, key := range []string{"config key: slots.cdc", "config key: slots.Bad-Name"} {
 		if !strings.Contains(got, key+": not implemented") {
 			t.Errorf("config key warnings lack %s: %q", key, got)
 		}
 	}
-	if strings.Contains(got, "failsafe_mode") {
+	if strings.Contains(got, "slots.s:") || strings.Contains(got, "failsafe_mode") {
 		t.Errorf("failsafe_mode is acted on, yet warned about: %q", got)
 	}
 	if d.TTL != 20e9 {

@@ -22,6 +22,13 @@ type MemberSlots struct {
 	// Members are the present members' tags and positions, by name; a
 	// present member missing here streams from the leader.
 	Members map[string]Streamer
+	// Permanent are the permanent physical slots (slots: in the dynamic
+	// configuration) and PermanentPos where each stands on the leader (the
+	// status key's slots): the leader keeps them, a member that may lead
+	// keeps copies advanced to those positions. A name that is also a
+	// member's slot is a member slot.
+	Permanent    []string
+	PermanentPos map[string]int64
 	// Present are the members with a key in etcd now.
 	Present []string
 	// LastSeen is when each member seen since pg-lockd started last had a
@@ -56,7 +63,9 @@ func (m MemberSlots) Decide() (keep, drop []string) {
 // (nostream; and, on a replica that can never lead, those not streaming
 // from it). A slot name a kept member also maps to is never dropped, and
 // this node's own slot name is in neither list. Both lists are sorted and
-// free of duplicates; everything is empty without UseSlots.
+// free of duplicates; everything is empty without UseSlots. Permanent
+// slots are kept like member copies: on the leader as they are, on a member
+// that may lead advanced to the leader's positions.
 func (m MemberSlots) Plan() (keep []string, advance map[string]int64, drop []string) {
 	if !m.UseSlots {
 		return nil, nil, nil
@@ -85,6 +94,22 @@ func (m MemberSlots) Plan() (keep []string, advance map[string]int64, drop []str
 			}
 		default:
 			drop = append(drop, m.SlotName(name))
+		}
+	}
+	members := make(map[string]bool, len(m.Present))
+	for _, name := range m.Present {
+		members[m.SlotName(name)] = true
+	}
+	for _, name := range m.Permanent {
+		if name == own || members[name] || !mayLead {
+			continue
+		}
+		keep = append(keep, name)
+		if pos := m.PermanentPos[name]; pos > 0 && m.Self != m.Leader {
+			if advance == nil {
+				advance = map[string]int64{}
+			}
+			advance[name] = pos
 		}
 	}
 	for name, seen := range m.LastSeen {

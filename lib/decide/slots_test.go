@@ -107,6 +107,7 @@ func TestMemberSlotsPlan(t *testing.T) {
 		self       string
 		leader     string
 		noFailover bool
+		permanent  []string
 		members    map[string]Streamer
 		keep, drop []string
 		advance    map[string]int64
@@ -126,6 +127,15 @@ func TestMemberSlotsPlan(t *testing.T) {
 		{name: "unknown position: kept, not advanced", self: "n2", leader: "n1",
 			members: map[string]Streamer{"n1": {Running: true}, "n2": {Running: true}},
 			keep:    []string{"n1"}},
+		{name: "permanent slots: kept on the leader as they are", self: "n1", leader: "n1", permanent: []string{"backup", "n2"},
+			members: map[string]Streamer{"n1": {Running: true}, "n2": {Running: true, Position: 800}},
+			keep:    []string{"backup", "n2"}},
+		{name: "permanent slots: copies advanced on a replica, not on a nofailover one", self: "n2", leader: "n1", permanent: []string{"backup", "gone"},
+			members: map[string]Streamer{"n1": {Running: true, Position: 900}, "n2": {Running: true}},
+			keep:    []string{"backup", "gone", "n1"}, advance: map[string]int64{"backup": 700, "n1": 900}},
+		{name: "permanent slots: none on a replica that never leads", self: "n2", leader: "n1", noFailover: true, permanent: []string{"backup"},
+			members: map[string]Streamer{"n1": {Running: true, Position: 900}, "n2": {Running: true}},
+			drop:    []string{"n1"}},
 		{name: "cascade upstream stopped: the member's slot moves to the leader", self: "n1", leader: "n1",
 			members: map[string]Streamer{"n1": {Running: true}, "n2": {Position: 800}, "n3": {Running: true, ReplicateFrom: "n2", Position: 700}},
 			keep:    []string{"n2", "n3"}},
@@ -137,6 +147,7 @@ func TestMemberSlotsPlan(t *testing.T) {
 				present = append(present, n)
 			}
 			keep, advance, drop := MemberSlots{Self: tt.self, Leader: tt.leader, NoFailover: tt.noFailover, Members: tt.members,
+				Permanent: tt.permanent, PermanentPos: map[string]int64{"backup": 700},
 				Present: present, LastSeen: seen(present...), Now: now, TTL: time.Minute, UseSlots: true, SlotName: slotName}.Plan()
 			if fmt.Sprint(keep) != fmt.Sprint(tt.keep) || fmt.Sprint(drop) != fmt.Sprint(tt.drop) || fmt.Sprint(advance) != fmt.Sprint(tt.advance) {
 				t.Errorf("Plan() = keep %v advance %v drop %v, want keep %v advance %v drop %v", keep, advance, drop, tt.keep, tt.advance, tt.drop)

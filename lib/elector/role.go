@@ -2,6 +2,7 @@ package elector
 
 import (
 	"context"
+	"maps"
 	"errors"
 	"fmt"
 	"os"
@@ -105,8 +106,9 @@ func (e *Elector) asLeader(ctx context.Context, loc local, cl *dcs.Cluster) {
 		e.downSince = 0
 		// The status key changes only when the position moves (a quiet
 		// primary writes nothing); the lease keeps the leader key.
-		if pos := loc.position(); pos != cl.Status.Optime {
-			ops = append(ops, dcs.OpPutStatus(e.dcs, dcs.Status{Optime: pos}))
+		st := dcs.Status{Optime: loc.position(), Slots: e.permanentPositions(ctx)}
+		if st.Optime != cl.Status.Optime || !maps.Equal(st.Slots, cl.Status.Slots) {
+			ops = append(ops, dcs.OpPutStatus(e.dcs, st))
 		}
 		if e.failoverDone(cl) {
 			ops = append(ops, dcs.OpDeleteFailover(e.dcs))

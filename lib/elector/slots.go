@@ -1,7 +1,9 @@
 package elector
 
 import (
+	"context"
 	"slices"
+	"time"
 
 	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
@@ -62,7 +64,8 @@ func (e *Elector) slots(cl *dcs.Cluster) []string {
 		names = append(names, m.Name)
 	}
 	keep, advance, drop := decide.MemberSlots{Self: e.cfg.Name, Leader: e.leaderName(cl), NoFailover: e.cfg.Tags.NoFailover(),
-		Members: streamers(cl), Present: names, LastSeen: e.lastSeen, Now: e.clock.Now(),
+		Members: streamers(cl), Permanent: e.dyn.PermanentSlots, PermanentPos: cl.Status.Slots,
+		Present: names, LastSeen: e.lastSeen, Now: e.clock.Now(),
 		TTL: e.dyn.MemberSlotsTTL, UseSlots: e.dyn.UseSlots, SlotName: pg.SlotName}.Plan()
 	for _, s := range drop {
 		if !slices.Contains(e.slotDrop, s) {
@@ -71,4 +74,22 @@ func (e *Elector) slots(cl *dcs.Cluster) []string {
 	}
 	e.slotDrop, e.slotAdvance = drop, advance
 	return keep
+}
+
+// permanentPositions are where the permanent physical slots stand on this
+// primary (restart_lsn), for the status key: members that may lead advance
+// their copies to them. nil without permanent slots or when the local
+// server does not answer.
+func (e *Elector) permanentPositions(ctx context.Context) map[string]int64 {
+	if len(e.dyn.PermanentSlots) == 0 || !e.dyn.UseSlots || e.conn == nil {
+		return nil
+	}
+	qctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	pos, err := pg.PhysicalSlotPositions(qctx, e.conn, e.dyn.PermanentSlots)
+	if err != nil {
+		e.log.Debug().Err(err).Msg("reading the permanent slots' positions")
+		return nil
+	}
+	return pos
 }

@@ -112,6 +112,23 @@ func EnsurePhysicalSlots(ctx context.Context, conn *pgx.Conn, names []string) er
 	return errors.Join(errs...)
 }
 
+// PhysicalSlotPositions returns where each named physical slot that
+// reserves WAL stands (restart_lsn); a name missing, logical or reserving
+// nothing is left out. It blocks on one query.
+func PhysicalSlotPositions(ctx context.Context, conn *pgx.Conn, names []string) (map[string]int64, error) {
+	existing, err := listSlots(ctx, conn, "physical")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, name := range names {
+		if s, ok := existing[name]; ok && s.restart != 0 {
+			out[name] = int64(s.restart)
+		}
+	}
+	return out, nil
+}
+
 // AdvancePhysicalSlots moves each named physical slot that is not active
 // up to its position in to, as far as this server has WAL (its flush
 // position, or on a standby its replay position: PostgreSQL stops there).
