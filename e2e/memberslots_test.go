@@ -196,3 +196,90 @@ func TestMemberSlotsOff(t *testing.T) {
 	r.Start(t)
 	finishLossless(t, c, w)
 }
+
+// slotRestart is where slot name stands on n (restart_lsn), 0 if n has no
+// such slot, it reserves nothing, or n did not answer.
+func slotRestart(n *testcluster.Node, name string) pg.LSN {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var s string
+	if err := n.QueryRow(ctx, `SELECT coalesce((SELECT restart_lsn::text FROM pg_replication_slots WHERE slot_name = $1), '0/0')`,
+		[]any{name}, &s); err != nil {
+		return 0
+	}
+	l, _ := pg.ParseLSN(s)
+	return l
+}
+
+// TestPermanentSlotSurvivesFailover: a permanent physical slot (slots: in
+// the dynamic configuration) is kept on the primary, and every replica
+// keeps a copy advanced to where a consumer confirmed on the primary, as
+// well as copies of its peers' member slots. After the primary dies, the
+// promoted replica holds the permanent slot exactly where the consumer
+// left it — not created afresh at a later position, which would lose the
+// WAL in between for the consumer — and slots for every other member.
+func TestPermanentSlotSurvivesFailover(t *testing.T) {
+	c, w := start(t, testcluster.Options{ExtraDCS: map[string]any{"slots": map[string]any{"backup": map[string]any{"type": "physical"}}}})
+	ttl := c.Options.TTL
+	p := c.WaitPrimary(t, 10*time.Second)
+	var replicas []*testcluster.Node
+	for _, n := range c.Nodes {
+		if n != p {
+			replicas = append(replicas, n)
+		}
+	}
+	waitUntil(t, 15*time.Second, "the permanent slot on the primary and copies of it and of the peers' slots on each replica", func() bool {
+		if _, ok := physicalSlots(p)["backup"]; !ok {
+			return false
+		}
+		for _, r := range replicas {
+			s := physicalSlots(r)
+			for _, n := range c.Nodes {
+				if _, ok := s[pg.SlotName(n.Name)]; n != r && !ok {
+					return false
+				}
+			}
+			if _, ok := s["backup"]; !ok {
+				return false
+			}
+		}
+		return true
+	})
+	// A consumer confirms up to here on the primary.
+	ctx := context.Background()
+	var confirmedText string
+	if err := p.QueryRow(ctx, "SELECT lsn::text FROM pg_replication_slot_advance('backup', pg_current_wal_flush_lsn())", nil, &confirmedText); err != nil {
+		t.Fatal(err)
+	}
+	confirmed, _ := pg.ParseLSN(confirmedText)
+	waitUntil(t, 20*time.Second, "each replica's copy of the permanent slot at "+confirmedText, func() bool {
+		for _, r := range replicas {
+			if slotRestart(r, "backup") != confirmed {
+				return false
+			}
+		}
+		return true
+	})
+	for _, r := range replicas {
+		if got := slotRestart(r, pg.SlotName(p.Name)); got == 0 {
+			t.Errorf("%s's copy of %s's slot reserves no WAL", r.Name, p.Name)
+		}
+	}
+
+	killed := w.Mark("kill node " + p.Name)
+	p.KillAll()
+	np := c.WaitPrimary(t, ttl+15*time.Second, p)
+	w.WaitAck(t, testcluster.MultiWriter, np.Name, killed, 15*time.Second)
+	if got := slotRestart(np, "backup"); got != confirmed {
+		t.Errorf("the new primary %s holds the permanent slot at %s, want %s where the consumer confirmed on %s", np.Name, got, confirmed, p.Name)
+	}
+	s := physicalSlots(np)
+	for _, n := range c.Nodes {
+		if _, ok := s[pg.SlotName(n.Name)]; n != np && !ok {
+			t.Errorf("the new primary %s has no slot for %s: %v", np.Name, n.Name, s)
+		}
+	}
+	w.Mark("start " + p.Name + " again")
+	p.Start(t)
+	finish(t, c, w)
+}
