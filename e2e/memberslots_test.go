@@ -148,7 +148,7 @@ func TestMemberSlotsTTL(t *testing.T) {
 	if after < slotsTTL-c.Options.LoopWait-500*time.Millisecond {
 		t.Errorf("%s's slot dropped %s after its member key expired, before member_slots_ttl %s", gone.Name, after, slotsTTL)
 	}
-	if !p.LogContains(testcluster.Supervise, "dropped the replication slot") {
+	if !p.LogContains(testcluster.Supervise, "dropped a member's replication slot") {
 		t.Errorf("%s's pg-supervise log does not say it dropped a slot", p.Name)
 	}
 
