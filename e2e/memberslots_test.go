@@ -111,6 +111,12 @@ func TestMemberSlotsTTL(t *testing.T) {
 		t.Fatalf("%s's slot was missing on the primary at %s, while it was away for less than member_slots_ttl", back.Name, at)
 	}
 
+	// The other replica, which may lead, keeps a copy of the slot too.
+	waitUntil(t, 10*time.Second, back.Name+" holding a copy of "+gone.Name+"'s slot", func() bool {
+		_, ok := physicalSlots(back)[goneSlot]
+		return ok
+	})
+
 	// Gone for good: the slot is dropped member_slots_ttl after the key went.
 	w.Mark("kill " + gone.Name + " for good")
 	gone.KillAll()
@@ -148,6 +154,11 @@ func TestMemberSlotsTTL(t *testing.T) {
 	if after < slotsTTL-c.Options.LoopWait-500*time.Millisecond {
 		t.Errorf("%s's slot dropped %s after its member key expired, before member_slots_ttl %s", gone.Name, after, slotsTTL)
 	}
+	waitUntil(t, 2*c.Options.LoopWait+2*time.Second, back.Name+" dropping its copy of "+gone.Name+"'s slot", func() bool {
+		s := physicalSlots(back)
+		_, ok := s[goneSlot]
+		return s != nil && !ok
+	})
 	if !p.LogContains(testcluster.Supervise, "dropped a member's replication slot") {
 		t.Errorf("%s's pg-supervise log does not say it dropped a slot", p.Name)
 	}
