@@ -259,7 +259,7 @@ func TestPermanentSlotSurvivesFailover(t *testing.T) {
 	// A consumer confirms up to here on the primary.
 	ctx := context.Background()
 	var confirmedText string
-	if err := p.QueryRow(ctx, "SELECT lsn::text FROM pg_replication_slot_advance('backup', pg_current_wal_flush_lsn())", nil, &confirmedText); err != nil {
+	if err := p.QueryRow(ctx, "SELECT end_lsn::text FROM pg_replication_slot_advance('backup', pg_current_wal_flush_lsn())", nil, &confirmedText); err != nil {
 		t.Fatal(err)
 	}
 	confirmed, _ := pg.ParseLSN(confirmedText)
