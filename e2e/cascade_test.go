@@ -147,7 +147,9 @@ func insertProbe(t testing.TB, p *testcluster.Node, id int) {
 // node2. With node1 leading again (a switchover), node2 stopped makes node3
 // fall back to node1 within a few seconds, and node2 started again takes
 // it back. pg-failover topology shows node3 under node2. The application
-// writes throughout and loses nothing it may not.
+// writes throughout: no two primaries, nothing acknowledged lost but what
+// an asynchronous failover may lose (maximum_lag_on_failover), and every
+// replica, node3 included, ends with exactly the final primary's rows.
 func TestCascadeFailover(t *testing.T) {
 	c, w := start(t, testcluster.Options{
 		Node1First: true,
