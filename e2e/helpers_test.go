@@ -156,6 +156,43 @@ func leaderWatch(c *testcluster.Cluster, stop <-chan struct{}) <-chan []string {
 	return out
 }
 
+// primariesSeen is one set of primaries primariesWatch saw: the nodes that
+// answered pg_is_in_recovery() = false, first seen at At.
+type primariesSeen struct {
+	At    time.Time
+	Names []string
+}
+
+func (s primariesSeen) String() string {
+	return s.At.Format("15:04:05.000") + " " + fmt.Sprint(s.Names)
+}
+
+// primariesWatch asks every node whether it is a primary
+// (Cluster.Primaries) every 100ms until stop is closed and returns every
+// distinct set of primaries seen, in order.
+func primariesWatch(c *testcluster.Cluster, stop <-chan struct{}) <-chan []primariesSeen {
+	out := make(chan []primariesSeen, 1)
+	go func() {
+		var seen []primariesSeen
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			now := time.Now()
+			ps := nodeNames(c.Primaries(context.Background()))
+			if len(seen) == 0 || !slices.Equal(seen[len(seen)-1].Names, ps) {
+				seen = append(seen, primariesSeen{At: now, Names: ps})
+			}
+			select {
+			case <-stop:
+				out <- seen
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return out
+}
+
 // lastAck returns the last write node acknowledged in h at or before
 // before, and whether there is one.
 func lastAck(h *testcluster.History, node string, before time.Time) (testcluster.Write, bool) {
@@ -183,13 +220,22 @@ func fmtJSON(m map[string]any) string {
 // holds.
 func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !holdsWithin(timeout, cond) {
+		t.Fatalf("no %s within %s", what, timeout)
+	}
+}
+
+// holdsWithin is waitUntil for a test that goes on when cond never held: it
+// polls cond every 50ms for up to timeout and reports whether it held.
+func holdsWithin(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s", what, timeout)
+			return false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return true
 }
 
 // isolate cuts the primary old off from etcd and, at the same moment, stops

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
+	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
 )
 
@@ -52,9 +54,11 @@ type Cluster struct {
 }
 
 // Start starts etcd and o.Nodes nodes (all at once, so they race for the
-// initialize key), then waits up to o.StartTimeout (default 60s) until
-// exactly one node is a primary holding the leader key and every other node
-// is a streaming replica of it. It fails t if a node cannot start, a daemon
+// initialize key, unless o.Node1First), then waits up to o.StartTimeout
+// (default 60s) until exactly one node is a primary holding the leader key
+// and every other node is a streaming replica of it (or of the member its
+// replicatefrom tag names; one tagged nostream only needs to be in
+// recovery). It fails t if a node cannot start, a daemon
 // exits, or the wait times out. Everything is
 // killed and removed in t's Cleanup, where the logs are written to the
 // test log if t failed.
@@ -146,16 +150,28 @@ func Start(t testing.TB, o Options) *Cluster {
 	}
 
 	began := time.Now()
-	errs := make([]error, len(c.Nodes))
+	rest := c.Nodes
+	if o.Node1First {
+		first := c.Nodes[0]
+		if err := first.start(); err != nil {
+			t.Fatalf("start cluster %s: %s: %v", c.Scope, first.Name, err)
+		}
+		if desc, ok := c.waitFirstLeader(first, began.Add(o.StartTimeout)); !ok {
+			t.Fatalf("cluster %s: %s not the leader within %s of its start (Options.Node1First): %s",
+				c.Scope, first.Name, o.StartTimeout, desc)
+		}
+		rest = c.Nodes[1:]
+	}
+	errs := make([]error, len(rest))
 	var wg sync.WaitGroup
-	for i, n := range c.Nodes {
+	for i, n := range rest {
 		wg.Go(func() { errs[i] = n.start() })
 	}
 	wg.Wait()
 	var failed []string
 	for i, err := range errs {
 		if err != nil {
-			failed = append(failed, c.Nodes[i].Name+": "+err.Error())
+			failed = append(failed, rest[i].Name+": "+err.Error())
 		}
 	}
 	if len(failed) > 0 {
@@ -166,6 +182,38 @@ func Start(t testing.TB, o Options) *Cluster {
 	}
 	t.Logf("cluster %s ready in %s (%s)", c.Scope, time.Since(began).Round(time.Millisecond), c.describe())
 	return c
+}
+
+// waitFirstLeader waits until deadline for n, started alone, to hold the
+// leader key and commit a write. It gives up early when one of n's daemons
+// exits, and says what it saw last otherwise.
+func (c *Cluster) waitFirstLeader(n *Node, deadline time.Time) (string, bool) {
+	for {
+		for _, p := range daemons {
+			if e := n.Exited(p); e != "" {
+				return fmt.Sprintf("%s %s exited: %s", n.Name, p, e), false
+			}
+		}
+		p, err := c.Primary(context.Background())
+		if err == nil && p == n {
+			return "", true
+		}
+		desc := "primary " + nodeName(p)
+		if err != nil {
+			desc = err.Error()
+		}
+		if time.Now().After(deadline) {
+			return desc, false
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func nodeName(n *Node) string {
+	if n == nil {
+		return "(none)"
+	}
+	return n.Name
 }
 
 // etcdHosts turns client URLs into the host:port list of etcd3.hosts.
@@ -447,9 +495,11 @@ func (c *Cluster) Primary(ctx context.Context, exclude ...*Node) (*Node, error) 
 
 // WaitReplicasStreaming waits up to timeout until every running node other
 // than the current primary (the leader-key holder, writable) streams from
-// it: pg_stat_wal_receiver status 'streaming' with the primary's port. It
-// fails t with the cluster's state on timeout. Nodes whose pg-supervise is
-// not running are skipped.
+// it: pg_stat_wal_receiver status 'streaming' with the primary's port. A
+// node tagged replicatefrom (Options.Tags) may stream from the member it
+// names instead, and one tagged nostream need only be in recovery (see
+// expectedUpstreams). It fails t with the cluster's state on timeout. Nodes
+// whose pg-supervise is not running are skipped.
 func (c *Cluster) WaitReplicasStreaming(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	if err := c.ReplicasStreamingWithin(timeout); err != nil {
@@ -478,26 +528,71 @@ func (c *Cluster) replicasStreaming() (string, bool) {
 	if err != nil {
 		return err.Error(), false
 	}
+	names := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		names[i] = n.Name
+	}
 	var problems []string
 	for _, n := range c.Nodes {
 		if n == p || !n.managed() {
 			continue
 		}
+		var tags map[string]any
+		if c.Options.Tags != nil {
+			tags = c.Options.Tags(n.Index)
+		}
+		from, streams := expectedUpstreams(tags, n.Name, p.Name, names)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if !streams {
+			primary, err := n.IsPrimary(ctx)
+			cancel()
+			switch {
+			case err != nil:
+				problems = append(problems, fmt.Sprintf("%s: %v", n.Name, err))
+			case primary:
+				problems = append(problems, fmt.Sprintf("%s (tagged nostream): not in recovery, want a replica", n.Name))
+			}
+			continue
+		}
 		r, err := n.WALReceiver(ctx)
 		cancel()
+		ports := map[int]bool{}
+		var want []string
+		for _, name := range from {
+			u := c.Node(name)
+			ports[u.PGPort] = true
+			want = append(want, fmt.Sprintf("%s (port %d)", u.Name, u.PGPort))
+		}
 		switch {
 		case err != nil:
 			problems = append(problems, fmt.Sprintf("%s: %v", n.Name, err))
-		case r.Status != "streaming" || r.SenderPort != p.PGPort:
-			problems = append(problems, fmt.Sprintf("%s: wal receiver %q from port %d, want streaming from %s (port %d)",
-				n.Name, r.Status, r.SenderPort, p.Name, p.PGPort))
+		case r.Status != "streaming" || !ports[r.SenderPort]:
+			problems = append(problems, fmt.Sprintf("%s: wal receiver %q from port %d, want streaming from %s",
+				n.Name, r.Status, r.SenderPort, strings.Join(want, " or ")))
 		}
 	}
 	if len(problems) > 0 {
 		return "primary " + p.Name + "; " + strings.Join(problems, "; "), false
 	}
 	return "", true
+}
+
+// expectedUpstreams says whom replica self, with tags (Options.Tags), may
+// stream from while primary leads a cluster of members: nothing for a
+// member tagged nostream (streams false: it replays WAL from an archive
+// and need only be in recovery); otherwise the primary and, when its
+// replicatefrom tag names another member of the cluster (neither itself
+// nor the primary), that member too, because it streams from the primary
+// whenever that member does not run. It is pure.
+func expectedUpstreams(tags map[string]any, self, primary string, members []string) (from []string, streams bool) {
+	if config.TagBool(tags["nostream"]) {
+		return nil, false
+	}
+	from = []string{primary}
+	if rf, ok := tags["replicatefrom"].(string); ok && rf != self && rf != primary && slices.Contains(members, rf) {
+		from = append(from, rf)
+	}
+	return from, true
 }
 
 // waitReady waits until deadline for one primary holding the leader key and

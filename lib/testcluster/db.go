@@ -89,6 +89,8 @@ type WALReceiver struct {
 	Status      string
 	SenderPort  int
 	ReceivedTLI int
+	// SlotName is the replication slot it streams through ("" for none).
+	SlotName string
 }
 
 // WALReceiver returns the node's WAL receiver, or an error if it has none
@@ -96,13 +98,16 @@ type WALReceiver struct {
 func (n *Node) WALReceiver(ctx context.Context) (WALReceiver, error) {
 	var r WALReceiver
 	var port, tli *int32
-	var status *string
-	err := n.QueryRow(ctx, "SELECT status, sender_port, received_tli FROM pg_stat_wal_receiver", nil, &status, &port, &tli)
+	var status, slot *string
+	err := n.QueryRow(ctx, "SELECT status, sender_port, received_tli, slot_name FROM pg_stat_wal_receiver", nil, &status, &port, &tli, &slot)
 	if err != nil {
 		return r, err
 	}
 	if status != nil {
 		r.Status = *status
+	}
+	if slot != nil {
+		r.SlotName = *slot
 	}
 	if port != nil {
 		r.SenderPort = int(*port)

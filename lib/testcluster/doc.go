@@ -19,6 +19,12 @@
 // commits back), and UpdateConfig edits the config key as patronictl
 // edit-config does.
 //
+// For replication topologies, Options.Node1First makes node1 the first
+// leader (the others start once it leads), and the streaming checks
+// (Start, WaitReplicasStreaming) honour the replicatefrom and nostream tags
+// of Options.Tags: a cascading replica may stream from the member it names,
+// one fed by the WAL archive alone need only be in recovery.
+//
 // For network partitions, Options.EtcdProxy puts a Proxy of its own between
 // each node and etcd, so that Node.PartitionFromEtcd cuts that node alone off
 // from etcd (silently, like dropped packets) and Node.HealEtcd reconnects it;

@@ -46,8 +46,15 @@ type Options struct {
 	EtcdMembers int
 	// Tags, when set, returns the tags of node i (0-based), such as
 	// {"nosync": true} for a member that must never be a synchronous
-	// standby.
+	// standby. Start and the streaming checks (WaitReplicasStreaming, …)
+	// read two of them: a node tagged replicatefrom may stream from the
+	// member it names instead of the primary, and one tagged nostream need
+	// not stream at all, only be in recovery (see expectedUpstreams).
 	Tags func(i int) map[string]any
+	// Node1First starts node1 alone, and the other nodes only once node1
+	// holds the leader key and commits a write, so that node1 initializes
+	// the cluster and is its first leader. StartTimeout covers both steps.
+	Node1First bool
 	// SyncMode is synchronous_mode in bootstrap.dcs: SyncOn, SyncQuorum or
 	// SyncOff; "" leaves the setting out (asynchronous, as Patroni's
 	// default).
