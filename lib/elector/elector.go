@@ -486,7 +486,7 @@ func (e *Elector) memberData(loc local, cl *dcs.Cluster) dcs.MemberData {
 		if loc.status.InRecovery {
 			r, p := int64(loc.status.ReceiveLSN), int64(loc.status.ReplayLSN)
 			d.ReceivedLocation, d.ReplayedLocation = &r, &p
-			d.ReplicationState = loc.status.ReceiverStatus
+			d.ReplicationState = e.replicationState(loc)
 		}
 		d.PendingRestart = loc.status.PendingRestart
 	}
@@ -494,6 +494,19 @@ func (e *Elector) memberData(loc local, cl *dcs.Cluster) dcs.MemberData {
 	d.FailoverPriority = &prio
 	d.PrePromoteFailed = e.clock.Now().Before(e.raceAfter)
 	return d
+}
+
+// replicationState is the member key's replication_state for a standby:
+// "streaming" while its WAL receiver streams; "in archive recovery", as
+// Patroni says it, when it has none and replays from restore_command (a
+// nostream member, or one with restore_command set locally); otherwise the
+// receiver's own state ("" when there is none).
+func (e *Elector) replicationState(loc local) string {
+	st := loc.status.ReceiverStatus
+	if st == "" && (e.cfg.Tags.NoStream() || config.ParamString(e.cfg.Postgres.RecoveryConf["restore_command"]) != "") {
+		return "in archive recovery"
+	}
+	return st
 }
 
 // emit sends a line to pg-supervise (never blocking) and remembers it.

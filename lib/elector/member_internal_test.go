@@ -96,3 +96,34 @@ postgresql:
 		t.Errorf("running server: %+v", d)
 	}
 }
+
+// TestMemberReplicationState: a standby without a WAL receiver that replays
+// from an archive says "in archive recovery", as Patroni; one streaming
+// says "streaming"; one with neither says what its receiver does.
+func TestMemberReplicationState(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		tags     map[string]any
+		restore  string
+		receiver string
+		want     string
+	}{
+		{"streaming", nil, "", "streaming", "streaming"},
+		{"nostream", map[string]any{"nostream": true}, "", "", "in archive recovery"},
+		{"restore_command, receiver not up", nil, "cp /a/%f %p", "", "in archive recovery"},
+		{"restore_command, streaming", nil, "cp /a/%f %p", "streaming", "streaming"},
+		{"neither", nil, "", "", ""},
+		{"receiver waiting", nil, "", "waiting", "waiting"},
+	} {
+		cfg := &config.Config{Name: "node2", Tags: c.tags}
+		if c.restore != "" {
+			cfg.Postgres.RecoveryConf = map[string]any{"restore_command": c.restore}
+		}
+		e := &Elector{cfg: cfg, clock: clock.NewFake(clock.Now())}
+		loc := local{pgOK: true}
+		loc.status.InRecovery, loc.status.ReceiverStatus = true, c.receiver
+		if got := e.memberData(loc, &dcs.Cluster{}).ReplicationState; got != c.want {
+			t.Errorf("%s: replication_state %q, want %q", c.name, got, c.want)
+		}
+	}
+}
