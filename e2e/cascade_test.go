@@ -431,6 +431,16 @@ func TestNostreamArchive(t *testing.T) {
 	if len(archived(archive)) == 0 {
 		t.Errorf("no WAL segment in the archive %s, want the primary's", archive)
 	}
+	// Its member key says so, as Patroni's does.
+	var rs any
+	ok := holdsWithin(10*time.Second, func() bool {
+		ms, err := c.Members(context.Background())
+		rs = ms[n2.Name]["replication_state"]
+		return err == nil && rs == "in archive recovery"
+	})
+	if !ok {
+		t.Errorf("%s's member key replication_state %v, want \"in archive recovery\"", n2.Name, rs)
+	}
 
 	// node2 catches up from the archive: the primary switches segments
 	// while the workload's rows are compared.
