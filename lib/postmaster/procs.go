@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pg-ha/pg-ha/lib/pg"
 )
 
 // A server process of a data directory is the postmaster or any process it
@@ -121,7 +123,8 @@ var ErrSurvivors = errors.New("server processes survived SIGKILL")
 // until none is left alive, or within has passed (ErrSurvivors, naming
 // them). It returns how many processes it signalled. It blocks for as long
 // as the processes take to die; a killed process normally dies within
-// microseconds.
+// microseconds. Once none is left, the server's System V shared memory
+// segment is removed (pg.RemoveSegment).
 func KillServer(dataDir string, postmaster int, within time.Duration) (int, error) {
 	if postmaster > 1 && isPostgres(postmaster) {
 		_ = syscall.Kill(postmaster, syscall.SIGSTOP)
@@ -141,6 +144,10 @@ func KillServer(dataDir string, postmaster int, within time.Duration) (int, erro
 			return len(signalled), err
 		}
 		if len(pids) == 0 {
+			// Best effort: the next start in this data directory removes
+			// it too, but a data directory re-cloned after a fence is
+			// never started again.
+			_, _ = pg.RemoveSegment(dataDir)
 			return len(signalled), nil
 		}
 		for _, pid := range pids {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
+	"github.com/pg-ha/pg-ha/lib/pg"
 )
 
 // Cluster is a running pg-ha cluster: its etcd (one member unless
@@ -280,6 +281,8 @@ func (c *Cluster) doCleanup() {
 	killUnder(c.Dir, 10*time.Second)
 	for _, n := range c.Nodes {
 		n.unmountWAL()
+		// Servers killed by the test leave their shared memory segments.
+		_, _ = pg.RemoveSegment(n.DataDir)
 	}
 	if d := time.Since(began); d > 3*time.Second {
 		c.t.Logf("killing cluster %s took %s; left: %v", c.Scope, d.Round(time.Millisecond), pidsUnder(c.Dir))

@@ -167,7 +167,11 @@ func newInstance(t testing.TB) *Instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(root) })
+	t.Cleanup(func() {
+		// A server killed by the test leaves its shared memory segment.
+		_, _ = pg.RemoveSegment(filepath.Join(root, "data"))
+		os.RemoveAll(root)
+	})
 	if err := os.Chmod(root, 0o755); err != nil {
 		t.Fatal(err)
 	}
