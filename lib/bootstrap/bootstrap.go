@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/pg-ha/pg-ha/lib/config"
 	"github.com/pg-ha/pg-ha/lib/dcs"
 	"github.com/pg-ha/pg-ha/lib/pg"
 	"github.com/pg-ha/pg-ha/lib/pgdata"
@@ -152,6 +153,9 @@ func (b *Bootstrapper) initCluster(ctx context.Context, il *initializeLease) (er
 	if err := os.WriteFile(marker, []byte("initdb started "+time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", marker, err)
 	}
+	if sc := b.Node.Cfg.Dynamic().StandbyCluster; sc != nil {
+		return b.initStandbyCluster(ctx, il, sc, marker)
+	}
 	var settings map[string]string
 	recover := false
 	if m := b.Node.Cfg.Bootstrap.Custom; m != nil {
@@ -197,6 +201,43 @@ func (b *Bootstrapper) initCluster(ctx context.Context, il *initializeLease) (er
 		return err
 	}
 	b.Log.Info().Str("sysid", sysid).Msg("cluster initialized")
+	return nil
+}
+
+// initStandbyCluster makes the first node of a standby cluster a copy of
+// the remote cluster standby_cluster names (its create_replica_methods,
+// else basebackup from host:port), then publishes the configuration and
+// the remote's system identifier, which this cluster shares. Nothing is
+// created in the copy: its roles are the remote's. pg-lockd makes the node
+// the standby leader.
+func (b *Bootstrapper) initStandbyCluster(ctx context.Context, il *initializeLease, sc *config.StandbyCluster, marker string) error {
+	var sources []pgdata.Source
+	if conn := sc.ConnURL(); conn != "" {
+		sources = []pgdata.Source{{Name: "standby_cluster", ConnURL: conn}}
+	}
+	b.Log.Info().Str("remote", sc.ConnURL()).Strs("methods", sc.CreateReplicaMethods).
+		Msg("this node initializes a standby cluster: copying the remote cluster")
+	res, err := b.Node.CreateReplica(ctx, pgdata.CreateOptions{
+		Sources: sources, Methods: sc.CreateReplicaMethods, Progress: b.Progress, Log: b.Log,
+	})
+	if err != nil {
+		return fmt.Errorf("copy the remote cluster of standby_cluster: %w", err)
+	}
+	cd, err := pg.ReadControlData(ctx, b.Node.Owner, b.Node.BinDir(), b.Node.DataDir())
+	if err != nil {
+		return err
+	}
+	sysid := strconv.FormatUint(cd.SystemIdentifier, 10)
+	if err := os.Remove(marker); err != nil {
+		return fmt.Errorf("remove %s: %w", marker, err)
+	}
+	if err := b.DCS.PutConfigIfAbsent(ctx, mustJSON(b.Node.Cfg.DCSJSON())); err != nil {
+		return err
+	}
+	if err := b.DCS.CompleteInitialize(ctx, sysid, il.id); err != nil {
+		return err
+	}
+	b.Log.Info().Str("sysid", sysid).Str("method", res.Method).Msg("standby cluster initialized")
 	return nil
 }
 

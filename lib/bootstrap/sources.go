@@ -12,9 +12,9 @@ import (
 // cloneSources are the members a new replica of self may be copied from,
 // preferred first: the member self's replicatefrom tag names (from, "" for
 // none) when it runs, as self will stream from it; running replicas tagged
-// clonefrom, least lag first; then the leader when it runs as a primary. A
-// leader still being promoted is left out: pg_basebackup fails when its
-// source is promoted meanwhile.
+// clonefrom, least lag first; then the leader when it runs as a primary (or
+// as a standby cluster's standby leader). A leader still being promoted is
+// left out: pg_basebackup fails when its source is promoted meanwhile.
 func cloneSources(cl *dcs.Cluster, self, from string) []pgdata.Source {
 	leader := ""
 	if cl.Leader != nil {
@@ -37,7 +37,7 @@ func cloneSources(cl *dcs.Cluster, self, from string) []pgdata.Source {
 	for _, m := range tagged {
 		out = append(out, pgdata.Source{Name: m.Name, ConnURL: m.Data.ConnURL})
 	}
-	if m := cl.Member(leader); m != nil && m.Name != self && m.Data.ConnURL != "" && m.Data.State == "running" && m.Data.Role == "primary" {
+	if m := cl.Member(leader); m != nil && m.Name != self && m.Data.ConnURL != "" && m.Data.State == "running" && (m.Data.Role == "primary" || m.Data.Role == "standby_leader") {
 		out = append(out, pgdata.Source{Name: m.Name, ConnURL: m.Data.ConnURL})
 	}
 	return out

@@ -36,13 +36,8 @@ func SettingsOf(cfg *config.Config, cl *dcs.Cluster) Settings {
 			d = nd
 		}
 	}
-	s := Settings{MaxLag: d.MaximumLagOnFailover, Paused: d.Pause, SyncMode: d.SyncMode, SyncStrict: d.SyncStrict}
-	var raw []byte
-	if cl != nil {
-		raw = cl.Config
-	}
-	s.StandbyCluster = standbyCluster(cfg, raw)
-	return s
+	return Settings{MaxLag: d.MaximumLagOnFailover, Paused: d.Pause, SyncMode: d.SyncMode, SyncStrict: d.SyncStrict,
+		StandbyCluster: d.StandbyCluster != nil}
 }
 
 // Assessment says whether one member could become the leader now.

@@ -7,58 +7,6 @@ import (
 	"github.com/pg-ha/pg-ha/lib/dcs"
 )
 
-// standbyCluster says whether standby_cluster is set, layered as the other
-// dynamic settings are: bootstrap.dcs, then the YAML's top level, then the
-// config key's JSON (raw, nil when absent). An unreadable key is ignored.
-func standbyCluster(cfg *config.Config, raw []byte) bool {
-	layers := []*config.DCSCore{&cfg.Bootstrap.DCS.DCSCore, &cfg.DCSCore}
-	if raw != nil {
-		if key, _, err := config.ParseDCSJSON(raw); err == nil {
-			layers = append(layers, &key.DCSCore)
-		}
-	}
-	standby := false
-	for _, l := range layers {
-		if l.StandbyCluster != nil {
-			standby = standbyClusterSet(l.StandbyCluster)
-		}
-	}
-	return standby
-}
-
-// standbyClusterSet is Patroni's is_standby_cluster: standby_cluster names
-// a host, a port or a restore_command (Python truthiness).
-func standbyClusterSet(sc map[string]any) bool {
-	for _, k := range []string{"host", "port", "restore_command"} {
-		switch v := sc[k].(type) {
-		case nil:
-		case bool:
-			if v {
-				return true
-			}
-		case string:
-			if v != "" {
-				return true
-			}
-		case int:
-			if v != 0 {
-				return true
-			}
-		case int64:
-			if v != 0 {
-				return true
-			}
-		case float64:
-			if v != 0 {
-				return true
-			}
-		default:
-			return true
-		}
-	}
-	return false
-}
-
 // syncRole is the role Patroni 4's listing gives a member other than the
 // leader: "sync_standby" with synchronous_mode on or "quorum_standby" with
 // quorum when the sync key lists it (case-insensitively, as PostgreSQL

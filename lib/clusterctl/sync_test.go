@@ -34,7 +34,7 @@ func TestListSyncRoles(t *testing.T) {
 		{"quorum", Settings{SyncMode: quorum}, key("node1", "node2", "node3"), [3]string{"Leader", "Quorum Standby", "Quorum Standby"}},
 		{"off, key left over", Settings{SyncMode: config.SyncOff}, key("node1", "node2"), [3]string{"Leader", "Replica", "Replica"}},
 		{"unset", Settings{}, key("node1", "node2"), [3]string{"Leader", "Replica", "Replica"}},
-		{"on, standby cluster", Settings{SyncMode: on, StandbyCluster: true}, key("node1", "node2"), [3]string{"Leader", "Replica", "Replica"}},
+		{"on, standby cluster", Settings{SyncMode: on, StandbyCluster: true}, key("node1", "node2"), [3]string{"Standby Leader", "Replica", "Replica"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,9 +127,9 @@ func TestRenderListNoSyncStandbyOrder(t *testing.T) {
 	}
 }
 
-// TestSettingsOfSync layers synchronous_mode, its strict flag and
-// standby_cluster as the other dynamic settings: bootstrap.dcs, the YAML's
-// top level, then the config key.
+// TestSettingsOfSync layers synchronous_mode and its strict flag as the
+// other dynamic settings: bootstrap.dcs, the YAML's top level, then the
+// config key; standby_cluster is the config key's alone once it exists.
 func TestSettingsOfSync(t *testing.T) {
 	yaml := func(extra string) *config.Config {
 		cfg, _, err := config.Parse([]byte("scope: demo\nname: node1\netcd3:\n  hosts: [127.0.0.1:2379]\n"+extra), []string{})
@@ -154,6 +154,8 @@ func TestSettingsOfSync(t *testing.T) {
 		{"bad field skipped", yaml(""), `{"synchronous_mode":"sometimes","synchronous_mode_strict":true}`, config.SyncOff, true, false},
 		{"standby cluster", yaml(""), `{"synchronous_mode":true,"standby_cluster":{"host":"10.1.0.1"}}`, config.SyncOn, false, true},
 		{"empty standby cluster", yaml(""), `{"synchronous_mode":true,"standby_cluster":{"host":""}}`, config.SyncOn, false, false},
+		{"standby cluster from bootstrap", yaml("bootstrap:\n  dcs:\n    standby_cluster: {host: 10.1.0.1}\n"), "", config.SyncOff, false, true},
+		{"standby cluster removed from the key", yaml("bootstrap:\n  dcs:\n    standby_cluster: {host: 10.1.0.1}\n"), `{"ttl":8}`, config.SyncOff, false, false},
 	}
 	for _, tt := range tests {
 		var cl dcs.Cluster

@@ -116,7 +116,8 @@ type Listing struct {
 
 // List builds the listing of cl. Lag is measured from LeaderPosition, as
 // patronictl measures it from the cluster's last known position. Roles are
-// Patroni 4's: "leader", "sync_standby" or "quorum_standby" for a standby
+// Patroni 4's: "leader" ("standby_leader" in a standby cluster),
+// "sync_standby" or "quorum_standby" for a standby
 // the sync key lists while synchronous_mode is on or quorum (not in a
 // standby cluster), else "replica". It is pure.
 func List(scope string, cl *dcs.Cluster, s Settings) Listing {
@@ -141,6 +142,8 @@ func List(scope string, cl *dcs.Cluster, s Settings) Listing {
 			r.Progress = state.MemberProgress(d.Extra)
 		}
 		switch {
+		case m.Name == l.Leader && s.StandbyCluster:
+			r.Role = "standby_leader"
 		case m.Name == l.Leader:
 			r.Role = "leader"
 		default:
@@ -215,7 +218,7 @@ func RenderList(l Listing) string {
 			tl = strconv.Itoa(m.Timeline)
 		}
 		lag := ""
-		if m.Role != "leader" {
+		if m.Role != "leader" && m.Role != "standby_leader" {
 			lag = "unknown"
 			if m.Lag != nil {
 				lag = strconv.FormatInt((*m.Lag+(1<<19))>>20, 10)

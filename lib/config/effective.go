@@ -67,6 +67,10 @@ type Dynamic struct {
 	Pause            bool
 	UsePgRewind      bool
 	UseSlots         bool
+	// StandbyCluster is standby_cluster; nil: the cluster runs its own
+	// primary. Only the config key's says so once the key exists, so that
+	// removing it there promotes the standby leader.
+	StandbyCluster *StandbyCluster
 	// PermanentSlots are the physical slots of slots: (permanent slots),
 	// kept on the leader and, advanced, on every member that may lead.
 	PermanentSlots []string
@@ -168,6 +172,16 @@ func (d *Dynamic) apply(s *DCS) {
 	if s.Slots != nil {
 		d.PermanentSlots, _, _ = PermanentSlots(s.Slots)
 	}
+	if s.StandbyCluster != nil {
+		sc, err := ParseStandbyCluster(s.StandbyCluster)
+		if err != nil {
+			// Validate refuses it in a YAML; in the config key it is a
+			// problem, and the cluster stays what it was told last.
+			d.Problems = append(d.Problems, err.Error()+"; ignored")
+		} else {
+			d.StandbyCluster = sc
+		}
+	}
 	if p := s.Postgres; p != nil {
 		if p.UsePgRewind != nil {
 			d.UsePgRewind = *p.UsePgRewind
@@ -226,6 +240,9 @@ func (d Dynamic) WithJSON(raw []byte, local *Config) (Dynamic, error) {
 	}
 	out.Problems = append([]string(nil), problems...)
 	out.Unimplemented = s.unimplemented("config key: ")
+	if s.StandbyCluster == nil {
+		out.StandbyCluster = nil
+	}
 	out.apply(&s)
 	if local != nil {
 		for k, v := range local.Postgres.Parameters.Strings() {

@@ -76,9 +76,6 @@ func (s *DCS) unimplemented(prefix string) []string {
 	add := func(key, instead string) {
 		out = append(out, fmt.Sprintf("%s%s: not implemented by pg-ha yet and ignored; %s", prefix, key, instead))
 	}
-	if len(s.StandbyCluster) > 0 {
-		add("standby_cluster", "this cluster runs its own primary and does NOT follow the remote one")
-	}
 	_, logical, invalid := PermanentSlots(s.Slots)
 	for _, name := range logical {
 		add("slots."+name, "logical permanent slots are not created yet (physical ones are)")

@@ -61,6 +61,12 @@ func (c *Config) Validate(need Need) []error {
 		}
 	}
 
+	for _, sc := range []map[string]any{c.Bootstrap.DCS.StandbyCluster, c.DCSCore.StandbyCluster} {
+		if _, err := ParseStandbyCluster(sc); err != nil {
+			add("bootstrap.dcs.%v", err)
+		}
+	}
+
 	if c.RestAPI.Listen != "" {
 		if _, _, ok := lastHostPort(c.RestAPI.Listen); !ok {
 			add("restapi.listen: %q is not host:port; write it like 127.0.0.1:8008", c.RestAPI.Listen)

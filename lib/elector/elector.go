@@ -76,6 +76,14 @@ type Elector struct {
 	// supAccepts are the newer role line keys pg-supervise last said it
 	// takes (state.Supervise.Accepts).
 	supAccepts []string
+	// localPrimary: the local server answered as a primary in this loop.
+	localPrimary bool
+	// standbyWarned: the leader was told it leads a standby cluster while
+	// it runs a primary, and said why it stays one.
+	standbyWarned bool
+	// standbySyncWarned: synchronous_mode was said not to apply to this
+	// standby cluster.
+	standbySyncWarned bool
 
 	restartGrace  clock.Time // no giving up the key for a requested restart until then
 	reinitRunning bool
@@ -215,6 +223,7 @@ func (e *Elector) iterate(ctx context.Context) time.Duration {
 	// slowed by an unreachable etcd is not taken for a hung one.
 	_ = e.notify.Watchdog()
 	loc := e.observeLocal(ctx)
+	e.localPrimary = loc.primary()
 	if loc.supOK {
 		e.supAccepts = loc.sup.Accepts
 	}
@@ -381,6 +390,16 @@ func (e *Elector) applyConfig(cl *dcs.Cluster) {
 			e.shareConfig(cl)
 		}
 	}
+	if d.StandbyCluster != nil && d.SyncMode != config.SyncOff {
+		// As in Patroni: a standby cluster has no synchronous replication.
+		if !e.standbySyncWarned {
+			e.standbySyncWarned = true
+			e.log.Warn().Str("synchronous_mode", string(d.SyncMode)).Msg("synchronous_mode does not apply to a standby cluster: replicating asynchronously")
+		}
+		d.SyncMode = config.SyncOff
+	} else {
+		e.standbySyncWarned = false
+	}
 	e.dyn = d
 }
 
@@ -476,8 +495,11 @@ func (e *Elector) memberData(loc local, cl *dcs.Cluster) dcs.MemberData {
 			d.State = "unknown" // pg-supervise saw it run, but it does not answer us
 		}
 	}
-	if loc.primary() {
+	switch {
+	case loc.primary():
 		d.Role = "primary"
+	case e.token != 0 && e.dyn.StandbyCluster != nil:
+		d.Role = "standby_leader" // Patroni's
 	}
 	if loc.running() {
 		pos := loc.position()
@@ -533,6 +555,9 @@ func (e *Elector) setStatus(l rolepipe.Line) {
 		s = fmt.Sprintf("leader, lease valid %.1fs", l.Until.Sub(e.clock.Now()).Seconds()+config.FenceMargin.Seconds())
 	case rolepipe.Follow:
 		s = "replica of " + l.Leader
+		if l.Remote {
+			s = "standby leader, replica of " + l.ConnURL
+		}
 	case rolepipe.Standby:
 		s = "replica, no leader"
 	case rolepipe.Stop:
@@ -561,6 +586,18 @@ func (e *Elector) lead(slots []string) bool {
 	if e.refused != 0 && e.refused == e.token {
 		e.emit(rolepipe.Line{Verb: rolepipe.Standby})
 		return true
+	}
+	if sc := e.dyn.StandbyCluster; sc != nil {
+		if !e.localPrimary {
+			e.followRemote(sc, slots)
+			return true
+		}
+		if !e.standbyWarned {
+			e.log.Error().Msg("standby_cluster is set but this leader runs a primary: it stays one (pg-ha never turns a primary into a standby of another cluster); remove standby_cluster, or rebuild this cluster from the remote one")
+			e.standbyWarned = true
+		}
+	} else {
+		e.standbyWarned = false
 	}
 	e.ka.mu.Lock()
 	until := e.ka.untilLocked()
@@ -595,6 +632,22 @@ func (e *Elector) fitSlots(l rolepipe.Line) rolepipe.Line {
 		l.Slots = nil
 	}
 	return l
+}
+
+// followRemote makes this node, which holds the leader key, the standby
+// leader of a standby cluster: a replica of the cluster standby_cluster
+// names (streaming from it, restoring from its archive, or both) that keeps
+// the slots of its own cluster's members and is never promoted while
+// standby_cluster stays. A pg-supervise too old to know remote lines would
+// take the remote for a member; it gets a standby line instead.
+func (e *Elector) followRemote(sc *config.StandbyCluster, slots []string) {
+	if !slices.Contains(e.supAccepts, "remote") {
+		e.emit(rolepipe.Line{Verb: rolepipe.Standby})
+		return
+	}
+	l := rolepipe.Line{Verb: rolepipe.Follow, Leader: rolepipe.RemoteLeader, Remote: true, ConnURL: sc.ConnURL(),
+		Slot: sc.PrimarySlotName, Slots: slots, Drop: e.slotDrop, Advance: e.slotAdvance}
+	e.emit(e.fitSlots(l))
 }
 
 // follow sends a follow line for the member to stream from — leader, or

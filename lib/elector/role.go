@@ -121,6 +121,15 @@ func (e *Elector) asLeader(ctx context.Context, loc local, cl *dcs.Cluster) {
 			}
 			e.promotedFrom = 0
 		}
+	} else if e.dyn.StandbyCluster != nil && loc.running() {
+		// A standby leader: up while it replays. Its position stands in
+		// for the primary's in the elections of its cluster; a promotion
+		// (standby_cluster removed) starts from its current timeline.
+		e.downSince = 0
+		e.promotedFrom = int(loc.status.Timeline)
+		if pos := loc.position(); pos != cl.Status.Optime {
+			ops = append(ops, dcs.OpPutStatus(e.dcs, dcs.Status{Optime: pos}))
+		}
 	} else if e.downSince == 0 {
 		e.downSince = e.clock.Now()
 	}

@@ -224,23 +224,6 @@ func effectiveTags(t config.Tags) (map[string]any, map[string]string) {
 	return tags, text
 }
 
-// truthyTag is Python's bool() of a YAML value.
-func truthyTag(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return false
-	case bool:
-		return x
-	case string:
-		return x != ""
-	case int:
-		return x != 0
-	case float64:
-		return x != 0
-	}
-	return true
-}
-
 // Snapshot returns the latest published snapshot. It never blocks on I/O.
 func (s *Service) Snapshot() *Snapshot { return s.view.Load().snap }
 
@@ -577,7 +560,7 @@ func dynamicFlags(raw []byte) (standby, paused bool, mode config.SyncMode) {
 		return false, false, config.SyncOff
 	}
 	sc := d.StandbyCluster
-	standby = sc != nil && (truthyTag(sc["host"]) || truthyTag(sc["port"]) || truthyTag(sc["restore_command"]))
+	standby = sc != nil && config.IsStandbyCluster(sc)
 	mode = config.SyncOff
 	if d.SynchronousMode != nil {
 		mode = *d.SynchronousMode

@@ -44,6 +44,9 @@ type CreateOptions struct {
 	// second.
 	Progress func(Progress)
 	Log      zerolog.Logger
+	// Methods, when set, replace the configured create_replica_methods
+	// (a standby cluster's first node uses standby_cluster's).
+	Methods []string
 }
 
 // Created says how CreateReplica made the data directory.
@@ -75,7 +78,11 @@ func (n *Node) CreateReplica(ctx context.Context, o CreateOptions) (Created, err
 		defer stop()
 	}
 	var errs []string
-	for _, name := range n.Cfg.ReplicaMethods() {
+	methods := o.Methods
+	if len(methods) == 0 {
+		methods = n.Cfg.ReplicaMethods()
+	}
+	for _, name := range methods {
 		var (
 			res Created
 			err error

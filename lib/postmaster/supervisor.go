@@ -294,13 +294,27 @@ func (s *Supervisor) standbyConf(line rolepipe.Line) (*pgdata.Standby, error) {
 		local = s.live.local
 	}
 	add(local.Postgres.RecoveryConf)
+	if sc := s.dyn.StandbyCluster; line.Remote && sc != nil {
+		// A standby leader recovers as standby_cluster says.
+		for k, v := range map[string]string{"restore_command": sc.RestoreCommand,
+			"archive_cleanup_command": sc.ArchiveCleanupCommand, "recovery_min_apply_delay": sc.RecoveryMinApplyDelay} {
+			if v != "" {
+				rc[k] = v
+			}
+		}
+	}
 	recovery := pgdata.StandbyRecovery(rc)
-	if line.Verb != rolepipe.Follow {
+	if line.Verb != rolepipe.Follow || (line.Remote && line.ConnURL == "") {
 		return &pgdata.Standby{Recovery: recovery}, nil
 	}
 	src, err := s.node.Remote(line.ConnURL, s.node.Cfg.Postgres.Authentication.Replication, false)
 	if err != nil {
 		return nil, err
+	}
+	if line.Remote {
+		// The remote's slot is named by standby_cluster, whatever use_slots says.
+		src.Database = ""
+		return &pgdata.Standby{PrimaryConnInfo: src.ConnString(), SlotName: line.Slot, Recovery: recovery}, nil
 	}
 	if local.Tags.NoStream() {
 		// Fed by restore_command alone: no connection, no slot.

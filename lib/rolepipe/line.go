@@ -62,7 +62,12 @@ type Line struct {
 	Sync *SyncNames
 	// Leader (Follow) is the member to stream from: the leader, or the
 	// member this node's replicatefrom tag names while that one runs.
-	Leader  string
+	Leader string
+	// Remote (Follow) says this node is a standby cluster's standby leader:
+	// ConnURL is the remote cluster standby_cluster names (Leader is
+	// RemoteLeader), Slot its primary_slot_name, and the recovery settings
+	// come from standby_cluster too.
+	Remote  bool
 	ConnURL string // Follow: Leader's conn_url (postgres://host:port/db)
 	Slot    string // Follow: the slot to stream from, if slots are used
 	Reason  string // Stop: why
@@ -71,7 +76,10 @@ type Line struct {
 
 // NewerKeys are the keys a reader from before them refuses: a writer sends
 // one only to a reader known to take it (see state.Supervise.Accepts).
-var NewerKeys = []string{"drop", FollowSlots}
+var NewerKeys = []string{"drop", FollowSlots, "remote"}
+
+// RemoteLeader is Leader on a Remote follow line.
+const RemoteLeader = "standby_cluster"
 
 // FollowSlots is the NewerKeys entry for slots= and drop= on follow lines
 // and for positions (name:position) in slots= on any line.
@@ -150,7 +158,12 @@ func (l Line) String() string {
 		}
 	case Follow:
 		kv("leader", l.Leader)
-		kv("conn", l.ConnURL)
+		if l.ConnURL != "" || !l.Remote {
+			kv("conn", l.ConnURL)
+		}
+		if l.Remote {
+			kv("remote", "1")
+		}
 		if l.Slot != "" {
 			kv("slot", l.Slot)
 		}
@@ -204,7 +217,7 @@ func Parse(s string, now clock.Time) (Line, error) {
 	case Lead:
 		allowed["until"], allowed["token"], allowed["slots"], allowed["drop"], allowed["sync"] = true, true, true, true, true
 	case Follow:
-		allowed["leader"], allowed["conn"], allowed["slot"], allowed["slots"], allowed["drop"] = true, true, true, true, true
+		allowed["leader"], allowed["conn"], allowed["slot"], allowed["slots"], allowed["drop"], allowed["remote"] = true, true, true, true, true, true
 	case Standby:
 	case Stop:
 		allowed["reason"] = true
@@ -288,11 +301,15 @@ func Parse(s string, now clock.Time) (Line, error) {
 				return bad("reason=%q is not a word", truncate(v))
 			}
 			l.Reason = v
-		case "paused":
+		case "paused", "remote":
 			if v != "1" && v != "0" {
-				return bad("paused=%q is not 0 or 1", truncate(v))
+				return bad("%s=%q is not 0 or 1", k, truncate(v))
 			}
-			l.Paused = v == "1"
+			if k == "paused" {
+				l.Paused = v == "1"
+			} else {
+				l.Remote = v == "1"
+			}
 		}
 	}
 	switch l.Verb {
@@ -304,7 +321,8 @@ func Parse(s string, now clock.Time) (Line, error) {
 			return bad("until is %s ahead, more than any lease", l.Until.Sub(now).Round(time.Second))
 		}
 	case Follow:
-		if !seen["leader"] || !seen["conn"] {
+		if !seen["leader"] || (!seen["conn"] && !l.Remote) {
+			// A standby leader may restore from the remote's archive alone.
 			return bad("follow needs leader= and conn=")
 		}
 	case Stop:
