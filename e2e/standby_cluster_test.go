@@ -134,6 +134,7 @@ func TestStandbyCluster(t *testing.T) {
 		func() (bool, string) { return slotActive(mp) })
 	waitSeen(t, 10*time.Second, fmt.Sprintf("%s streaming from the standby leader %s", other.Name, sl.Name),
 		func() (bool, string) { return streamsFrom(sc, other, sl) })
+	waitMembersStreaming(t, sc, sl, 10*time.Second)
 	out, stderr, code := pgFailover(t, sl, "list")
 	if code != 0 {
 		t.Fatalf("pg-failover list: exit %d: %s", code, lastLine(stderr))
@@ -189,6 +190,7 @@ func TestStandbyCluster(t *testing.T) {
 		func() (bool, string) { return streamsFrom(sc, sl, nsl) })
 	t.Logf("%s streams from %s %s after its start (%s)", sl.Name, nsl.Name, took.Round(time.Millisecond), rejoined(sl))
 	checkStandbyRoles(t, sc, nsl, "after "+sl.Name+" was killed and started again")
+	waitMembersStreaming(t, sc, nsl, 10*time.Second)
 	waitReplayed(t, w, 15*time.Second, nsl, sl)
 
 	stopWatching()
@@ -236,6 +238,7 @@ func TestStandbyCluster(t *testing.T) {
 		code := healthStatus(nsl, "primary")
 		return code == 200, fmt.Sprintf("/primary %d", code)
 	})
+	waitMember(t, sc, nsl.Name, 5*time.Second, "role primary", func(m map[string]any) bool { return m["role"] == "primary" })
 	insertProbe(t, nsl, 1)
 	waitSeen(t, 10*time.Second, fmt.Sprintf("row 1 written on %s after its promotion replayed on %s", nsl.Name, sl.Name),
 		func() (bool, string) { return hasProbe(sl, 1) })
