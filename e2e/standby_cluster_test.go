@@ -55,7 +55,7 @@ func slotActive(p *testcluster.Node) (bool, string) {
 
 // checkStandbyRoles fails t unless sl is the standby cluster's only
 // standby leader, in its member key and at pg-healthd, and no member is a
-// primary by either; want describes the moment.
+// primary by either; when describes the moment.
 func checkStandbyRoles(t testing.TB, sc *testcluster.Cluster, sl *testcluster.Node, when string) {
 	t.Helper()
 	waitSeen(t, 5*time.Second, "the member keys and pg-healthd of the standby cluster naming "+sl.Name+" alone standby leader "+when,
@@ -97,7 +97,6 @@ func checkStandbyRoles(t testing.TB, sc *testcluster.Cluster, sl *testcluster.No
 // follows it, and every write the main cluster kept is there.
 func TestStandbyCluster(t *testing.T) {
 	bin := testcluster.HAProxyBinary(t)
-	began := time.Now()
 	main, w := start(t, testcluster.Options{Nodes: 2, Healthd: true,
 		ExtraDCS: map[string]any{"slots": map[string]any{standbySlot: map[string]any{"type": "physical"}}}})
 	mp := main.WaitPrimary(t, 10*time.Second)
@@ -255,7 +254,6 @@ func TestStandbyCluster(t *testing.T) {
 		t.Errorf("the promoted %s's rows differ from the main primary %s's last: %s", p.Name, last.Name, diffRows(final, kept))
 	}
 	replicasMatch(t, sc, p, final)
-	t.Logf("test took %s", time.Since(began).Round(time.Millisecond))
 }
 
 // listRow returns the row of member name in pg-failover list's table, ""
