@@ -33,6 +33,12 @@ func IsPrimary(m *dcs.Member) bool {
 	return m != nil && (m.Data.Role == "primary" || m.Data.Role == "master") && m.Data.State == "running"
 }
 
+// isStandbyLeader says whether m runs as a standby cluster's standby
+// leader: what a switchover there ends with, nothing being promoted.
+func isStandbyLeader(m *dcs.Member) bool {
+	return m != nil && m.Data.Role == "standby_leader" && m.Data.State == "running"
+}
+
 // Judge says where plan p stands in cl, once p's failover key was
 // written. It is pure.
 func Judge(p Plan, cl *dcs.Cluster) Outcome {
@@ -42,7 +48,7 @@ func Judge(p Plan, cl *dcs.Cluster) Outcome {
 	}
 	ours := p.pending(cl)
 	switch {
-	case ld == p.Candidate && IsPrimary(cl.Member(p.Candidate)) && !ours:
+	case ld == p.Candidate && (IsPrimary(cl.Member(p.Candidate)) || isStandbyLeader(cl.Member(p.Candidate))) && !ours:
 		return Done
 	case ld != "" && ld != p.Candidate && ld != p.Leader:
 		return Elsewhere

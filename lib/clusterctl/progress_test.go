@@ -33,6 +33,12 @@ func TestJudge(t *testing.T) {
 		{"candidate primary, request not yet deleted", sw, with(healthy(), func(cl *dcs.Cluster) { ours(sw)(cl); promoted(cl) }), Waiting},
 		{"done", sw, with(healthy(), promoted), Done},
 		{"done, candidate not running", sw, with(healthy(), func(cl *dcs.Cluster) { promoted(cl); cl.Members[1].Data.State = "starting" }), Waiting},
+		{"standby cluster: the candidate is the standby leader", sw, with(healthy(), func(cl *dcs.Cluster) { promoted(cl); cl.Members[1].Data.Role = "standby_leader" }), Done},
+		{"standby cluster: request not yet deleted", sw, with(healthy(), func(cl *dcs.Cluster) {
+			ours(sw)(cl)
+			promoted(cl)
+			cl.Members[1].Data.Role = "standby_leader"
+		}), Waiting},
 		{"done with the legacy role", sw, with(healthy(), func(cl *dcs.Cluster) { promoted(cl); cl.Members[1].Data.Role = "master" }), Done},
 		{"refused", sw, healthy(), Dropped},
 		{"someone else leads", sw, with(healthy(), func(cl *dcs.Cluster) { cl.Leader = &dcs.Leader{Name: "node3"} }), Elsewhere},

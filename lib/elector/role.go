@@ -130,6 +130,9 @@ func (e *Elector) asLeader(ctx context.Context, loc local, cl *dcs.Cluster) {
 		if pos := loc.position(); pos != cl.Status.Optime {
 			ops = append(ops, dcs.OpPutStatus(e.dcs, dcs.Status{Optime: pos}))
 		}
+		if e.failoverDone(cl) {
+			ops = append(ops, dcs.OpDeleteFailover(e.dcs))
+		}
 	} else if e.downSince == 0 {
 		e.downSince = e.clock.Now()
 	}
@@ -269,7 +272,14 @@ func (e *Elector) stopPosition(ctx context.Context) int64 {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	cd, err := pg.ReadControlData(cctx, e.node.Owner, e.node.BinDir(), e.node.DataDir())
-	if err != nil || cd.State != pg.StateShutDown {
+	switch {
+	case err != nil:
+		return 0
+	case cd.State == pg.StateShutDown:
+	case cd.State == pg.StateShutDownInRecovery && e.dyn.StandbyCluster != nil:
+		// A standby leader wrote no WAL of its own: its last restartpoint
+		// is what the candidate, which follows it, must have.
+	default:
 		return 0
 	}
 	return int64(cd.CheckpointLSN)
