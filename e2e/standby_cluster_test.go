@@ -90,8 +90,12 @@ func checkStandbyRoles(t testing.TB, sc *testcluster.Cluster, sl *testcluster.No
 // throughout. The main primary is killed: the standby leader follows the
 // main cluster's new primary onto its timeline. The standby leader is
 // killed: the other member takes over as standby leader, still in
-// recovery, and the killed one rejoins under it. No member of the standby
-// cluster is ever out of recovery meanwhile. Then the main cluster is lost
+// recovery, and the killed one rejoins under it. A switchover inside the
+// standby cluster (pg-failover --to, as patronictl switchover there) moves
+// the standby leader role back: the candidate follows the main cluster
+// within 10 s, still in recovery, the former standby leader follows it. No
+// member of the standby cluster is ever out of recovery meanwhile. Then
+// the main cluster is lost
 // and standby_cluster removed with pg-failover edit-config: the standby
 // leader is promoted within 10 s and accepts writes, the other member
 // follows it, and every write the main cluster kept is there.
@@ -192,6 +196,13 @@ func TestStandbyCluster(t *testing.T) {
 	waitMembersStreaming(t, sc, nsl, 10*time.Second)
 	waitReplayed(t, w, 15*time.Second, nsl, sl)
 
+	// A switchover inside the standby cluster, as patronictl switchover
+	// does there: the standby leader role moves back to sl, which follows
+	// the main cluster in recovery; nothing is promoted; nsl follows sl.
+	// From here on nsl names the standby leader again.
+	switchStandbyLeader(t, sc, w, nsl, sl, rw, tl1)
+	nsl, sl = sl, nsl
+
 	stopWatching()
 	for _, s := range <-primaries {
 		if len(s.Names) > 0 {
@@ -254,6 +265,108 @@ func TestStandbyCluster(t *testing.T) {
 		t.Errorf("the promoted %s's rows differ from the main primary %s's last: %s", p.Name, last.Name, diffRows(final, kept))
 	}
 	replicasMatch(t, sc, p, final)
+}
+
+// switchStandbyLeader runs pg-failover --to to --force against the standby
+// cluster sc, whose standby leader is from, and checks that the standby
+// leader role moves as in Patroni: the command exits 0; within 10 s to
+// holds the leader key and streams from the main cluster through HAProxy's
+// port rw and slot standbySlot on timeline tl; no failover key is left;
+// the member keys and pg-healthd name to alone standby leader; from
+// streams from to; both replay new rows of the main cluster. Neither is
+// promoted (checkStandbyRoles here; the caller's primariesWatch
+// throughout). It logs how long the command took, and how long from its
+// start until to streamed from the remote.
+func switchStandbyLeader(t *testing.T, sc *testcluster.Cluster, w *testcluster.Workload, from, to *testcluster.Node, rw, tl int) {
+	t.Helper()
+	bin := testcluster.Binaries(t)
+	args := []string{"--to", to.Name, "--force"}
+	type run struct {
+		out, stderr string
+		code        int
+		err         error
+		took        time.Duration
+	}
+	ran := make(chan run, 1)
+	began := w.Mark(fmt.Sprintf("standby cluster: pg-failover --to %s --force (from the standby leader %s)", to.Name, from.Name))
+	go func() {
+		var r run
+		r.out, r.stderr, r.code, r.err = runPGFailover(bin, from, args...)
+		r.took = time.Since(began)
+		ran <- r
+	}()
+	// The command's output, once it ended, for the messages below.
+	var res *run
+	result := func(wait time.Duration) string {
+		if res == nil {
+			select {
+			case r := <-ran:
+				res = &r
+			case <-time.After(wait):
+				return "pg-failover still running"
+			}
+		}
+		return fmt.Sprintf("pg-failover %s: exit %d (%v) after %s; stdout %q; stderr:\n%s",
+			strings.Join(args, " "), res.code, res.err, res.took.Round(time.Millisecond), strings.TrimSpace(res.out), res.stderr)
+	}
+
+	// The new standby leader, timed from the command's start.
+	want := fmt.Sprintf("%s holding the standby cluster's leader key and streaming from HAProxy's port %d through slot %q on timeline %d",
+		to.Name, rw, standbySlot, tl)
+	var seen string
+	ok := holdsWithin(10*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		ld, err := sc.Leader(ctx)
+		cancel()
+		follows, s := followsRemote(sc, to, rw, tl)
+		seen = fmt.Sprintf("leader key %q (%v); %s", ld, err, s)
+		return err == nil && ld == to.Name && follows
+	})
+	took := time.Since(began)
+	if !ok {
+		t.Fatalf("want %s within 10s of pg-failover's start; seen last: %s\n%s", want, seen, result(70*time.Second))
+	}
+	t.Logf("standby cluster: %s standby leader, streaming from the main cluster, %s after pg-failover --to %s started",
+		to.Name, took.Round(time.Millisecond), to.Name)
+
+	// The command reports success.
+	result(70 * time.Second)
+	if res == nil {
+		t.Fatalf("pg-failover %s still running 70s after %s streamed from the main cluster", strings.Join(args, " "), to.Name)
+	}
+	t.Logf("pg-failover %s → exit %d in %s\n  stdout: %s\n  stderr (last line): %s", strings.Join(args, " "), res.code,
+		res.took.Round(time.Millisecond), indent(res.out), lastLine(res.stderr))
+	if res.err != nil || res.code != 0 {
+		t.Fatalf("switchover in the standby cluster to %s: %s", to.Name, result(0))
+	}
+	if !strings.HasPrefix(res.out, "switchover to "+to.Name+" done ") {
+		t.Errorf("switchover in the standby cluster to %s: stdout %q, want \"switchover to %s done …\"", to.Name, res.out, to.Name)
+	}
+
+	// The request is gone, the roles moved, nobody was promoted.
+	waitSeen(t, 5*time.Second, "no failover key left in the standby cluster", func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		f, err := sc.Get(ctx, sc.Key("failover"))
+		return err == nil && f == "", fmt.Sprintf("failover key %q (%v)", f, err)
+	})
+	checkStandbyRoles(t, sc, to, "after the switchover to "+to.Name)
+	took = waitSeen(t, 30*time.Second, fmt.Sprintf("%s streaming from the new standby leader %s", from.Name, to.Name),
+		func() (bool, string) { return streamsFrom(sc, from, to) })
+	t.Logf("%s streams from %s %s after %s streamed from the main cluster (%s)", from.Name, to.Name,
+		took.Round(time.Millisecond), to.Name, rejoined(from))
+	waitMembersStreaming(t, sc, to, 10*time.Second)
+	if ok, seen := followsRemote(sc, to, rw, tl); !ok {
+		t.Errorf("%s no longer streams from the main cluster once %s follows it: %s", to.Name, from.Name, seen)
+	}
+	waitReplayed(t, w, 15*time.Second, to, from)
+	out, stderr, code := pgFailover(t, to, "list")
+	if code != 0 {
+		t.Fatalf("pg-failover list: exit %d: %s", code, lastLine(stderr))
+	}
+	if !strings.Contains(listRow(out, to.Name), "Standby Leader") {
+		t.Errorf("pg-failover list shows %s's row %q after the switchover, want the role Standby Leader:\n%s", to.Name, listRow(out, to.Name), out)
+	}
 }
 
 // listRow returns the row of member name in pg-failover list's table, ""
