@@ -411,6 +411,18 @@ func TestLogicalSlotFailovers(t *testing.T) {
 	c := testcluster.Start(t, o)
 	ttl := c.Options.TTL
 
+	// The slot must be consistent before the workload's first write, or
+	// decoding would begin after it.
+	p := waitSynced(t, c, testcluster.SyncOn, 1).Leader
+	waitUntil(t, 30*time.Second, "consistent logical slot "+logicalSlot+" on the primary "+p.Name, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		s, ok, err := p.ReplicationSlot(ctx, logicalSlot)
+		return err == nil && ok && s.Type == "logical" && s.ConfirmedFlushLSN != 0
+	})
+	took := waitSlotCopies(t, c, 30*time.Second)
+	t.Logf("slot %s on %s, copies on the replicas %s later", logicalSlot, p.Name, took.Round(time.Millisecond))
+	// Set from the start or, at the latest, when the copies were made.
 	ctx := context.Background()
 	for _, n := range c.Nodes {
 		for setting, want := range map[string]string{"wal_level": "logical", "hot_standby_feedback": "on"} {
@@ -423,18 +435,6 @@ func TestLogicalSlotFailovers(t *testing.T) {
 			}
 		}
 	}
-
-	// The slot must be consistent before the workload's first write, or
-	// decoding would begin after it.
-	p := waitSynced(t, c, testcluster.SyncOn, 1).Leader
-	waitUntil(t, 30*time.Second, "consistent logical slot "+logicalSlot+" on the primary "+p.Name, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		s, ok, err := p.ReplicationSlot(ctx, logicalSlot)
-		return err == nil && ok && s.Type == "logical" && s.ConfirmedFlushLSN != 0
-	})
-	took := waitSlotCopies(t, c, 30*time.Second)
-	t.Logf("slot %s on %s, copies on the replicas %s later", logicalSlot, p.Name, took.Round(time.Millisecond))
 	waitSynced(t, c, testcluster.SyncOn, 1)
 	w := testcluster.StartWorkload(t, c)
 	k := startConsumer(t, c)
