@@ -74,6 +74,9 @@ type Dynamic struct {
 	// PermanentSlots are the physical slots of slots: (permanent slots),
 	// kept on the leader and, advanced, on every member that may lead.
 	PermanentSlots []string
+	// LogicalSlots are the logical slots of slots:, kept on the leader
+	// and, copied and advanced, on every member that may lead.
+	LogicalSlots []LogicalSlot
 	// MemberSlotsTTL (member_slots_ttl) is how long the leader keeps the
 	// physical slot of a member whose key is gone; 0 drops it at once.
 	MemberSlotsTTL time.Duration
@@ -170,7 +173,7 @@ func (d *Dynamic) apply(s *DCS) {
 		d.MemberSlotsTTL = s.MemberSlotsTTL.D()
 	}
 	if s.Slots != nil {
-		d.PermanentSlots, _, _ = PermanentSlots(s.Slots)
+		d.PermanentSlots, d.LogicalSlots, _ = PermanentSlots(s.Slots)
 	}
 	if s.StandbyCluster != nil {
 		sc, err := ParseStandbyCluster(s.StandbyCluster)

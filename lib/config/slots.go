@@ -3,35 +3,45 @@ package config
 import (
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // slotNameRE is what PostgreSQL takes as a replication slot name.
 var slotNameRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
+// LogicalSlot is a permanent logical slot: slots: <Name>: {type: logical,
+// database: <Database>, plugin: <Plugin>}.
+type LogicalSlot struct {
+	Name, Database, Plugin string
+}
+
 // PermanentSlots splits the slots: section (permanent slots, as in Patroni:
 // name → {type: physical} or {type: logical, database, plugin}) into the
-// physical slots pg-ha keeps, the logical ones it does not act on yet, and
-// entries whose name PostgreSQL would refuse or whose type is neither. A
-// slot without a type is physical. The lists are sorted. It does no I/O.
-func PermanentSlots(slots map[string]any) (physical, logical, invalid []string) {
+// physical slots, the logical ones, and entries whose name PostgreSQL would
+// refuse, whose type is neither, or that are logical without a database and
+// a plugin. A slot without a type is physical. The lists are sorted by
+// name. It does no I/O.
+func PermanentSlots(slots map[string]any) (physical []string, logical []LogicalSlot, invalid []string) {
 	for name, v := range slots {
 		typ := "physical"
-		if m, ok := v.(map[string]any); ok {
-			if t, ok := m["type"]; ok {
-				typ = ParamString(t)
-			}
+		m, _ := v.(map[string]any)
+		if t, ok := m["type"]; ok {
+			typ = ParamString(t)
 		}
+		db, plugin := ParamString(m["database"]), ParamString(m["plugin"])
 		switch {
 		case !slotNameRE.MatchString(name) || (typ != "physical" && typ != "logical"):
 			invalid = append(invalid, name)
 		case typ == "physical":
 			physical = append(physical, name)
+		case db == "" || plugin == "":
+			invalid = append(invalid, name)
 		default:
-			logical = append(logical, name)
+			logical = append(logical, LogicalSlot{Name: name, Database: db, Plugin: plugin})
 		}
 	}
 	slices.Sort(physical)
-	slices.Sort(logical)
+	slices.SortFunc(logical, func(a, b LogicalSlot) int { return strings.Compare(a.Name, b.Name) })
 	slices.Sort(invalid)
 	return physical, logical, invalid
 }

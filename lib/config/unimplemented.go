@@ -76,12 +76,9 @@ func (s *DCS) unimplemented(prefix string) []string {
 	add := func(key, instead string) {
 		out = append(out, fmt.Sprintf("%s%s: not implemented by pg-ha yet and ignored; %s", prefix, key, instead))
 	}
-	_, logical, invalid := PermanentSlots(s.Slots)
-	for _, name := range logical {
-		add("slots."+name, "logical permanent slots are not created yet (physical ones are)")
-	}
+	_, _, invalid := PermanentSlots(s.Slots)
 	for _, name := range invalid {
-		add("slots."+name, "not a slot name PostgreSQL takes ([a-z0-9_], at most 63) or a type other than physical and logical")
+		add("slots."+name, "not a slot name PostgreSQL takes ([a-z0-9_], at most 63), a type other than physical and logical, or a logical slot without database and plugin")
 	}
 	if len(s.IgnoreSlots) > 0 {
 		add("ignore_slots", "pg-ha drops only the slots of members gone for member_slots_ttl, never another slot")

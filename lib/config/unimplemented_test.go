@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -30,12 +31,12 @@ tags:
 	}
 	all := strings.Join(warns, "\n")
 	for _, key := range []string{"bootstrap.post_bootstrap",
-		"bootstrap.dcs.slots.cdc", "bootstrap.dcs.check_timeline", "restapi.request_queue_size"} {
+		"bootstrap.dcs.check_timeline", "restapi.request_queue_size"} {
 		if !strings.Contains(all, key+": not implemented by pg-ha yet") {
 			t.Errorf("no warning names %s; warnings:\n%s", key, all)
 		}
 	}
-	for _, tag := range []string{"tags.clonefrom", "tags.nostream", "tags.replicatefrom"} {
+	for _, tag := range []string{"tags.clonefrom", "tags.nostream", "tags.replicatefrom", "slots.cdc", "standby_cluster"} {
 		if strings.Contains(all, tag) {
 			t.Errorf("%s is acted on, yet warned about:\n%s", tag, all)
 		}
@@ -48,13 +49,16 @@ tags:
 		t.Errorf("warnings for a plain file: %q", warns)
 	}
 
-	d, err := (Dynamic{}).WithJSON([]byte(`{"failsafe_mode":true,"slots":{"s":{"type":"physical"},"cdc":{"type":"logical"},"Bad-Name":null},"ttl":20}`), nil)
+	d, err := (Dynamic{}).WithJSON([]byte(`{"failsafe_mode":true,"slots":{"s":{"type":"physical"},"cdc":{"type":"logical"},"app":{"type":"logical","database":"app","plugin":"pgoutput"},"Bad-Name":null},"ttl":20}`), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := strings.Join(d.Warnings(), "\n")
 	if d.PermanentSlots == nil || len(d.PermanentSlots) != 1 || d.PermanentSlots[0] != "s" {
 		t.Errorf("permanent physical slots %q, want s", d.PermanentSlots)
+	}
+	if want := []LogicalSlot{{Name: "app", Database: "app", Plugin: "pgoutput"}}; !slices.Equal(d.LogicalSlots, want) {
+		t.Errorf("permanent logical slots %+v, want %+v", d.LogicalSlots, want)
 	}
 	for _, key := range []string{"config key: slots.cdc", "config key: slots.Bad-Name"} {
 		if !strings.Contains(got, key+": not implemented") {

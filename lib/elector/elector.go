@@ -625,6 +625,9 @@ func (e *Elector) fitSlots(l rolepipe.Line) rolepipe.Line {
 	if !slices.Contains(e.supAccepts, "drop") {
 		l.Drop = nil
 	}
+	if !slices.Contains(e.supAccepts, "logical") {
+		l.Logical = nil
+	}
 	if len(l.String()) > rolepipe.MaxLineLength {
 		l.Advance, l.Drop = nil, nil
 	}
@@ -685,6 +688,7 @@ func (e *Elector) follow(leader string) {
 	if e.cluster != nil {
 		l.Slots = e.slots(e.cluster)
 		l.Drop, l.Advance = e.slotDrop, e.slotAdvance
+		l.Logical = e.logicalCopies(e.cluster)
 	}
 	e.emit(e.fitSlots(l))
 }

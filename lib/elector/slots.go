@@ -2,6 +2,7 @@ package elector
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"time"
 
@@ -76,12 +77,12 @@ func (e *Elector) slots(cl *dcs.Cluster) []string {
 	return keep
 }
 
-// permanentPositions are where the permanent physical slots stand on this
-// primary (restart_lsn), for the status key: members that may lead advance
-// their copies to them. nil without permanent slots or when the local
+// permanentPositions are where the permanent slots stand on this primary
+// (restart_lsn of a physical one, confirmed_flush_lsn of a logical one), for
+// the status key: members that may lead advance their copies to them. nil without permanent slots or when the local
 // server does not answer.
 func (e *Elector) permanentPositions(ctx context.Context) map[string]int64 {
-	if len(e.dyn.PermanentSlots) == 0 || !e.dyn.UseSlots || e.conn == nil {
+	if (len(e.dyn.PermanentSlots) == 0 && len(e.dyn.LogicalSlots) == 0) || !e.dyn.UseSlots || e.conn == nil {
 		return nil
 	}
 	qctx, cancel := context.WithTimeout(ctx, time.Second)
@@ -91,5 +92,37 @@ func (e *Elector) permanentPositions(ctx context.Context) map[string]int64 {
 		e.log.Debug().Err(err).Msg("reading the permanent slots' positions")
 		return nil
 	}
+	if len(e.dyn.LogicalSlots) > 0 {
+		names := make([]string, len(e.dyn.LogicalSlots))
+		for i, s := range e.dyn.LogicalSlots {
+			names[i] = s.Name
+		}
+		lpos, err := pg.LogicalSlotPositions(qctx, e.conn, names)
+		if err != nil {
+			e.log.Debug().Err(err).Msg("reading the logical permanent slots' positions")
+			return nil
+		}
+		maps.Copy(pos, lpos)
+	}
 	return pos
+}
+
+// logicalCopies are the logical permanent slots a replica that may lead
+// keeps copies of, each with the position the leader published for it
+// (confirmed_flush_lsn); slots the leader published no position for yet
+// are left out. nil on a member tagged nofailover or without use_slots.
+func (e *Elector) logicalCopies(cl *dcs.Cluster) map[string]int64 {
+	if len(e.dyn.LogicalSlots) == 0 || !e.dyn.UseSlots || e.cfg.Tags.NoFailover() {
+		return nil
+	}
+	out := map[string]int64{}
+	for _, s := range e.dyn.LogicalSlots {
+		if pos := cl.Status.Slots[s.Name]; pos > 0 {
+			out[s.Name] = pos
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

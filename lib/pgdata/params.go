@@ -112,6 +112,18 @@ func (n *Node) ServerParameters(d config.Dynamic) (map[string]string, []Override
 	default:
 		force("wal_level", "replica", "replication needs wal_level replica or logical")
 	}
+	if len(d.LogicalSlots) > 0 {
+		// Logical permanent slots: decoding needs logical WAL, and the
+		// copies on the replicas need their catalog rows kept on the
+		// primary, which hot_standby_feedback through their slots does.
+		force("wal_level", "logical", "logical permanent slots (slots:) need it")
+		if v, ok := p["hot_standby_feedback"]; ok {
+			if b, ok := config.ParseBool(v); !ok || !b {
+				force("hot_standby_feedback", "on", "the replicas' copies of logical permanent slots need it")
+			}
+		}
+		p["hot_standby_feedback"] = "on"
+	}
 	if v, ok := p["track_commit_timestamp"]; ok {
 		if _, ok := config.ParseBool(v); !ok {
 			force("track_commit_timestamp", "off", "not a boolean")

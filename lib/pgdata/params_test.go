@@ -67,6 +67,12 @@ func TestServerParameters(t *testing.T) {
 			overrides: []string{"cluster_name", "listen_addresses", "port"}, // the local socket directory already won the merge
 		},
 		{
+			name:      "logical permanent slots: wal_level logical, hot_standby_feedback on",
+			key:       `{"slots":{"cdc":{"type":"logical","database":"app","plugin":"pgoutput"}},"postgresql":{"parameters":{"wal_level":"replica","hot_standby_feedback":"off"}}}`,
+			want:      map[string]string{"wal_level": "logical", "hot_standby_feedback": "on"},
+			overrides: []string{"hot_standby_feedback", "wal_level"},
+		},
+		{
 			name:      "hot_standby stays on, wal_level at least replica",
 			key:       `{"postgresql":{"parameters":{"hot_standby":"off","wal_level":"minimal"}}}`,
 			want:      map[string]string{"hot_standby": "on", "wal_level": "replica"},

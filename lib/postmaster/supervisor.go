@@ -73,7 +73,8 @@ type Supervisor struct {
 
 	live liveConfig // configuration followed while running (liveconfig.go)
 
-	hooks hooks // callbacks, pre_promote and before_stop (callbacks.go)
+	hooks   hooks         // callbacks, pre_promote and before_stop (callbacks.go)
+	logical logicalKeeper // logical permanent slots (logical.go)
 }
 
 // NewSupervisor returns a supervisor of node reading lines from r.
@@ -151,6 +152,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			}
 		}
 		s.observe(ctx, line)
+		s.keepLogical(ctx, line)
 		_ = s.notify.Watchdog()
 
 		var exited <-chan struct{}

@@ -3,8 +3,10 @@ package rolepipe
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +59,12 @@ type Line struct {
 	// member_slots_ttl. Only these names are ever dropped, and only while
 	// physical and inactive; a name also in Slots is kept.
 	Drop []string
+	// Logical (Follow) are the logical permanent slots this replica keeps
+	// copies of, each with where the leader's slot stands
+	// (confirmed_flush_lsn): a missing copy is taken from the upstream, a
+	// copy ahead of the leader's is taken again, and one behind is
+	// advanced. On the line it reads logical=name:position (decimal).
+	Logical map[string]int64
 	// Sync (Lead) is synchronous_standby_names as pg-lockd manages it in
 	// synchronous mode; nil leaves the configuration's value in force.
 	Sync *SyncNames
@@ -76,7 +84,7 @@ type Line struct {
 
 // NewerKeys are the keys a reader from before them refuses: a writer sends
 // one only to a reader known to take it (see state.Supervise.Accepts).
-var NewerKeys = []string{"drop", FollowSlots, "remote"}
+var NewerKeys = []string{"drop", FollowSlots, "remote", "logical"}
 
 // RemoteLeader is Leader on a Remote follow line.
 const RemoteLeader = "standby_cluster"
@@ -168,6 +176,13 @@ func (l Line) String() string {
 			kv("slot", l.Slot)
 		}
 		l.slotKeys(kv)
+		if len(l.Logical) > 0 {
+			names := slices.Sorted(maps.Keys(l.Logical))
+			for i, n := range names {
+				names[i] = n + ":" + strconv.FormatInt(l.Logical[n], 10)
+			}
+			kv("logical", strings.Join(names, ","))
+		}
 	case Stop:
 		kv("reason", l.Reason)
 	}
@@ -217,7 +232,7 @@ func Parse(s string, now clock.Time) (Line, error) {
 	case Lead:
 		allowed["until"], allowed["token"], allowed["slots"], allowed["drop"], allowed["sync"] = true, true, true, true, true
 	case Follow:
-		allowed["leader"], allowed["conn"], allowed["slot"], allowed["slots"], allowed["drop"], allowed["remote"] = true, true, true, true, true, true
+		allowed["leader"], allowed["conn"], allowed["slot"], allowed["slots"], allowed["drop"], allowed["remote"], allowed["logical"] = true, true, true, true, true, true, true
 	case Standby:
 	case Stop:
 		allowed["reason"] = true
@@ -273,6 +288,16 @@ func Parse(s string, now clock.Time) (Line, error) {
 				l.Slots = names
 			} else {
 				l.Drop = names
+			}
+		case "logical":
+			l.Logical = map[string]int64{}
+			for _, item := range strings.Split(v, ",") {
+				name, pos, _ := strings.Cut(item, ":")
+				n, err := strconv.ParseInt(pos, 10, 64)
+				if !wordRE.MatchString(name) || err != nil || n <= 0 {
+					return bad("logical=%q: want name:position,…", truncate(v))
+				}
+				l.Logical[name] = n
 			}
 		case "sync":
 			sn, err := parseSyncNames(v)

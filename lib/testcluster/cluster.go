@@ -59,7 +59,9 @@ type Cluster struct {
 // (default 60s) until exactly one node is a primary holding the leader key
 // and every other node is a streaming replica of it (or of the member its
 // replicatefrom tag names; one tagged nostream only needs to be in
-// recovery). It fails t if a node cannot start, a daemon
+// recovery). A standby cluster (Options.IsStandbyCluster) has no
+// primary: Start waits for a standby leader instead (see StandbyLeader),
+// the others streaming from it. It fails t if a node cannot start, a daemon
 // exits, or the wait times out. Everything is
 // killed and removed in t's Cleanup, where the logs are written to the
 // test log if t failed.
@@ -94,6 +96,9 @@ func Start(t testing.TB, o Options) *Cluster {
 		bin:         bin,
 		secrets:     newSecrets(),
 	}
+	if o.SecretsOf != nil {
+		c.secrets = o.SecretsOf.secrets
+	}
 	t.Cleanup(c.cleanup)
 	if err := os.Chmod(base, 0o755); err != nil {
 		t.Fatal(err)
@@ -104,7 +109,7 @@ func Start(t testing.TB, o Options) *Cluster {
 	}
 	hosts := etcdHosts(c.etcdEndpoints())
 	for i := range o.Nodes {
-		name := fmt.Sprintf("node%d", i+1)
+		name := fmt.Sprintf("%s%d", o.NamePrefix, i+1)
 		dir := filepath.Join(base, name)
 		n := &Node{
 			Name:       name,
@@ -186,7 +191,8 @@ func Start(t testing.TB, o Options) *Cluster {
 }
 
 // waitFirstLeader waits until deadline for n, started alone, to hold the
-// leader key and commit a write. It gives up early when one of n's daemons
+// leader key and commit a write (in a standby cluster: to be its standby
+// leader). It gives up early when one of n's daemons
 // exits, and says what it saw last otherwise.
 func (c *Cluster) waitFirstLeader(n *Node, deadline time.Time) (string, bool) {
 	for {
@@ -195,11 +201,11 @@ func (c *Cluster) waitFirstLeader(n *Node, deadline time.Time) (string, bool) {
 				return fmt.Sprintf("%s %s exited: %s", n.Name, p, e), false
 			}
 		}
-		p, err := c.Primary(context.Background())
+		p, err := c.leading(context.Background())
 		if err == nil && p == n {
 			return "", true
 		}
-		desc := "primary " + nodeName(p)
+		desc := c.leaderWord() + " " + nodeName(p)
 		if err != nil {
 			desc = err.Error()
 		}
@@ -498,7 +504,8 @@ func (c *Cluster) Primary(ctx context.Context, exclude ...*Node) (*Node, error) 
 
 // WaitReplicasStreaming waits up to timeout until every running node other
 // than the current primary (the leader-key holder, writable) streams from
-// it: pg_stat_wal_receiver status 'streaming' with the primary's port. A
+// it: pg_stat_wal_receiver status 'streaming' with the primary's port. In a
+// standby cluster the standby leader stands for the primary. A
 // node tagged replicatefrom (Options.Tags) may stream from the member it
 // names instead, and one tagged nostream need only be in recovery (see
 // expectedUpstreams). It fails t with the cluster's state on timeout. Nodes
@@ -527,7 +534,7 @@ func (c *Cluster) ReplicasStreamingWithin(timeout time.Duration) error {
 }
 
 func (c *Cluster) replicasStreaming() (string, bool) {
-	p, err := c.Primary(context.Background())
+	p, err := c.upstream(context.Background())
 	if err != nil {
 		return err.Error(), false
 	}
@@ -575,9 +582,101 @@ func (c *Cluster) replicasStreaming() (string, bool) {
 		}
 	}
 	if len(problems) > 0 {
-		return "primary " + p.Name + "; " + strings.Join(problems, "; "), false
+		return c.leaderWord() + " " + p.Name + "; " + strings.Join(problems, "; "), false
 	}
 	return "", true
+}
+
+// leaderWord names the member that leads, for messages.
+func (c *Cluster) leaderWord() string {
+	if c.Options.IsStandbyCluster() {
+		return "leader"
+	}
+	return "primary"
+}
+
+// leading is who Start waits for to lead: the primary, or in a standby
+// cluster the standby leader.
+func (c *Cluster) leading(ctx context.Context) (*Node, error) {
+	if c.Options.IsStandbyCluster() {
+		return c.StandbyLeader(ctx)
+	}
+	return c.Primary(ctx)
+}
+
+// upstream is the member the others stream from: the primary, or in a
+// standby cluster its standby leader, or its primary once standby_cluster
+// is gone from the configuration.
+func (c *Cluster) upstream(ctx context.Context) (*Node, error) {
+	if !c.Options.IsStandbyCluster() {
+		return c.Primary(ctx)
+	}
+	sl, err := c.StandbyLeader(ctx)
+	if err == nil {
+		return sl, nil
+	}
+	p, perr := c.Primary(ctx)
+	if perr == nil {
+		return p, nil
+	}
+	return nil, fmt.Errorf("no standby leader (%v) nor primary (%v)", err, perr)
+}
+
+// StandbyLeader returns the standby leader of a standby cluster: the node
+// named by the leader key, if it is not one of exclude, its member key says
+// role "standby_leader" and state "running", and its PostgreSQL is in
+// recovery. Otherwise an error says why not. It blocks for at most about 4s
+// or until ctx ends.
+func (c *Cluster) StandbyLeader(ctx context.Context, exclude ...*Node) (*Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+	defer cancel()
+	name, err := c.Leader(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		return nil, errors.New("no leader key")
+	}
+	n := c.Node(name)
+	if n == nil {
+		return nil, fmt.Errorf("leader key names unknown member %q", name)
+	}
+	if slices.Contains(exclude, n) {
+		return nil, fmt.Errorf("leader is still %s (excluded)", name)
+	}
+	ms, err := c.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if m := ms[name]; m["role"] != "standby_leader" || m["state"] != "running" {
+		return nil, fmt.Errorf("leader %s's member key has role %v, state %v; want standby_leader, running", name, m["role"], m["state"])
+	}
+	primary, err := n.IsPrimary(ctx)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("leader %s: %w", name, err)
+	case primary:
+		return nil, fmt.Errorf("leader %s is not in recovery, want a standby leader", name)
+	}
+	return n, nil
+}
+
+// WaitStandbyLeader waits up to timeout for a standby leader not one of
+// exclude (see StandbyLeader) and returns it. It fails t with what it saw
+// last on timeout.
+func (c *Cluster) WaitStandbyLeader(t testing.TB, timeout time.Duration, exclude ...*Node) *Node {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := c.StandbyLeader(context.Background(), exclude...)
+		if err == nil {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no standby leader within %s: %v", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // expectedUpstreams says whom replica self, with tags (Options.Tags), may
@@ -599,8 +698,8 @@ func expectedUpstreams(tags map[string]any, self, primary string, members []stri
 }
 
 // waitReady waits until deadline for one primary holding the leader key and
-// every other node streaming from it. It gives up early when a daemon
-// exits.
+// every other node streaming from it; in a standby cluster for a standby
+// leader and no primary. It gives up early when a daemon exits.
 func (c *Cluster) waitReady(deadline time.Time) (string, bool) {
 	desc := ""
 	for {
@@ -614,7 +713,11 @@ func (c *Cluster) waitReady(deadline time.Time) (string, bool) {
 		d, ok := c.replicasStreaming()
 		if ok {
 			ps := c.Primaries(context.Background())
-			if len(ps) == 1 {
+			want := 1
+			if c.Options.IsStandbyCluster() {
+				want = 0
+			}
+			if len(ps) == want {
 				return "", true
 			}
 			d = fmt.Sprintf("%d primaries: %s", len(ps), names(ps))

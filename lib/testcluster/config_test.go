@@ -162,3 +162,21 @@ func TestConfigSync(t *testing.T) {
 		t.Errorf("SyncMode \"true\": error %v, want one naming Options.SyncMode", err)
 	}
 }
+
+// TestConfigStandbyCluster: standby_cluster in ExtraDCS, and only a
+// non-null one, makes a standby cluster.
+func TestConfigStandbyCluster(t *testing.T) {
+	for _, tc := range []struct {
+		dcs  map[string]any
+		want bool
+	}{
+		{nil, false},
+		{map[string]any{"ttl": 10}, false},
+		{map[string]any{"standby_cluster": nil}, false},
+		{map[string]any{"standby_cluster": map[string]any{"host": "10.0.0.1", "port": 5432}}, true},
+	} {
+		if got := (Options{ExtraDCS: tc.dcs}).IsStandbyCluster(); got != tc.want {
+			t.Errorf("ExtraDCS %v: IsStandbyCluster %v, want %v", tc.dcs, got, tc.want)
+		}
+	}
+}

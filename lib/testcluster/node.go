@@ -90,7 +90,7 @@ func (p *process) exitDesc() string {
 // and the processes the harness runs for it. Its methods are safe for
 // concurrent use.
 type Node struct {
-	// Name is the member name, "node1", "node2", …
+	// Name is the member name, "node1", "node2", … (Options.NamePrefix)
 	Name string
 	// Index is the node's position in Cluster.Nodes (0-based).
 	Index int

@@ -76,7 +76,10 @@ type Options struct {
 	// (--callback-timeout, …).
 	SuperviseArgs []string
 	// ExtraDCS are added to bootstrap.dcs (primary_start_timeout, …),
-	// replacing what the fields above put there.
+	// replacing what the fields above put there. With standby_cluster
+	// among them the cluster is a standby cluster: Start and the streaming
+	// checks then expect a standby leader in place of a primary (see
+	// IsStandbyCluster).
 	ExtraDCS map[string]any
 	// WALFilesystem, when positive, gives every node a tmpfs of that many
 	// bytes (Node.WALDir's parent) and the node that initializes the
@@ -84,6 +87,15 @@ type Options struct {
 	// test can fill the primary's WAL disk alone. Replicas cloned from it
 	// keep pg_wal in their data directory.
 	WALFilesystem int64
+	// SecretsOf, when set, gives every node that cluster's superuser,
+	// replication and rewind passwords instead of new ones: a standby
+	// cluster of it clones and streams from it as its replication user, and
+	// its members connect to each other with their own.
+	SecretsOf *Cluster
+	// NamePrefix names the members NamePrefix1, NamePrefix2, … (default
+	// "node"), so that the members of two clusters in one test differ in
+	// the logs and in pg_stat_replication of a primary both stream from.
+	NamePrefix string
 	// StartTimeout bounds Start's wait for one primary and streaming
 	// replicas (default 60s).
 	StartTimeout time.Duration
@@ -118,8 +130,19 @@ func (o Options) withDefaults() Options {
 	if o.MaximumLagOnFailover <= 0 {
 		o.MaximumLagOnFailover = DefaultMaximumLagOnFailover
 	}
+	if o.NamePrefix == "" {
+		o.NamePrefix = "node"
+	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = DefaultStartTimeout
 	}
 	return o
+}
+
+// IsStandbyCluster reports whether the cluster is a standby cluster:
+// ExtraDCS sets standby_cluster (to anything but null). Its first member
+// clones the remote cluster and leads as a standby leader, in recovery.
+func (o Options) IsStandbyCluster() bool {
+	v, ok := o.ExtraDCS["standby_cluster"]
+	return ok && v != nil
 }
