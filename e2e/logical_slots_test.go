@@ -482,8 +482,9 @@ func TestLogicalSlotFailovers(t *testing.T) {
 	k.waitProgress(t, "start", 10*time.Second)
 	// A replica cloned after the slot was made lacks the WAL from its
 	// restart_lsn on; it gets a copy once the consumer's confirmations have
-	// moved the slot past that.
-	took := waitSlotCopies(t, c, 30*time.Second)
+	// moved the slot past that, at a running-xacts record (one at least
+	// every 15s while there are writes).
+	took := waitSlotCopies(t, c, 45*time.Second)
 	t.Logf("slot %s on %s, copies on the replicas %s after the consumer's first change", logicalSlot, p.Name, took.Round(time.Millisecond))
 	// Set from the start or, at the latest, when the copies were made.
 	ctx := context.Background()
