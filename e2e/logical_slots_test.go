@@ -547,6 +547,12 @@ func TestLogicalSlotFailovers(t *testing.T) {
 	t.Logf("consumer: %s", k.status())
 	final, fp := testcluster.FinalWrites(t, c)
 	checkConsumed(t, h, final, fp, k)
+	// Which of pg-supervise's ways to keep a copy this run took.
+	for _, n := range c.Nodes {
+		t.Logf("%s: took a copy of the slot %d times, %d of them replacing one ahead of the leader's", n.Name,
+			n.LogCount(testcluster.Supervise, "copying logical slots from the upstream"),
+			n.LogCount(testcluster.Supervise, "ahead of the leader's: taking it again"))
+	}
 }
 
 // checkConsumed fails t unless the consumer saw every row on the final
