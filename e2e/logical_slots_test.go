@@ -46,7 +46,10 @@ const syncFlushSQL = `SELECT flush_lsn::text FROM pg_stat_replication
 
 // getChangesSQL consumes the slot up to $2. skip-empty-xacts leaves out
 // transactions without a row change (the harness's txid_current() probes),
-// so that an idle cluster decodes to nothing.
+// so that an idle cluster decodes to nothing. The server confirms before
+// it sends the rows: a connection cut in that instant (a switchover's
+// shutdown) would lose them to the consumer, as it would not a streaming
+// client, which confirms what it has.
 const getChangesSQL = `SELECT lsn::text, xid::text, data
 	FROM pg_logical_slot_get_changes($1, $2::text::pg_lsn, NULL, 'skip-empty-xacts', '1')`
 
