@@ -647,6 +647,16 @@ func (n *Node) LogContains(p Proc, s string) bool {
 	return err == nil && bytes.Contains(bytes.ToLower(b), []byte(strings.ToLower(s)))
 }
 
+// LogCount returns how many lines of program p's log mention s
+// (case-insensitive).
+func (n *Node) LogCount(p Proc, s string) int {
+	b, err := os.ReadFile(n.logPath(p))
+	if err != nil {
+		return 0
+	}
+	return bytes.Count(bytes.ToLower(b), []byte(strings.ToLower(s)))
+}
+
 // tail returns the last max lines of the file at path.
 func tail(path string, max int) string {
 	f, err := os.Open(path)
