@@ -77,6 +77,9 @@ type Dynamic struct {
 	// LogicalSlots are the logical slots of slots:, kept on the leader
 	// and, copied and advanced, on every member that may lead.
 	LogicalSlots []LogicalSlot
+	// IgnoreSlots is ignore_slots: slots pg-ha must never drop (see
+	// SlotIgnored).
+	IgnoreSlots []map[string]any
 	// MemberSlotsTTL (member_slots_ttl) is how long the leader keeps the
 	// physical slot of a member whose key is gone; 0 drops it at once.
 	MemberSlotsTTL time.Duration
@@ -174,6 +177,9 @@ func (d *Dynamic) apply(s *DCS) {
 	}
 	if s.Slots != nil {
 		d.PermanentSlots, d.LogicalSlots, _ = PermanentSlots(s.Slots)
+	}
+	if s.IgnoreSlots != nil {
+		d.IgnoreSlots = s.IgnoreSlots
 	}
 	if s.StandbyCluster != nil {
 		sc, err := ParseStandbyCluster(s.StandbyCluster)

@@ -45,3 +45,21 @@ func PermanentSlots(slots map[string]any) (physical []string, logical []LogicalS
 	slices.Sort(invalid)
 	return physical, logical, invalid
 }
+
+// SlotIgnored is Patroni's ignore_slots: a slot matches an entry when each
+// of the entry's name, type, database and plugin that is set equals the
+// slot's. pg-ha never drops a slot that matches.
+func SlotIgnored(rules []map[string]any, name, typ, database, plugin string) bool {
+	for _, r := range rules {
+		match := len(r) > 0
+		for k, want := range map[string]string{"name": name, "type": typ, "database": database, "plugin": plugin} {
+			if v, ok := r[k]; ok && v != nil && ParamString(v) != want {
+				match = false
+			}
+		}
+		if match {
+			return true
+		}
+	}
+	return false
+}

@@ -72,3 +72,27 @@ func TestStandbyClusterKeyAuthority(t *testing.T) {
 		t.Fatalf("unusable standby_cluster in the key: %+v, problems %v, %v", bad.StandbyCluster, bad.Problems, err)
 	}
 }
+
+func TestSlotIgnored(t *testing.T) {
+	rules := []map[string]any{
+		{"name": "node_9"},
+		{"type": "logical", "database": "app"},
+		{},
+	}
+	for _, tt := range []struct {
+		name, typ, db, plugin string
+		want                  bool
+	}{
+		{"node_9", "physical", "", "", true},
+		{"node_2", "physical", "", "", false},
+		{"cdc", "logical", "app", "pgoutput", true},
+		{"cdc", "logical", "other", "pgoutput", false},
+	} {
+		if got := SlotIgnored(rules, tt.name, tt.typ, tt.db, tt.plugin); got != tt.want {
+			t.Errorf("SlotIgnored(%s %s %s %s) = %v, want %v", tt.name, tt.typ, tt.db, tt.plugin, got, tt.want)
+		}
+	}
+	if SlotIgnored(nil, "node_9", "physical", "", "") {
+		t.Error("no rules ignore a slot")
+	}
+}

@@ -80,9 +80,6 @@ func (s *DCS) unimplemented(prefix string) []string {
 	for _, name := range invalid {
 		add("slots."+name, "not a slot name PostgreSQL takes ([a-z0-9_], at most 63), a type other than physical and logical, or a logical slot without database and plugin")
 	}
-	if len(s.IgnoreSlots) > 0 {
-		add("ignore_slots", "pg-ha drops only the slots of members gone for member_slots_ttl, never another slot")
-	}
 	if s.MaxTimelinesHistory != nil {
 		add("max_timelines_history", "the history key keeps every entry")
 	}

@@ -18,6 +18,7 @@ bootstrap:
     standby_cluster: {host: 10.0.0.9, port: 5432}
     slots: {cdc: {type: logical, database: app, plugin: pgoutput}}
     check_timeline: true
+    ignore_slots: [{name: keep_me}]
 restapi:
   request_queue_size: 10
 tags:
@@ -36,7 +37,7 @@ tags:
 			t.Errorf("no warning names %s; warnings:\n%s", key, all)
 		}
 	}
-	for _, tag := range []string{"tags.clonefrom", "tags.nostream", "tags.replicatefrom", "slots.cdc", "standby_cluster"} {
+	for _, tag := range []string{"tags.clonefrom", "tags.nostream", "tags.replicatefrom", "slots.cdc", "standby_cluster", "ignore_slots"} {
 		if strings.Contains(all, tag) {
 			t.Errorf("%s is acted on, yet warned about:\n%s", tag, all)
 		}

@@ -68,6 +68,9 @@ func (e *Elector) slots(cl *dcs.Cluster) []string {
 		Members: streamers(cl), Permanent: e.dyn.PermanentSlots, PermanentPos: cl.Status.Slots,
 		Present: names, LastSeen: e.lastSeen, Now: e.clock.Now(),
 		TTL: e.dyn.MemberSlotsTTL, UseSlots: e.dyn.UseSlots, SlotName: pg.SlotName}.Plan()
+	drop = slices.DeleteFunc(drop, func(s string) bool {
+		return config.SlotIgnored(e.dyn.IgnoreSlots, s, "physical", "", "")
+	})
 	for _, s := range drop {
 		if !slices.Contains(e.slotDrop, s) {
 			e.log.Info().Str("slot", s).Dur("member_slots_ttl", e.dyn.MemberSlotsTTL).Msg("member gone for member_slots_ttl: its replication slot goes once inactive")

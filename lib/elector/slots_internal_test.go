@@ -19,7 +19,7 @@ import (
 // TestMemberSlotsClock: the leader keeps a departed member's slot for
 // member_slots_ttl after it last saw the member's key, then asks for it to
 // be dropped; a member back in time keeps its slot; use_slots false keeps
-// and drops nothing.
+// and drops nothing; a slot ignore_slots matches is never dropped.
 func TestMemberSlotsClock(t *testing.T) {
 	fake := clock.NewFake(clock.Now())
 	e := &Elector{cfg: &config.Config{Name: "node1"}, clock: fake, log: zerolog.Nop(), lastSeen: map[string]clock.Time{},
@@ -58,6 +58,9 @@ func TestMemberSlotsClock(t *testing.T) {
 	e.dyn.MemberSlotsTTL = 0
 	step(all, []string{"node3", "node_2"}, nil)
 	step(gone3, []string{"node_2"}, []string{"node3"}) // at once
+
+	e.dyn.IgnoreSlots = []map[string]any{{"name": "node3"}}
+	step(gone3, []string{"node_2"}, nil) // ignore_slots: never dropped
 }
 
 // TestLeadSendsDropOnlyToAReaderThatTakesIt: a lead line carries drop= only
