@@ -77,6 +77,12 @@ type Dynamic struct {
 	// LogicalSlots are the logical slots of slots:, kept on the leader
 	// and, copied and advanced, on every member that may lead.
 	LogicalSlots []LogicalSlot
+	// MaxTimelinesHistory (max_timelines_history) is how many entries the
+	// history key keeps, the newest; 0 keeps every one.
+	MaxTimelinesHistory int
+	// PrimaryStopTimeout (primary_stop_timeout) is how long a primary's
+	// fast shutdown may take before it is escalated; 0: pg-ha's 30 s.
+	PrimaryStopTimeout time.Duration
 	// IgnoreSlots is ignore_slots: slots pg-ha must never drop (see
 	// SlotIgnored).
 	IgnoreSlots []map[string]any
@@ -177,6 +183,15 @@ func (d *Dynamic) apply(s *DCS) {
 	}
 	if s.Slots != nil {
 		d.PermanentSlots, d.LogicalSlots, _ = PermanentSlots(s.Slots)
+	}
+	if s.MaxTimelinesHistory != nil && *s.MaxTimelinesHistory >= 0 {
+		d.MaxTimelinesHistory = *s.MaxTimelinesHistory
+	}
+	if s.MasterStopTimeout != nil {
+		d.PrimaryStopTimeout = s.MasterStopTimeout.D()
+	}
+	if s.PrimaryStopTimeout != nil {
+		d.PrimaryStopTimeout = s.PrimaryStopTimeout.D()
 	}
 	if s.IgnoreSlots != nil {
 		d.IgnoreSlots = s.IgnoreSlots

@@ -80,12 +80,6 @@ func (s *DCS) unimplemented(prefix string) []string {
 	for _, name := range invalid {
 		add("slots."+name, "not a slot name PostgreSQL takes ([a-z0-9_], at most 63), a type other than physical and logical, or a logical slot without database and plugin")
 	}
-	if s.MaxTimelinesHistory != nil {
-		add("max_timelines_history", "the history key keeps every entry")
-	}
-	if s.PrimaryStopTimeout != nil || s.MasterStopTimeout != nil {
-		add("primary_stop_timeout", "a fast shutdown of the primary is escalated after 30 s")
-	}
 	if s.CheckTimeline != nil && *s.CheckTimeline {
 		add("check_timeline", "candidates are ranked by timeline first, then by WAL position")
 	}

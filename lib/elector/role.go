@@ -170,6 +170,9 @@ func (e *Elector) history(cl *dcs.Cluster, loc local) []dcs.HistoryEntry {
 	}
 	h = append(h, dcs.HistoryEntry{Timeline: tl, LSN: lsn, Reason: reason,
 		Timestamp: time.Now().Format("2006-01-02T15:04:05.000000-07:00"), NewLeader: e.cfg.Name})
+	if n := e.dyn.MaxTimelinesHistory; n > 0 && len(h) > n {
+		h = h[len(h)-n:] // max_timelines_history: the newest n
+	}
 	return h
 }
 

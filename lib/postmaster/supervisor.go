@@ -577,7 +577,11 @@ func (s *Supervisor) stop(ctx context.Context, mode syscall.Signal, final string
 	// A stop, once begun, is finished even if we are asked to exit
 	// meanwhile: a clean shutdown is what hands the last WAL to the
 	// replicas.
-	err := s.proc.Stop(context.WithoutCancel(ctx), mode, 30*time.Second)
+	escalate := 30 * time.Second
+	if d := s.dyn.PrimaryStopTimeout; d > 0 && s.primary {
+		escalate = d // primary_stop_timeout
+	}
+	err := s.proc.Stop(context.WithoutCancel(ctx), mode, escalate)
 	if !s.proc.Exited() {
 		return fmt.Errorf("postmaster %d did not stop: %w", s.proc.PID(), err)
 	}

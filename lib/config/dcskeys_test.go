@@ -96,3 +96,15 @@ func TestSlotIgnored(t *testing.T) {
 		t.Error("no rules ignore a slot")
 	}
 }
+
+// TestHistoryAndStopKeys: max_timelines_history and primary_stop_timeout
+// (and its old name) are read from the config key.
+func TestHistoryAndStopKeys(t *testing.T) {
+	d, err := (Dynamic{}).WithJSON([]byte(`{"max_timelines_history":3,"master_stop_timeout":20,"primary_stop_timeout":"45"}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.MaxTimelinesHistory != 3 || d.PrimaryStopTimeout.Seconds() != 45 || len(d.Warnings()) != 0 {
+		t.Errorf("max_timelines_history %d, primary_stop_timeout %s, warnings %q", d.MaxTimelinesHistory, d.PrimaryStopTimeout, d.Warnings())
+	}
+}
