@@ -602,6 +602,16 @@ func (c *Config) ConnURL() string {
 	return (&url.URL{Scheme: "postgres", Host: c.Postgres.ConnectAddress, Path: "/postgres"}).String()
 }
 
+// ProxyURL is this member's proxy_url as Patroni publishes it from
+// postgresql.proxy_address (a connection pooler in front of the node); ""
+// without one.
+func (c *Config) ProxyURL() string {
+	if c.Postgres.ProxyAddress == "" {
+		return ""
+	}
+	return (&url.URL{Scheme: "postgres", Host: c.Postgres.ProxyAddress, Path: "/postgres"}).String()
+}
+
 // APIURL is this member's api_url as Patroni publishes it.
 func (c *Config) APIURL() string {
 	scheme := "http"

@@ -42,14 +42,8 @@ func (c *Config) unimplemented() []string {
 	if len(p.BinName) > 0 {
 		add("postgresql.bin_name", "the programs are run by their usual names from bin_dir")
 	}
-	if p.PgCtlTimeout != nil {
-		add("postgresql.pg_ctl_timeout", "a stop is escalated after 30 s")
-	}
 	if p.UseUnixSocket || p.UseUnixSocketRepl {
 		add("postgresql.use_unix_socket", "pg-ha's own local connections use the runtime directory's socket; replication uses connect_address")
-	}
-	if p.ProxyAddress != "" {
-		add("postgresql.proxy_address", "it is not published in the member key")
 	}
 	r := &c.RestAPI
 	if r.RequestQueueSize != 0 {

@@ -470,7 +470,7 @@ func positionsOf(d dcs.MemberData) (p [3]int64) {
 
 func (e *Elector) memberData(loc local, cl *dcs.Cluster) dcs.MemberData {
 	d := dcs.MemberData{
-		ConnURL: e.cfg.ConnURL(), APIURL: e.cfg.APIURL(), Version: Version,
+		ConnURL: e.cfg.ConnURL(), APIURL: e.cfg.APIURL(), Version: Version, ProxyURL: e.cfg.ProxyURL(),
 		State: "stopped", Role: "replica", Pause: e.dyn.Pause,
 	}
 	if len(e.cfg.Tags) > 0 {

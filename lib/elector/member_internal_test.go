@@ -127,3 +127,27 @@ func TestMemberReplicationState(t *testing.T) {
 		}
 	}
 }
+
+// TestMemberRoleAndProxy: a standby cluster's key holder publishes Patroni's
+// role standby_leader while in recovery, primary once promoted;
+// proxy_address is published as proxy_url.
+func TestMemberRoleAndProxy(t *testing.T) {
+	cfg := &config.Config{Name: "node1"}
+	cfg.Postgres.ProxyAddress = "10.0.0.5:6432"
+	e := &Elector{cfg: cfg, clock: clock.NewFake(clock.Now()), token: 3}
+	e.dyn.StandbyCluster = &config.StandbyCluster{Host: "10.1.0.1", Port: 5432}
+	loc := local{pgOK: true}
+	loc.status.InRecovery = true
+	d := e.memberData(loc, &dcs.Cluster{})
+	if d.Role != "standby_leader" || d.ProxyURL != "postgres://10.0.0.5:6432/postgres" {
+		t.Errorf("standby leader: role %q proxy_url %q", d.Role, d.ProxyURL)
+	}
+	loc.status.InRecovery = false
+	if d := e.memberData(loc, &dcs.Cluster{}); d.Role != "primary" {
+		t.Errorf("promoted: role %q", d.Role)
+	}
+	e.token, loc.status.InRecovery = 0, true
+	if d := e.memberData(loc, &dcs.Cluster{}); d.Role != "replica" {
+		t.Errorf("member of a standby cluster: role %q", d.Role)
+	}
+}

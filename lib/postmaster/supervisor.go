@@ -578,6 +578,9 @@ func (s *Supervisor) stop(ctx context.Context, mode syscall.Signal, final string
 	// meanwhile: a clean shutdown is what hands the last WAL to the
 	// replicas.
 	escalate := 30 * time.Second
+	if t := s.node.Cfg.Postgres.PgCtlTimeout; t != nil && t.D() > 0 {
+		escalate = t.D() // pg_ctl_timeout
+	}
 	if d := s.dyn.PrimaryStopTimeout; d > 0 && s.primary {
 		escalate = d // primary_stop_timeout
 	}
