@@ -134,6 +134,10 @@ func Run(ctx context.Context, o Owner, binDir, name string, args []string, extra
 // runError describes a failed run of name in one line.
 func runError(ctx context.Context, name string, err error, output []byte) error {
 	tail := lastLines(output, 3, 600)
+	if cause := firstFatal(output); cause != "" && !strings.Contains(tail, cause) {
+		// PostgreSQL's reason comes before its hints and clean-up lines.
+		tail = cause + " | … | " + tail
+	}
 	if ctx.Err() != nil {
 		if tail == "" {
 			return fmt.Errorf("%s: %w (%w)", name, ctx.Err(), err)
@@ -163,4 +167,20 @@ func lastLines(out []byte, n, max int) string {
 		s = "…" + s[len(s)-max:]
 	}
 	return strings.ToValidUTF8(s, "")
+}
+
+// firstFatal returns the first line of out that reports PostgreSQL's reason
+// for failing (FATAL, PANIC, or a server program's "could not …"), trimmed
+// to 300 bytes; "" if there is none.
+func firstFatal(out []byte) string {
+	for _, l := range strings.Split(string(out), "\n") {
+		l = strings.TrimSpace(l)
+		if strings.Contains(l, "FATAL:") || strings.Contains(l, "PANIC:") {
+			if len(l) > 300 {
+				l = l[:300] + "…"
+			}
+			return strings.ToValidUTF8(l, "")
+		}
+	}
+	return ""
 }

@@ -156,3 +156,21 @@ func TestRunCancelKillsProcessGroup(t *testing.T) {
 		t.Errorf("Run took %v after cancellation, want the process group killed at once", d)
 	}
 }
+
+// TestRunErrorNamesTheFatalLine: a failed initdb prints PostgreSQL's reason
+// and then hints and clean-up lines; the one-line error keeps the reason.
+func TestRunErrorNamesTheFatalLine(t *testing.T) {
+	out := []byte("running bootstrap script ... 2026-12-04 13:41:46.1 UTC [9] FATAL:  could not create shared memory segment: No space left on device\n" +
+		"2026-12-04 13:41:46.1 UTC [9] DETAIL:  Failed system call was shmget(key=1, size=56, 03600).\n" +
+		"2026-12-04 13:41:46.1 UTC [9] HINT:  This error does *not* mean that you have run out of disk space.\n" +
+		"The PostgreSQL documentation contains more information about shared memory configuration.\n" +
+		"child process exited with exit code 1\n" +
+		"initdb: removing contents of data directory \"/tmp/x\"\n")
+	err := runError(context.Background(), "initdb", errors.New("exit status 1"), out)
+	if !strings.Contains(err.Error(), "FATAL:  could not create shared memory segment") || !strings.Contains(err.Error(), "removing contents") {
+		t.Errorf("error %q lacks the FATAL line or the last lines", err)
+	}
+	if err := runError(context.Background(), "pg_ctl", errors.New("exit status 1"), []byte("a\nb\n")); strings.Contains(err.Error(), "…") {
+		t.Errorf("error %q: nothing to prepend", err)
+	}
+}
