@@ -35,7 +35,7 @@ func TestInputsConfigKeyForeignFields(t *testing.T) {
 	cfg["pause"] = "true"
 	cfg["synchronous_mode"] = "quorum"
 	cfg["maximum_lag_on_failover"] = "lots"
-	cfg["check_timeline"] = true
+	cfg["slots"] = map[string]any{"Bad-Name": map[string]any{"type": "physical"}}
 	b, _ := json.Marshal(cfg)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Etcd.Endpoints(), DialTimeout: 5 * time.Second})
 	if err != nil {
@@ -58,7 +58,7 @@ func TestInputsConfigKeyForeignFields(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		for _, want := range []string{`maximum_lag_on_failover: \"lots\" is not an integer`, "check_timeline: not implemented"} {
+		for _, want := range []string{`maximum_lag_on_failover: \"lots\" is not an integer`, "slots.Bad-Name: not implemented"} {
 			for !n.LogContains(testcluster.Healthd, want) {
 				if time.Now().After(deadline) {
 					t.Fatalf("%s: pg-healthd did not log %q", n.Name, want)

@@ -20,12 +20,6 @@ func (c *Config) unimplemented() []string {
 	}
 	out = append(out, c.Bootstrap.DCS.unimplemented("bootstrap.dcs.")...)
 	out = append(out, (&DCS{DCSCore: c.DCSCore}).unimplemented("")...)
-	if c.Bootstrap.PostInit != "" {
-		add("bootstrap.post_init", "the script is not run after initdb")
-	}
-	if c.Bootstrap.PostBootstrap != "" {
-		add("bootstrap.post_bootstrap", "the script is not run after initdb")
-	}
 	p := &c.Postgres
 	for _, name := range slices.Sorted(maps.Keys(p.Callbacks)) {
 		if !slices.Contains(CallbackActions, name) {
@@ -73,9 +67,6 @@ func (s *DCS) unimplemented(prefix string) []string {
 	_, _, invalid := PermanentSlots(s.Slots)
 	for _, name := range invalid {
 		add("slots."+name, "not a slot name PostgreSQL takes ([a-z0-9_], at most 63), a type other than physical and logical, or a logical slot without database and plugin")
-	}
-	if s.CheckTimeline != nil && *s.CheckTimeline {
-		add("check_timeline", "candidates are ranked by timeline first, then by WAL position")
 	}
 	return out
 }

@@ -54,6 +54,10 @@ type Election struct {
 	// the sync key says it is; see SyncPromotable.
 	SyncMode SyncMode
 	SyncKey  SyncKey
+	// CheckTimeline is check_timeline: a node on a timeline older than
+	// ClusterTimeline (the last one the history key knows) never races.
+	CheckTimeline   bool
+	ClusterTimeline int
 }
 
 // syncActive reports whether the sync key restricts who may be promoted.
@@ -138,6 +142,9 @@ func Elect(e Election) (bool, string) {
 	}
 	if ok, why := Eligible(self, last, e.MaxLag); !ok {
 		return false, why
+	}
+	if e.CheckTimeline && self.Timeline < e.ClusterTimeline {
+		return false, fmt.Sprintf("on timeline %d, behind the cluster's timeline %d (check_timeline)", self.Timeline, e.ClusterTimeline)
 	}
 	if e.syncActive() {
 		var peers []SyncPeer

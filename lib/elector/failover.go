@@ -48,6 +48,10 @@ func (e *Elector) maybeRace(ctx context.Context, loc local, cl *dcs.Cluster) {
 		Late:          e.scheduledLate(),
 		SyncMode:      e.syncMode(),
 		SyncKey:       syncKeyOf(cl),
+		CheckTimeline: e.dyn.CheckTimeline,
+	}
+	if n := len(cl.History); n > 0 {
+		el.ClusterTimeline = cl.History[n-1].Timeline + 1 // the timeline the last promotion began
 	}
 	if el.Failover != nil {
 		if v, why := decide.WithoutLeader(el); v == decide.KeyStale {
