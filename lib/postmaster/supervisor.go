@@ -955,11 +955,14 @@ func (s *Supervisor) watchStreaming(line rolepipe.Line, st pg.Status) {
 }
 
 // divergedFrom compares this standby's timeline and position (st) with the
-// history of the leader's timeline, as Patroni does before following: the
-// standby diverged when it is on a timeline the leader's history does not
-// contain, or went past the point where the leader's history left it. It
-// returns why, or "" when it did not diverge or the leader could not be
-// asked. The standby's timeline is the one it replays (IDENTIFY_SYSTEM over
+// history of its upstream's timeline, as Patroni does before following: the
+// standby diverged when it is on a timeline the upstream's history does not
+// contain, or went past the point where that history left it. The upstream
+// is the leader, or a standby it cascades from (a standby leader, the member
+// replicatefrom names), whose timeline is the one it replays: a cascading
+// replica that received WAL a promotion discarded is rewound like the
+// others, not left until the 30 s fallback. It returns why, or "" when it
+// did not diverge or the upstream could not be asked. The standby's timeline is the one it replays (IDENTIFY_SYSTEM over
 // a local replication connection); when that is refused, the one it
 // receives or its last checkpoint's (st): an older timeline than the one it
 // replays can only make the answer "diverged", which pg_rewind then checks
@@ -976,30 +979,29 @@ func (s *Supervisor) divergedFrom(line rolepipe.Line, st pg.Status) string {
 	if tli == 0 {
 		return ""
 	}
-	p, err := s.node.Remote(line.ConnURL, s.node.Cfg.Postgres.Authentication.Superuser, false)
-	if err != nil {
-		return ""
-	}
-	conn, err := pg.Connect(ctx, p)
-	if err != nil {
-		return ""
-	}
-	leader, err := pg.QueryStatus(ctx, conn)
-	_ = conn.Close(ctx)
-	if err != nil || leader.InRecovery {
-		return ""
-	}
-	switch {
-	case leader.Timeline == tli:
-		return ""
-	case leader.Timeline < tli:
-		return fmt.Sprintf("on timeline %d, the leader on %d", tli, leader.Timeline)
-	}
+	// The upstream's timeline over a replication connection: a primary's,
+	// or the one a cascading upstream (a standby: a standby leader, a
+	// member replicatefrom names) replays, which the SQL functions do not
+	// tell.
 	rp, err := s.node.Remote(line.ConnURL, s.node.Cfg.Postgres.Authentication.Replication, true)
 	if err != nil {
 		return ""
 	}
-	hist, err := pg.TimelineHistory(ctx, rp, leader.Timeline)
+	up, err := pg.IdentifySystem(ctx, rp)
+	if err != nil {
+		s.log.Debug().Err(err).Msg("IDENTIFY_SYSTEM on the upstream")
+		return ""
+	}
+	switch {
+	case up.Timeline == tli:
+		return ""
+	case up.Timeline < tli:
+		if !s.upstreamPrimary(ctx, line) {
+			return "" // a standby upstream not yet on our timeline: it catches up
+		}
+		return fmt.Sprintf("on timeline %d, the leader on %d", tli, up.Timeline)
+	}
+	hist, err := pg.TimelineHistory(ctx, rp, up.Timeline)
 	if err != nil {
 		s.log.Debug().Err(err).Msg("reading the leader's timeline history")
 		return ""
@@ -1007,12 +1009,27 @@ func (s *Supervisor) divergedFrom(line rolepipe.Line, st pg.Status) string {
 	for _, h := range hist {
 		if h.Timeline == tli {
 			if pos > h.SwitchLSN {
-				return fmt.Sprintf("at %s on timeline %d, which the leader's history ends at %s", pos, tli, h.SwitchLSN)
+				return fmt.Sprintf("at %s on timeline %d, which the upstream's history ends at %s", pos, tli, h.SwitchLSN)
 			}
 			return ""
 		}
 	}
-	return fmt.Sprintf("timeline %d is not in the history of the leader's timeline %d", tli, leader.Timeline)
+	return fmt.Sprintf("timeline %d is not in the history of the upstream's timeline %d", tli, up.Timeline)
+}
+
+// upstreamPrimary says whether the line's upstream answers as a primary.
+func (s *Supervisor) upstreamPrimary(ctx context.Context, line rolepipe.Line) bool {
+	p, err := s.node.Remote(line.ConnURL, s.node.Cfg.Postgres.Authentication.Superuser, false)
+	if err != nil {
+		return false
+	}
+	conn, err := pg.Connect(ctx, p)
+	if err != nil {
+		return false
+	}
+	st, err := pg.QueryStatus(ctx, conn)
+	_ = conn.Close(ctx)
+	return err == nil && !st.InRecovery
 }
 
 // noStream reports the nostream tag in force: this replica never streams,
