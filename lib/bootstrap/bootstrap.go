@@ -8,9 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -176,10 +178,16 @@ func (b *Bootstrapper) initCluster(ctx context.Context, il *initializeLease) (er
 	if err := pgdata.WriteConf(dir, b.Node.Owner, b.Node.Parameters(d), nil); err != nil {
 		return err
 	}
+	setup := func(ctx context.Context, conn *pgx.Conn) error {
+		if err := b.createRoles(ctx, conn); err != nil {
+			return err
+		}
+		return b.postBootstrap(ctx, conn)
+	}
 	if recover {
-		err = b.recoverThen(ctx, settings, b.createRoles)
+		err = b.recoverThen(ctx, settings, setup)
 	} else {
-		err = b.withServer(ctx, b.createRoles)
+		err = b.withServer(ctx, setup)
 	}
 	if err != nil {
 		return err
@@ -238,6 +246,40 @@ func (b *Bootstrapper) initStandbyCluster(ctx context.Context, il *initializeLea
 		return err
 	}
 	b.Log.Info().Str("sysid", sysid).Str("method", res.Method).Msg("standby cluster initialized")
+	return nil
+}
+
+// postBootstrap runs bootstrap.post_bootstrap (or its old name post_init)
+// as Patroni does, once the new cluster runs and its roles exist: as the
+// data directory's owner, with a connection URL for the superuser over the
+// server's socket as its only argument and PGPASSFILE set. A failure fails
+// the bootstrap, which removes the new data directory, as in Patroni.
+func (b *Bootstrapper) postBootstrap(ctx context.Context, conn *pgx.Conn) error {
+	script := b.Node.Cfg.Bootstrap.PostBootstrap
+	if script == "" {
+		script = b.Node.Cfg.Bootstrap.PostInit
+	}
+	if script == "" {
+		return nil
+	}
+	words, err := config.SplitCommand(script)
+	if err != nil || len(words) == 0 {
+		return fmt.Errorf("bootstrap.post_bootstrap %q: %v", script, err)
+	}
+	if err := b.Node.WritePgpass(); err != nil {
+		return err
+	}
+	cc := conn.Config()
+	su := b.Node.Cfg.Postgres.Authentication.Superuser.Username
+	u := "postgres://" + url.QueryEscape(su) + "@" + url.QueryEscape(cc.Host) + ":" + strconv.Itoa(int(cc.Port)) + "/postgres"
+	b.Log.Info().Str("script", script).Msg("running bootstrap.post_bootstrap")
+	out, err := pg.Run(ctx, b.Node.Owner, "", words[0], append(words[1:], u), "PGPASSFILE="+b.Node.Pgpass())
+	if err != nil {
+		return fmt.Errorf("bootstrap.post_bootstrap failed: %w", err)
+	}
+	if len(out) > 0 {
+		b.Log.Info().Str("output", strings.TrimSpace(string(out))).Msg("bootstrap.post_bootstrap done")
+	}
 	return nil
 }
 

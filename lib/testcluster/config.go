@@ -98,6 +98,7 @@ func nodeConfig(c *Cluster, n *Node, etcdHosts []string) ([]byte, error) {
 	if o.ExtraPostgres != nil {
 		maps.Copy(doc["postgresql"].(map[string]any), o.ExtraPostgres(n.Index))
 	}
+	maps.Copy(doc["bootstrap"].(map[string]any), o.ExtraBootstrap)
 	dcs := doc["bootstrap"].(map[string]any)["dcs"].(map[string]any)
 	if err := putSync(dcs, o); err != nil {
 		return nil, err

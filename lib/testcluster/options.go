@@ -72,6 +72,9 @@ type Options struct {
 	// ExtraPostgres, when set, returns keys added to node i's postgresql
 	// section (callbacks, pre_promote, …), replacing what is there.
 	ExtraPostgres func(i int) map[string]any
+	// ExtraBootstrap are added to every node's bootstrap section
+	// (post_bootstrap, users, …), replacing what is there.
+	ExtraBootstrap map[string]any
 	// SuperviseArgs are extra flags for every pg-supervise
 	// (--callback-timeout, …).
 	SuperviseArgs []string
