@@ -18,16 +18,17 @@ build:
 # and HAProxy, and the end-to-end fault tests of the real binaries. Nothing
 # may skip. Packages run one at a time so timing assertions are not starved;
 # in e2e/ the four ten-failover tests (three synchronous modes, logical
-# slots), which mostly wait, run together after all the others.
+# slots) and the archive-only replica's 40 s watch, which mostly wait, run
+# together after all the others.
 test: vet
 	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
-	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -parallel 4 -timeout 40m ./e2e/
+	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -parallel 5 -timeout 40m ./e2e/
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e /e2e -e /systemd)
 
 e2e:
-	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -parallel 4 -timeout 30m -v ./e2e/
+	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -parallel 5 -timeout 30m -v ./e2e/
 
 # Benchmarks: failover and switchover gaps and the daemons' memory, each on
 # fresh clusters (about 10 minutes). bench-health needs `make demo` running.

@@ -332,6 +332,9 @@ func switchWAL(c *testcluster.Cluster, every time.Duration) (stop func()) {
 // cloned again or restarted for not streaming: its postmaster is the same
 // 40 s later. The application writes throughout and loses nothing.
 func TestNostreamArchive(t *testing.T) {
+	// Mostly a wait (the window below): it runs beside the other long
+	// waits after every other test.
+	t.Parallel()
 	const window = 40 * time.Second
 	archive := archiveDir(t)
 	restore := "cp " + archive + "/%f %p"

@@ -16,7 +16,7 @@ import (
 
 // warmUp is how long the workload runs before a fault is injected, so that
 // every writer has acknowledged writes on the primary.
-const warmUp = 2 * time.Second
+const warmUp = time.Second
 
 // start starts a cluster with o and the workload, and lets the workload
 // warm up.
