@@ -80,26 +80,32 @@ func checkStandbyRoles(t testing.TB, sc *testcluster.Cluster, sl *testcluster.No
 		})
 }
 
-// TestStandbyCluster: a second pg-ha cluster with its own etcd follows a
-// two-node main cluster as a standby cluster (standby_cluster in its
-// dynamic configuration, host and port HAProxy's primary port in front of
-// the main cluster, through the main cluster's permanent slot dr_standby).
-// Its first member clones the main cluster and leads as the standby leader,
-// in recovery, streaming from HAProxy; the other clones and streams from
-// the standby leader. The application writes to the main cluster
-// throughout. The main primary is killed: the standby leader follows the
-// main cluster's new primary onto its timeline. The standby leader is
-// killed: the other member takes over as standby leader, still in
-// recovery, and the killed one rejoins under it. A switchover inside the
-// standby cluster (pg-failover --to, as patronictl switchover there) moves
-// the standby leader role back: the candidate follows the main cluster
-// within 10 s, still in recovery, the former standby leader follows it. No
-// member of the standby cluster is ever out of recovery meanwhile. Then
-// the main cluster is lost
-// and standby_cluster removed with pg-failover edit-config: the standby
-// leader is promoted within 10 s and accepts writes, the other member
-// follows it, and every write the main cluster kept is there.
-func TestStandbyCluster(t *testing.T) {
+// standbyPair is a main cluster behind HAProxy and a standby cluster
+// following it, as standbyClusters starts them.
+type standbyPair struct {
+	main *testcluster.Cluster
+	w    *testcluster.Workload // writing to the main cluster
+	mp   *testcluster.Node     // the main cluster's primary
+	rw   int                   // HAProxy's primary port, the standby cluster's upstream
+	sc   *testcluster.Cluster  // the standby cluster
+	sl   *testcluster.Node     // its standby leader
+	// other is the standby cluster's other member, streaming from sl.
+	other *testcluster.Node
+	// primaries watches the standby cluster's members for one out of
+	// recovery from the standby cluster's start until stopWatching.
+	primaries    <-chan []primariesSeen
+	stopWatching func()
+}
+
+// standbyClusters starts a two-node main cluster (with the permanent slot
+// standbySlot and the workload writing to it), HAProxy in front of it
+// (examples/haproxy.cfg), and a two-node standby cluster whose
+// standby_cluster is HAProxy's primary port and standbySlot. It waits until
+// the standby leader alone leads (member keys, pg-healthd), streams from
+// HAProxy through the slot, active on the main primary, and the other
+// member streams from it, as their member keys say too.
+func standbyClusters(t *testing.T) *standbyPair {
+	t.Helper()
 	bin := testcluster.HAProxyBinary(t)
 	main, w := start(t, testcluster.Options{Nodes: 2, Healthd: true,
 		ExtraDCS: map[string]any{"slots": map[string]any{standbySlot: map[string]any{"type": "physical"}}}})
@@ -138,6 +144,33 @@ func TestStandbyCluster(t *testing.T) {
 	waitSeen(t, 10*time.Second, fmt.Sprintf("%s streaming from the standby leader %s", other.Name, sl.Name),
 		func() (bool, string) { return streamsFrom(sc, other, sl) })
 	waitMembersStreaming(t, sc, sl, 10*time.Second)
+	return &standbyPair{main: main, w: w, mp: mp, rw: rw, sc: sc, sl: sl, other: other,
+		primaries: primaries, stopWatching: stopWatching}
+}
+
+// TestStandbyCluster: a second pg-ha cluster with its own etcd follows a
+// two-node main cluster as a standby cluster (standby_cluster in its
+// dynamic configuration, host and port HAProxy's primary port in front of
+// the main cluster, through the main cluster's permanent slot dr_standby).
+// Its first member clones the main cluster and leads as the standby leader,
+// in recovery, streaming from HAProxy; the other clones and streams from
+// the standby leader. The application writes to the main cluster
+// throughout. The main primary is killed: the standby leader follows the
+// main cluster's new primary onto its timeline. The standby leader is
+// killed: the other member takes over as standby leader, still in
+// recovery, and the killed one rejoins under it. A switchover inside the
+// standby cluster (pg-failover --to, as patronictl switchover there) moves
+// the standby leader role back: the candidate follows the main cluster
+// within 10 s, still in recovery, the former standby leader follows it. No
+// member of the standby cluster is ever out of recovery meanwhile. Then
+// the main cluster is lost
+// and standby_cluster removed with pg-failover edit-config: the standby
+// leader is promoted within 10 s and accepts writes, the other member
+// follows it, and every write the main cluster kept is there.
+func TestStandbyCluster(t *testing.T) {
+	s := standbyClusters(t)
+	main, w, mp, rw, sc, sl, other := s.main, s.w, s.mp, s.rw, s.sc, s.sl, s.other
+	primaries, stopWatching := s.primaries, s.stopWatching
 	out, stderr, code := pgFailover(t, sl, "list")
 	if code != 0 {
 		t.Fatalf("pg-failover list: exit %d: %s", code, lastLine(stderr))
