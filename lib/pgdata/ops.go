@@ -184,8 +184,10 @@ func (n *Node) Rewind(ctx context.Context, src pg.ConnParams, dryRun bool) (Rewi
 // if not. pg_rewind reads the source's timeline from its control file, which
 // a promotion updates only at the next checkpoint: without one it would
 // wrongly report "no rewind required". src must name a superuser. It fails
-// while the source is still in recovery (being promoted): retry later.
-func (n *Node) EnsureSourceCheckpoint(ctx context.Context, src pg.ConnParams) error {
+// while the source is still in recovery (being promoted): retry later —
+// unless standbyOK (the source is a standby this node cascades from), when
+// a restartpoint is asked for instead.
+func (n *Node) EnsureSourceCheckpoint(ctx context.Context, src pg.ConnParams, standbyOK bool) error {
 	src.Replication = false
 	conn, err := pg.Connect(ctx, src)
 	if err != nil {
@@ -201,7 +203,16 @@ func (n *Node) EnsureSourceCheckpoint(ctx context.Context, src pg.ConnParams) er
 		return fmt.Errorf("read the source's timeline: %w", err)
 	}
 	if inRecovery {
-		return fmt.Errorf("the source %s:%d is still in recovery", src.Host, src.Port)
+		if !standbyOK {
+			return fmt.Errorf("the source %s:%d is still in recovery", src.Host, src.Port)
+		}
+		// A standby source (pg_rewind takes one since PostgreSQL 14): a
+		// restartpoint writes its control file with the timeline it
+		// replays, which pg_rewind reads.
+		if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+			return fmt.Errorf("restartpoint on the source: %w", err)
+		}
+		return nil
 	}
 	if ckptTL >= curTL {
 		return nil

@@ -414,7 +414,7 @@ func (s *Supervisor) rewindAndStart(ctx context.Context, line rolepipe.Line) err
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	err = s.node.EnsureSourceCheckpoint(cctx, su)
+	err = s.node.EnsureSourceCheckpoint(cctx, su, s.standbySource(cctx, line))
 	cancel()
 	if err != nil {
 		s.log.Info().Err(err).Msg("waiting for the leader to be ready for pg_rewind")
@@ -1015,6 +1015,28 @@ func (s *Supervisor) divergedFrom(line rolepipe.Line, st pg.Status) string {
 		}
 	}
 	return fmt.Sprintf("timeline %d is not in the history of the upstream's timeline %d", tli, up.Timeline)
+}
+
+// standbySource says whether the line's upstream is a standby that already
+// replays a later timeline than this stopped data directory's — a cascading
+// upstream (a standby leader, the member replicatefrom names) that followed
+// a promotion, which pg_rewind (PostgreSQL 14 and later) takes as its
+// source. An upstream still on this timeline may be a leader being
+// promoted: that one is waited for.
+func (s *Supervisor) standbySource(ctx context.Context, line rolepipe.Line) bool {
+	rp, err := s.node.Remote(line.ConnURL, s.node.Cfg.Postgres.Authentication.Replication, true)
+	if err != nil {
+		return false
+	}
+	up, err := pg.IdentifySystem(ctx, rp)
+	if err != nil {
+		return false
+	}
+	cd, err := pg.ReadControlData(ctx, s.node.Owner, s.node.BinDir(), s.node.DataDir())
+	if err != nil {
+		return false
+	}
+	return up.Timeline > max(cd.TimelineID, cd.MinRecoveryEndTimeline)
 }
 
 // upstreamPrimary says whether the line's upstream answers as a primary.
