@@ -248,16 +248,7 @@ func TestStandbyCluster(t *testing.T) {
 	h := w.Stop()
 	kept, last := testcluster.FinalWrites(t, main)
 	for _, n := range sc.Nodes {
-		waitSeen(t, 15*time.Second, fmt.Sprintf("%s holding every row of the main primary %s", n.Name, last.Name),
-			func() (bool, string) {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				rows, err := n.ReadWrites(ctx)
-				if err != nil {
-					return false, err.Error()
-				}
-				return sameRows(rows, kept), diffRows(rows, kept)
-			})
+		waitRows(t, n, kept, fmt.Sprintf("%s holding every row of the main primary %s", n.Name, last.Name))
 	}
 	for _, n := range main.Nodes {
 		n.KillAll()
@@ -412,4 +403,18 @@ func listRow(out, name string) string {
 		}
 	}
 	return ""
+}
+
+// waitRows waits up to 15 s until n's workload rows are exactly kept.
+func waitRows(t testing.TB, n *testcluster.Node, kept map[string][]int64, want string) {
+	t.Helper()
+	waitSeen(t, 15*time.Second, want, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		rows, err := n.ReadWrites(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return sameRows(rows, kept), diffRows(rows, kept)
+	})
 }

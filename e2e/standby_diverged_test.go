@@ -287,16 +287,7 @@ func TestStandbyClusterDivergedRewinds(t *testing.T) {
 	h := w.Stop()
 	kept, last := testcluster.FinalWrites(t, main)
 	for _, n := range sc.Nodes {
-		waitSeen(t, 15*time.Second, fmt.Sprintf("%s holding exactly the rows of the main primary %s", n.Name, last.Name),
-			func() (bool, string) {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				rows, err := n.ReadWrites(ctx)
-				if err != nil {
-					return false, err.Error()
-				}
-				return sameRows(rows, kept), diffRows(rows, kept)
-			})
+		waitRows(t, n, kept, fmt.Sprintf("%s holding exactly the rows of the main primary %s", n.Name, last.Name))
 	}
 	testcluster.AssertSafe(t, h, kept, testcluster.LossPolicy{AllowAsync: true,
 		MaxBytes: uint64(main.Options.MaximumLagOnFailover), Within: killed.Sub(frozen) + testcluster.DefaultLossWithin})

@@ -269,19 +269,11 @@ func TagBool(v any) bool {
 	if b, ok := ParseBool(v); ok {
 		return b
 	}
-	switch x := v.(type) {
-	case nil:
-		return false
-	case string:
-		return x != ""
-	case int:
-		return x != 0
-	case int64:
-		return x != 0
-	case float64:
-		return x != 0
+	switch v.(type) {
+	case []any, map[string]any:
+		return true // set, even if empty
 	}
-	return true
+	return Truthy(v)
 }
 
 // SyncMode is synchronous_mode: off, on, or Patroni 4's quorum.
