@@ -5,6 +5,9 @@ PREFIX  ?= /usr
 DESTDIR ?=
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/pg-ha/pg-ha/lib/cli.Version=$(VERSION)
+# grpcnotrace: gRPC (under the etcd client) without golang.org/x/net/trace,
+# whose HTML templates keep the linker from dropping unused methods.
+TAGS    := grpcnotrace
 BINS    := pg-lockd pg-supervise pg-healthd pg-bootstrap pg-failover
 
 .PHONY: all build test unit e2e bench bench-partition bench-haproxy bench-etcd bench-fleet bench-rebuild bench-health demo demo-stop vet fmt clean install
@@ -12,7 +15,7 @@ BINS    := pg-lockd pg-supervise pg-healthd pg-bootstrap pg-failover
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -tags '$(TAGS)' -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
 # Every test: unit tests, integration tests against real etcd, PostgreSQL 15
 # and HAProxy, and the end-to-end fault tests of the real binaries. Nothing

@@ -105,7 +105,7 @@ func buildPrograms(t testing.TB) string {
 		if buildErr = os.Chmod(buildDir, 0o755); buildErr != nil {
 			return
 		}
-		cmd := exec.Command(goTool, "build", "-o", buildDir+"/", "../cmd/...")
+		cmd := exec.Command(goTool, "build", "-tags=grpcnotrace", "-o", buildDir+"/", "../cmd/...")
 		var out []byte
 		out, buildErr = cmd.CombinedOutput()
 		buildOut = strings.TrimSpace(string(out))

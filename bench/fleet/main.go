@@ -153,7 +153,7 @@ func buildLockd(dir string) (string, error) {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
 	root := filepath.Dir(strings.TrimSpace(string(out)))
-	cmd := exec.Command("go", "build", "-o", dir, "./cmd/pg-lockd")
+	cmd := exec.Command("go", "build", "-tags=grpcnotrace", "-o", dir, "./cmd/pg-lockd")
 	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/pg-lockd: %w", err)
