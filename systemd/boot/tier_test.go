@@ -7,10 +7,12 @@ package boot
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +140,9 @@ func TestSystemd(t *testing.T) {
 		{"enable", tr.testEnable},
 		{"switchover", tr.testSwitchover},
 		{"kill-lockd", tr.testKillLockd},
+		{"kill-supervise", tr.testKillSupervise},
+		{"stop-target", tr.testStopTarget},
+		{"hung-supervise", tr.testHungSupervise},
 	} {
 		if !t.Run(s.name, s.f) {
 			return
@@ -299,6 +304,19 @@ func (tr *tier) failover(t *testing.T, inside bool, args ...string) string {
 	return string(out)
 }
 
+// waitListed waits until `pg-failover list` (the member keys, which catch
+// up with the replicas' state within seconds) shows two streaming
+// replicas, as a switchover candidate must be, and returns the listing.
+func (tr *tier) waitListed(t *testing.T) string {
+	t.Helper()
+	var out string
+	waitFor(t, 15*time.Second, "pg-failover list showing two streaming replicas", func() bool {
+		out = tr.failover(t, false, "list")
+		return strings.Count(out, " streaming ") == 2
+	})
+	return out
+}
+
 // testEnable: `systemctl enable --now` of the three targets forms a
 // cluster: one primary, two streaming replicas, every unit active.
 func (tr *tier) testEnable(t *testing.T) {
@@ -321,13 +339,7 @@ func (tr *tier) testEnable(t *testing.T) {
 			t.Errorf("%s is %s, want enabled", n.target(), st)
 		}
 	}
-	// The member keys catch up with the replicas' state within seconds.
-	var out string
-	waitFor(t, 15*time.Second, "pg-failover list showing two streaming replicas", func() bool {
-		out = tr.failover(t, false, "list")
-		return strings.Count(out, " streaming ") == 2
-	})
-	t.Logf("pg-failover list:\n%s", out)
+	t.Logf("pg-failover list:\n%s", tr.waitListed(t))
 }
 
 // testSwitchover: pg-failover --to switches over, once from the host and
@@ -336,6 +348,7 @@ func (tr *tier) testSwitchover(t *testing.T) {
 	tr.scenario(t, true, func(w *testcluster.Workload) {
 		for _, inside := range []bool{false, true} {
 			old := tr.c.WaitPrimary(t, 10*time.Second)
+			tr.waitListed(t)
 			to := tr.c.Nodes[(old.Index+1)%len(tr.c.Nodes)]
 			where := "host"
 			if inside {
@@ -384,4 +397,191 @@ func (tr *tier) testKillLockd(t *testing.T) {
 			t.Logf("longest write gap through HAProxy around the kill: %s", g.Round(time.Millisecond))
 		}
 	})
+}
+
+// procs returns the PIDs in a unit's control group, as the container
+// sees them.
+func (tr *tier) procs(t *testing.T, unit string) []string {
+	t.Helper()
+	cg := tr.ct.show(t, unit, "ControlGroup")
+	// The unified hierarchy, or systemd's own under cgroup v1 (as on a
+	// host whose cgroups are hybrid).
+	return strings.Fields(tr.ct.must(t, "sh", "-c", `for d in /sys/fs/cgroup/unified /sys/fs/cgroup/systemd /sys/fs/cgroup; do
+		if [ -f "$d$1/cgroup.procs" ]; then exec cat "$d$1/cgroup.procs"; fi; done; echo "no cgroup $1" >&2; exit 1`, "sh", cg))
+}
+
+// alive returns those of pids that still exist in the container.
+func (tr *tier) alive(t *testing.T, pids []string) []string {
+	t.Helper()
+	out := tr.ct.must(t, append([]string{"sh", "-c", `for p; do [ ! -d /proc/$p ] || echo $p; done`, "sh"}, pids...)...)
+	return strings.Fields(out)
+}
+
+// journal returns the messages a journalctl match selects since the
+// moment since.
+func (tr *tier) journal(t *testing.T, since time.Time, match ...string) string {
+	t.Helper()
+	args := append([]string{"journalctl", "--no-pager", "-q", "-o", "cat",
+		fmt.Sprintf("--since=@%.6f", float64(since.UnixMicro())/1e6)}, match...)
+	return tr.ct.must(t, args...)
+}
+
+// testKillSupervise: kill -9 of the primary's pg-supervise while sessions
+// are mid-transaction and mid-statement on it. KillMode=mixed: systemd
+// SIGKILLs the whole control group at once, PostgreSQL and every backend,
+// so no held session commits after the kill. systemd restarts pg-supervise
+// after RestartSec=1; pg-lockd, which kept its lease, either keeps the
+// leader key (PostgreSQL comes back as primary after crash recovery) or a
+// replica has taken over and the node rejoins as a replica. Either way the
+// cluster ends with one primary and two streaming replicas.
+func (tr *tier) testKillSupervise(t *testing.T) {
+	tr.scenario(t, false, func(w *testcluster.Workload) {
+		p := tr.c.WaitPrimary(t, 10*time.Second)
+		unit := tr.node(p.Name).unit("supervise")
+		pid := tr.ct.mainPID(t, unit)
+		holds := w.Hold(t, p, 6*time.Second)
+		pids := tr.procs(t, unit)
+		killed := w.Mark("kill -9 pg-supervise of " + p.Name)
+		tr.ct.must(t, "kill", "-9", fmt.Sprint(pid))
+		var left []string
+		waitFor(t, 3*time.Second, "every process of "+unit+" gone", func() bool {
+			left = tr.alive(t, pids)
+			return len(left) == 0
+		})
+		t.Logf("all %d processes of %s (pg-supervise, postmaster, backends) gone %s after the kill",
+			len(pids), unit, time.Since(killed).Round(time.Millisecond))
+		testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 30*time.Second), killed, "kill -9 of pg-supervise")
+		waitFor(t, 10*time.Second, unit+" restarted", func() bool {
+			np := tr.ct.mainPID(t, unit)
+			return np != 0 && np != pid && tr.ct.show(t, unit, "ActiveState") == "active"
+		})
+		np := tr.waitHealthy(t, 60*time.Second)
+		if np == p {
+			t.Logf("%s restarted by systemd %s after the kill; it kept the leader key and is primary again", unit,
+				time.Since(killed).Round(time.Millisecond))
+		} else {
+			t.Logf("%s took over; %s rejoined as a replica", np.Name, p.Name)
+		}
+	})
+}
+
+// testStopTarget: `systemctl stop pg-ha@<primary>.target` hands over to a
+// replica within 2 s (pg-lockd stops first and gives the key up after
+// pg-supervise's fast shutdown), and `systemctl start` brings the node
+// back as a replica without pg_rewind.
+func (tr *tier) testStopTarget(t *testing.T) {
+	tr.scenario(t, true, func(w *testcluster.Workload) {
+		p := tr.c.WaitPrimary(t, 10*time.Second)
+		n := tr.node(p.Name)
+		stopped := w.Mark("systemctl stop " + n.target())
+		done := make(chan error, 1)
+		go func() {
+			out, err := tr.ct.run(2*time.Minute, nil, "systemctl", "stop", n.target())
+			if err != nil {
+				err = fmt.Errorf("%w: %s", err, out)
+			}
+			done <- err
+		}()
+		var np *testcluster.Node
+		waitFor(t, 20*time.Second, "a new primary", func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			np, _ = tr.c.Primary(ctx, p)
+			return np != nil
+		})
+		handover := time.Since(stopped)
+		if err := <-done; err != nil {
+			t.Fatalf("systemctl stop %s: %v", n.target(), err)
+		}
+		t.Logf("systemctl stop %s: %s primary %s after the stop began; stop returned after %s", n.target(), np.Name,
+			handover.Round(time.Millisecond), time.Since(stopped).Round(time.Millisecond))
+		if handover > 2*time.Second {
+			t.Errorf("hand-over took %s, want at most 2 s", handover.Round(time.Millisecond))
+		}
+		for _, u := range []string{n.unit("supervise"), n.unit("lockd"), n.unit("healthd"), n.unit("bootstrap")} {
+			if st := tr.ct.show(t, u, "ActiveState"); st != "inactive" {
+				t.Errorf("%s is %s after stopping the target, want inactive", u, st)
+			}
+		}
+		if ps := tr.c.Primaries(context.Background()); len(ps) != 1 || ps[0] != np {
+			t.Errorf("primaries after the stop: %v, want %s alone", ps, np.Name)
+		}
+
+		started := w.Mark("systemctl start " + n.target())
+		tr.ct.must(t, "systemctl", "start", n.target())
+		tr.waitHealthy(t, 60*time.Second)
+		t.Logf("%s streams again %s after systemctl start", n.name, time.Since(started).Round(time.Millisecond))
+		// pg-supervise logs every state it enters with the journal field
+		// STATE=. An old primary following a new timeline enters
+		// "rewinding", where pg_rewind first checks whether the data
+		// diverged: after a planned stop it must find nothing to rewind
+		// (the replicas had the shutdown checkpoint).
+		unit := n.unit("supervise")
+		states := tr.states(t, started, unit)
+		msgs := tr.journal(t, started, "_SYSTEMD_UNIT="+unit)
+		t.Logf("%s's states since the start: %v", unit, states)
+		switch {
+		case len(states) == 0:
+			t.Errorf("no STATE= entry of %s in the journal since the start", unit)
+		case strings.Contains(msgs, "rewound with pg_rewind") || strings.Contains(msgs, "pg_rewind failed"):
+			t.Errorf("%s was rewound after the planned stop:\n%s", n.name, msgs)
+		case slices.Contains(states, "rewinding") && !strings.Contains(msgs, "no rewind required"):
+			t.Errorf("%s entered rewinding and did not log that no rewind was required:\n%s", n.name, msgs)
+		case slices.Contains(states, "rewinding"):
+			t.Logf("pg_rewind's check on %s found no divergence: nothing rewound", n.name)
+		}
+	})
+}
+
+// testHungSupervise: the primary's pg-supervise stopped with SIGSTOP.
+// Its watchdog (WatchdogSec=4) fires: systemd kills it and, KillMode=mixed,
+// PostgreSQL with every backend, well before the ttl its last lease
+// validity could run, and restarts it. Sessions held on the primary never
+// commit after the stop.
+func (tr *tier) testHungSupervise(t *testing.T) {
+	tr.scenario(t, false, func(w *testcluster.Workload) {
+		p := tr.c.WaitPrimary(t, 10*time.Second)
+		unit := tr.node(p.Name).unit("supervise")
+		pid := tr.ct.mainPID(t, unit)
+		holds := w.Hold(t, p, 12*time.Second)
+		pids := tr.procs(t, unit)
+		stopped := w.Mark("kill -STOP pg-supervise of " + p.Name)
+		tr.ct.must(t, "kill", "-STOP", fmt.Sprint(pid))
+		waitFor(t, tr.ttl, "every process of "+unit+" gone within the ttl", func() bool {
+			return len(tr.alive(t, pids)) == 0
+		})
+		gone := time.Since(stopped)
+		w.Mark("every process of " + unit + " gone")
+		t.Logf("pg-supervise, the postmaster and %d more processes gone %s after SIGSTOP (ttl %s)",
+			len(pids)-2, gone.Round(time.Millisecond), tr.ttl)
+		waitFor(t, 5*time.Second, "systemd's watchdog message", func() bool {
+			return strings.Contains(tr.journal(t, stopped, "-u", unit), "Failed with result 'watchdog'")
+		})
+		testcluster.AssertNoneCommittedAfter(t, holds.Wait(t, 30*time.Second), stopped, "SIGSTOP of pg-supervise")
+		waitFor(t, 10*time.Second, unit+" restarted", func() bool {
+			np := tr.ct.mainPID(t, unit)
+			return np != 0 && np != pid && tr.ct.show(t, unit, "ActiveState") == "active"
+		})
+		np := tr.waitHealthy(t, 60*time.Second)
+		t.Logf("primary after the watchdog: %s", np.Name)
+	})
+}
+
+// states returns the values of the STATE= journal field of a unit's
+// entries since the moment since, in order: pg-supervise's states.
+func (tr *tier) states(t *testing.T, since time.Time, unit string) []string {
+	t.Helper()
+	out := tr.ct.must(t, "journalctl", "--no-pager", "-q", "-o", "json", "--output-fields=STATE",
+		fmt.Sprintf("--since=@%.6f", float64(since.UnixMicro())/1e6), "_SYSTEMD_UNIT="+unit)
+	var states []string
+	for _, line := range strings.Split(out, "\n") {
+		var e struct {
+			State string `json:"STATE"`
+		}
+		if line == "" || json.Unmarshal([]byte(line), &e) != nil || e.State == "" {
+			continue
+		}
+		states = append(states, e.State)
+	}
+	return states
 }
