@@ -14,9 +14,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pg-ha/pg-ha/lib/dcs/etcdtest"
@@ -143,6 +145,8 @@ func TestSystemd(t *testing.T) {
 		{"kill-supervise", tr.testKillSupervise},
 		{"stop-target", tr.testStopTarget},
 		{"hung-supervise", tr.testHungSupervise},
+		{"healthd-restart", tr.testHealthdRestart},
+		{"rebuild", tr.testRebuild},
 	} {
 		if !t.Run(s.name, s.f) {
 			return
@@ -584,4 +588,192 @@ func (tr *tier) states(t *testing.T, since time.Time, unit string) []string {
 		states = append(states, e.State)
 	}
 	return states
+}
+
+// routeWatch connects through HAProxy's read-write port every 20 ms and
+// samples HAProxy's statistics every 50 ms, remembering every connection
+// that reached a server in recovery and every sample with a server other
+// than the primary UP in the read-write backend.
+type routeWatch struct {
+	done  chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	bad   []string
+	conns int
+	stats int
+}
+
+func (tr *tier) watchRoutes(t *testing.T, primary string) *routeWatch {
+	rw := &routeWatch{done: make(chan struct{})}
+	note := func(format string, args ...any) {
+		rw.mu.Lock()
+		rw.bad = append(rw.bad, time.Now().Format("15:04:05.000")+" "+fmt.Sprintf(format, args...))
+		rw.mu.Unlock()
+	}
+	loop := func(every time.Duration, f func()) {
+		defer rw.wg.Done()
+		for {
+			f()
+			select {
+			case <-rw.done:
+				return
+			case <-time.After(every):
+			}
+		}
+	}
+	rw.wg.Add(2)
+	go loop(20*time.Millisecond, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, tr.haproxyDSN())
+		if err != nil {
+			return
+		}
+		defer conn.Close(context.Background())
+		var port int
+		var inRecovery bool
+		if err := conn.QueryRow(ctx, "SELECT inet_server_port(), pg_is_in_recovery()").Scan(&port, &inRecovery); err != nil {
+			return
+		}
+		rw.mu.Lock()
+		rw.conns++
+		rw.mu.Unlock()
+		if inRecovery {
+			note(":5000 reached a server in recovery (port %d)", port)
+		}
+	})
+	go loop(50*time.Millisecond, func() {
+		st, err := testcluster.HAProxyStatus(tr.statsURL)
+		if err != nil {
+			return
+		}
+		rw.mu.Lock()
+		rw.stats++
+		rw.mu.Unlock()
+		for _, n := range tr.nodes {
+			if s := st["primary/"+n.name]; n.name != primary && s != "DOWN" {
+				note("HAProxy has %s %s in the read-write backend (primary %s)", n.name, s, primary)
+			}
+		}
+	})
+	t.Cleanup(func() { rw.stop() })
+	return rw
+}
+
+// stop ends the watch and returns what went wrong.
+func (rw *routeWatch) stop() []string {
+	select {
+	case <-rw.done:
+	default:
+		close(rw.done)
+	}
+	rw.wg.Wait()
+	rw.mu.Lock()
+	defer rw.mu.Unlock()
+	return slices.Clone(rw.bad)
+}
+
+// testHealthdRestart: `systemctl restart` of pg-healthd (node2's, then the
+// primary's if that is another node) and a stopped pg-healthd started
+// again by its socket alone, on the first check HAProxy sends. HAProxy
+// never routes the read-write port to a node that is not the primary,
+// sampled throughout, and no write is lost.
+func (tr *tier) testHealthdRestart(t *testing.T) {
+	tr.scenario(t, true, func(w *testcluster.Workload) {
+		p := tr.c.WaitPrimary(t, 10*time.Second)
+		watch := tr.watchRoutes(t, p.Name)
+		restart := func(n node) {
+			unit := n.unit("healthd")
+			pid := tr.ct.mainPID(t, unit)
+			at := w.Mark("systemctl restart " + unit)
+			tr.ct.must(t, "systemctl", "restart", unit)
+			waitFor(t, 10*time.Second, unit+" running again", func() bool {
+				np := tr.ct.mainPID(t, unit)
+				return np != 0 && np != pid && tr.ct.show(t, unit, "ActiveState") == "active"
+			})
+			tr.waitHealthy(t, 15*time.Second)
+			t.Logf("systemctl restart %s: HAProxy back to normal %s later", unit, time.Since(at).Round(time.Millisecond))
+		}
+		restart(tr.node("node2"))
+		if p.Name != "node2" {
+			restart(tr.node(p.Name))
+		}
+
+		// Socket activation: with pg-healthd stopped, systemd keeps
+		// listening; HAProxy's next check starts it again.
+		var r node
+		for _, n := range tr.nodes {
+			if n.name != p.Name {
+				r = n
+			}
+		}
+		unit, socket := r.unit("healthd"), "pg-ha-healthd@"+r.name+".socket"
+		tr.ct.must(t, "systemctl", "stop", unit)
+		at := w.Mark("systemctl stop " + unit)
+		if st := tr.ct.show(t, socket, "ActiveState"); st != "active" {
+			t.Errorf("%s is %s with its service stopped, want active (listening)", socket, st)
+		}
+		waitFor(t, 10*time.Second, unit+" started by its socket", func() bool {
+			return tr.ct.show(t, unit, "ActiveState") == "active"
+		})
+		if got := tr.journal(t, at, "-u", unit); !strings.Contains(got, "Started") {
+			t.Errorf("no start of %s in the journal:\n%s", unit, got)
+		}
+		t.Logf("%s started by %s %s after it was stopped", unit, socket, time.Since(at).Round(time.Millisecond))
+		tr.waitHealthy(t, 15*time.Second)
+		time.Sleep(500 * time.Millisecond)
+		watch.mu.Lock()
+		conns, samples := watch.conns, watch.stats
+		watch.mu.Unlock()
+		for _, b := range watch.stop() {
+			t.Error(b)
+		}
+		if conns == 0 || samples == 0 {
+			t.Errorf("route watch made %d connections through :5000 and read %d statistics samples, want some of each", conns, samples)
+		}
+		t.Logf("%d connections through :5000 and %d statistics samples, none routed to a non-primary", conns, samples)
+	})
+}
+
+// testRebuild: the rebuild timer is active and scheduled on every node;
+// a replica whose data directory lost its pg_control (pg-supervise
+// stopped) is re-cloned by pg-ha-rebuild@ (exit 12, "rebuilt"), the old
+// directory kept beside it, and the node streams again once started.
+func (tr *tier) testRebuild(t *testing.T) {
+	tr.scenario(t, true, func(w *testcluster.Workload) {
+		for _, n := range tr.nodes {
+			timer := "pg-ha-rebuild@" + n.name + ".timer"
+			if st, next := tr.ct.show(t, timer, "ActiveState"), tr.ct.show(t, timer, "NextElapseUSecRealtime"); st != "active" || next == "" || next == "n/a" {
+				t.Errorf("%s: %s, next run %q; want active with a next run", timer, st, next)
+			} else {
+				t.Logf("%s: next run %s", timer, next)
+			}
+		}
+		p := tr.c.WaitPrimary(t, 10*time.Second)
+		var r node
+		for _, n := range tr.nodes {
+			if n.name != p.Name {
+				r = n
+			}
+		}
+		sup, rebuild := r.unit("supervise"), r.unit("rebuild")
+		w.Mark("break " + r.name + "'s data directory")
+		tr.ct.must(t, "systemctl", "stop", sup)
+		tr.ct.must(t, "rm", r.dataDir+"/global/pg_control")
+		at := w.Mark("systemctl start " + rebuild)
+		tr.ct.must(t, "systemctl", "start", rebuild)
+		status, result := tr.ct.show(t, rebuild, "ExecMainStatus"), tr.ct.show(t, rebuild, "Result")
+		t.Logf("%s: exit status %s, result %s, in %s", rebuild, status, result, time.Since(at).Round(time.Millisecond))
+		if status != "12" || result != "success" {
+			t.Fatalf("%s: exit status %s, result %s; want 12 (rebuilt), success\n%s", rebuild, status, result,
+				tr.journal(t, at, "-u", rebuild))
+		}
+		tr.ct.must(t, "test", "-f", r.dataDir+"/global/pg_control")
+		if old := tr.ct.sh(t, "ls -d "+r.dataDir+".old-*"); strings.TrimSpace(old) == "" {
+			t.Errorf("no old data directory kept beside %s", r.dataDir)
+		}
+		tr.ct.must(t, "systemctl", "start", r.target())
+		tr.waitHealthy(t, 60*time.Second)
+		t.Logf("%s streams again %s after the rebuild began", r.name, time.Since(at).Round(time.Millisecond))
+	})
 }
