@@ -76,12 +76,13 @@ func boot(t *testing.T, root string, extra ...string) *container {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// systemctl fails until systemd listens on its private socket.
+	// systemctl answers "offline", then fails to connect, until systemd
+	// has set itself up and listens on its private socket.
 	var state string
 	for {
 		out, err := c.run(60*time.Second, nil, "systemctl", "is-system-running", "--wait")
 		state = strings.TrimSpace(out)
-		if !strings.Contains(state, "Failed to connect to bus") {
+		if state != "offline" && !strings.Contains(state, "Failed to connect to bus") {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -147,6 +147,7 @@ func TestSystemd(t *testing.T) {
 		{"hung-supervise", tr.testHungSupervise},
 		{"healthd-restart", tr.testHealthdRestart},
 		{"rebuild", tr.testRebuild},
+		{"reload", tr.testReload},
 	} {
 		if !t.Run(s.name, s.f) {
 			return
@@ -775,5 +776,58 @@ func (tr *tier) testRebuild(t *testing.T) {
 		tr.ct.must(t, "systemctl", "start", r.target())
 		tr.waitHealthy(t, 60*time.Second)
 		t.Logf("%s streams again %s after the rebuild began", r.name, time.Since(at).Round(time.Millisecond))
+	})
+}
+
+// testReload: a parameter changed in the primary's YAML and `systemctl
+// reload pg-ha@<node>.target`, which propagates to pg-supervise and
+// pg-lockd (ExecReload: SIGHUP): the new value is in force on new
+// sessions, and neither PostgreSQL's postmaster nor either daemon
+// restarted.
+func (tr *tier) testReload(t *testing.T) {
+	tr.scenario(t, true, func(w *testcluster.Workload) {
+		p := tr.c.WaitPrimary(t, 10*time.Second)
+		n := tr.node(p.Name)
+		showWorkMem := func() string {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var v string
+			if err := p.QueryRow(ctx, "SHOW work_mem", nil, &v); err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		const want = "7MB"
+		if got := showWorkMem(); got == want {
+			t.Fatalf("work_mem is already %s", got)
+		}
+		postmaster := func() string { return strings.TrimSpace(tr.ct.must(t, "head", "-n1", n.dataDir+"/postmaster.pid")) }
+		pm, sup, lockd := postmaster(), tr.ct.mainPID(t, n.unit("supervise")), tr.ct.mainPID(t, n.unit("lockd"))
+
+		var cfg map[string]any
+		if err := yaml.Unmarshal([]byte(tr.ct.must(t, "cat", n.config())), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		cfg["postgresql"].(map[string]any)["parameters"].(map[string]any)["work_mem"] = want
+		data, err := yaml.Marshal(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.ct.writeFile(t, n.config(), data)
+		at := w.Mark("systemctl reload " + n.target())
+		tr.ct.must(t, "systemctl", "reload", n.target())
+		waitFor(t, 10*time.Second, "work_mem "+want+" on "+n.name, func() bool { return showWorkMem() == want })
+		t.Logf("work_mem %s on %s %s after systemctl reload", want, n.name, time.Since(at).Round(time.Millisecond))
+		if got := postmaster(); got != pm {
+			t.Errorf("postmaster PID %s after the reload, was %s: PostgreSQL restarted", got, pm)
+		}
+		for unit, pid := range map[string]int{n.unit("supervise"): sup, n.unit("lockd"): lockd} {
+			if got := tr.ct.mainPID(t, unit); got != pid {
+				t.Errorf("%s: MainPID %d after the reload, was %d", unit, got, pid)
+			}
+			if got := tr.journal(t, at, "_SYSTEMD_UNIT="+unit); !strings.Contains(got, "reading the configuration again") {
+				t.Errorf("%s did not read its configuration again:\n%s", unit, got)
+			}
+		}
 	})
 }
