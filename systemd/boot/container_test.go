@@ -45,7 +45,11 @@ func boot(t *testing.T, root string, extra ...string) *container {
 	}, extra...)
 	c.nspawn = exec.Command("systemd-nspawn", args...)
 	c.nspawn.Stdout, c.nspawn.Stderr = logf, logf
-	c.nspawn.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// If the test process dies without its Cleanup (a timeout's panic),
+	// SIGTERM makes systemd-nspawn power the container off (its
+	// --kill-signal, SIGRTMIN+3 with --boot); SIGKILL would leave the
+	// container's systemd running without it.
+	c.nspawn.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	began := time.Now()
 	if err := c.nspawn.Start(); err != nil {
 		t.Fatal(err)
@@ -118,6 +122,9 @@ func children(pid int) []int {
 
 func (c *container) teardown(t *testing.T) {
 	if t.Failed() {
+		if out, err := c.run(10*time.Second, nil, "systemctl", "list-jobs", "--no-legend"); err == nil || out != "" {
+			t.Logf("systemd's jobs:\n%s", out)
+		}
 		if out, err := c.run(20*time.Second, nil, "journalctl", "--no-pager", "-o", "short-precise", "-u", "pg-ha*", "-n", "400"); err == nil || out != "" {
 			t.Logf("journal of the pg-ha units (last 400 lines):\n%s", out)
 		}
@@ -148,6 +155,9 @@ func (c *container) run(timeout time.Duration, stdin []byte, args ...string) (st
 	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"-t", strconv.Itoa(c.pid), "-a", "--"}, args...)...)
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
 		"SYSTEMD_PAGER=", "SYSTEMD_COLORS=0", "HOME=/root", "TERM=dumb"}
+	// nsenter forks the command into the container's PID namespace: after
+	// a timeout kills nsenter, the command may still hold the output open.
+	cmd.WaitDelay = 2 * time.Second
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}

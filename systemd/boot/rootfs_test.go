@@ -97,6 +97,14 @@ func rootfs(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Logf("built %s in %s", final, time.Since(began).Round(time.Second))
+	// Trees of earlier package lists are not used any more.
+	others, _ := filepath.Glob(filepath.Join(cache, rootfsSuite+"-*"))
+	for _, d := range others {
+		if d != final {
+			t.Logf("removing the outdated tree %s", d)
+			os.RemoveAll(d)
+		}
+	}
 	return final
 }
 

@@ -301,7 +301,9 @@ func (tr *tier) failover(t *testing.T, inside bool, args ...string) string {
 	if inside {
 		return tr.ct.must(t, append([]string{"pg-failover", "--config", "/etc/pg-ha/node1.yml"}, args...)...)
 	}
-	cmd := exec.Command(filepath.Join(tr.src, "bin", "pg-failover"), append([]string{"--config", tr.hostYAML}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(tr.src, "bin", "pg-failover"), append([]string{"--config", tr.hostYAML}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("pg-failover %s on the host: %v\n%s", strings.Join(args, " "), err, out)
@@ -548,7 +550,8 @@ func (tr *tier) testHungSupervise(t *testing.T) {
 		p := tr.c.WaitPrimary(t, 10*time.Second)
 		unit := tr.node(p.Name).unit("supervise")
 		pid := tr.ct.mainPID(t, unit)
-		holds := w.Hold(t, p, 12*time.Second)
+		// Longer than the watchdog takes (WatchdogSec=4, TimeoutAbortSec=2).
+		holds := w.Hold(t, p, 8*time.Second)
 		pids := tr.procs(t, unit)
 		stopped := w.Mark("kill -STOP pg-supervise of " + p.Name)
 		tr.ct.must(t, "kill", "-STOP", fmt.Sprint(pid))
