@@ -345,6 +345,15 @@ func (tr *tier) testEnable(t *testing.T) {
 		if st := tr.ct.show(t, n.target(), "UnitFileState"); st != "enabled" {
 			t.Errorf("%s is %s, want enabled", n.target(), st)
 		}
+		// The runtime directory (RuntimeDirectory= of every service) and
+		// the FIFO the socket unit creates in it belong to postgres; the
+		// postmaster runs as postgres.
+		got := strings.Fields(tr.ct.sh(t, fmt.Sprintf(`stat -c '%%U:%%G:%%a:%%F' /run/pg-ha/%[1]s /run/pg-ha/%[1]s/role.fifo
+			ps -o user= -p "$(head -n1 %[2]s/postmaster.pid)"`, n.name, n.dataDir)))
+		want := []string{"postgres:postgres:750:directory", "postgres:postgres:600:fifo", "postgres"}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: runtime directory, FIFO, postmaster user: %q, want %q", n.name, got, want)
+		}
 	}
 	t.Logf("pg-failover list:\n%s", tr.waitListed(t))
 }
