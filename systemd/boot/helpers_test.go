@@ -77,3 +77,15 @@ func (lw *leaderWatch) stop() []string {
 	defer lw.mu.Unlock()
 	return slices.Clone(lw.seen)
 }
+
+// freePorts returns n distinct ports from testcluster.FreePort.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	var out []int
+	for len(out) < n {
+		if p := testcluster.FreePort(t); !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -111,9 +111,13 @@ func TestSystemd(t *testing.T) {
 	}
 	tr.etcd = etcdtest.Start(t)
 	tr.ct = boot(t, root, "--bind-ro="+tr.src+":/src")
+	// Every port of the run: two per node and HAProxy's three,
+	// all distinct (each FreePort was free a moment ago, but two calls may
+	// return the same one).
+	ports := freePorts(t, 9)
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("node%d", i)
-		tr.nodes = append(tr.nodes, node{name: name, pgPort: testcluster.FreePort(t), apiPort: testcluster.FreePort(t),
+		tr.nodes = append(tr.nodes, node{name: name, pgPort: ports[2*i-2], apiPort: ports[2*i-1],
 			dataDir: "/var/lib/postgresql/15/" + name})
 	}
 	var ext []testcluster.ExternalNode
@@ -124,7 +128,7 @@ func TestSystemd(t *testing.T) {
 	tr.install(t)
 
 	// HAProxy on the host, examples/haproxy.cfg pointed at the nodes.
-	rw, ro, stats := testcluster.FreePort(t), testcluster.FreePort(t), testcluster.FreePort(t)
+	rw, ro, stats := ports[6], ports[7], ports[8]
 	var servers []testcluster.HAProxyServer
 	for _, n := range tr.nodes {
 		servers = append(servers, testcluster.HAProxyServer{Name: n.name, PGPort: n.pgPort, CheckPort: n.apiPort})
