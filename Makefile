@@ -22,7 +22,9 @@ build:
 # may skip. Packages run one at a time so timing assertions are not starved;
 # in e2e/ the four ten-failover tests (three synchronous modes, logical
 # slots) and the archive-only replica's 40 s watch, which mostly wait, run
-# together after all the others.
+# together after all the others. systemd/boot, in the first command, boots
+# the units under a real systemd in a container (about 45 s; 1.5 min when
+# its Debian tree must be built first).
 test: vet
 	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -timeout 20m $$($(GO) list ./... | grep -v /e2e)
 	PGHA_TEST_DISALLOW_SKIP=1 $(GO) test -count=1 -p 1 -parallel 5 -timeout 40m ./e2e/

@@ -338,6 +338,17 @@ func TestServiceSettings(t *testing.T) {
 		}
 		u.must(t, "Service", "WatchdogSec")
 	}
+	// `systemctl reload pg-ha@X.target` reaches the daemons that re-read
+	// the YAML on SIGHUP (pg-healthd reads it only at start).
+	for _, n := range []string{"pg-ha-supervise@.service", "pg-ha-lockd@.service"} {
+		u := units[n]
+		if got := u.must(t, "Service", "ExecReload"); got != "/bin/kill -HUP $MAINPID" {
+			t.Errorf("%s: ExecReload=%s, want /bin/kill -HUP $MAINPID", n, got)
+		}
+		if !slices.Contains(u.fields("Unit", "ReloadPropagatedFrom"), "pg-ha@%i.target") {
+			t.Errorf("%s: ReloadPropagatedFrom= lacks pg-ha@%%i.target", n)
+		}
+	}
 
 	sv := units["pg-ha-supervise@.service"]
 	// PostgreSQL must not outlive pg-supervise: see the unit's comments.

@@ -117,6 +117,7 @@ type Node struct {
 	patroni bool // runs Patroni instead of pg-ha's programs (Migrate switches)
 
 	walMounted bool // Options.WALFilesystem's tmpfs is mounted
+	external   bool // run by something else (Attach): taken to be managed
 }
 
 // PartitionFromEtcd cuts the node off from etcd, in both directions, as a
@@ -395,6 +396,9 @@ func (n *Node) Running(p Proc) bool {
 // managed reports whether the program that runs the node's PostgreSQL is
 // running: pg-supervise, or Patroni with Options.Patroni.
 func (n *Node) managed() bool {
+	if n.external {
+		return true
+	}
 	if n.RunsPatroni() {
 		return n.Running(Patroni)
 	}

@@ -56,6 +56,15 @@ type Workload struct {
 // cannot be created. Stop is also called in t's Cleanup.
 func StartWorkload(t testing.TB, c *Cluster) *Workload {
 	t.Helper()
+	return StartWorkloadVia(t, c, MultiHostDSN(c.Nodes))
+}
+
+// StartWorkloadVia is StartWorkload with the application's writer (the
+// MultiWriter) connecting with dsn instead of MultiHostDSN, for example
+// through HAProxy's read-write port. Its writes are attributed to the node
+// whose PostgreSQL port inet_server_port() names.
+func StartWorkloadVia(t testing.TB, c *Cluster, dsn string) *Workload {
+	t.Helper()
 	p := c.WaitPrimary(t, 30*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -73,7 +82,7 @@ func StartWorkload(t testing.TB, c *Cluster) *Workload {
 	w.h.Start = time.Now()
 	w.h.Writers = append(w.h.Writers, MultiWriter)
 	w.wg.Add(1 + len(c.Nodes))
-	go w.run(MultiWriter, MultiHostDSN(c.Nodes), true)
+	go w.run(MultiWriter, dsn, true)
 	for _, n := range c.Nodes {
 		name := "pin-" + n.Name
 		w.h.Writers = append(w.h.Writers, name)
