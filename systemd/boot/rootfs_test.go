@@ -83,9 +83,17 @@ func rootfs(t *testing.T) string {
 	tmp := filepath.Join(cache, fmt.Sprintf(".build-%s-%d", rootfsKey(), os.Getpid()))
 	began := time.Now()
 	args := []string{"--variant=apt", "--include=" + strings.Join(rootfsPackages, ","), rootfsSuite, tmp}
-	if out, err := exec.Command("mmdebstrap", args...).CombinedOutput(); err != nil {
+	// One retry: a mirror's passing failure should not fail the tier.
+	for attempt := 1; ; attempt++ {
+		out, err := exec.Command("mmdebstrap", args...).CombinedOutput()
+		if err == nil {
+			break
+		}
 		os.RemoveAll(tmp)
-		t.Fatalf("mmdebstrap %s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 4000))
+		if attempt == 2 {
+			t.Fatalf("mmdebstrap %s: %v\n%s", strings.Join(args, " "), err, tail(string(out), 4000))
+		}
+		t.Logf("mmdebstrap failed, trying again: %v\n%s", err, tail(string(out), 1000))
 	}
 	mask := append([]string{"--root=" + tmp, "mask"}, rootfsMasked...)
 	if out, err := exec.Command("systemctl", mask...).CombinedOutput(); err != nil {
