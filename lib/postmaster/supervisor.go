@@ -1113,7 +1113,7 @@ func (s *Supervisor) keepSlots(ctx context.Context, conn *pgx.Conn, line rolepip
 func (s *Supervisor) setState(st, msg string) {
 	if s.st.State != st {
 		s.st.Since = time.Now()
-		s.log.Info().Str("state", st).Str("message", msg).Msg("state")
+		s.log.Info().Str("state", st).Str("detail", msg).Msg("state")
 		role := "replica"
 		if s.primary {
 			role = "primary"
