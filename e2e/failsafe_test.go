@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"strings"
 	"sync"
 	"syscall"
@@ -162,6 +164,8 @@ func TestFailsafeEtcdFrozen(t *testing.T) {
 	stop, stopWatching := stopWatches(t)
 	leaders := leaderWatch(c, stop)
 	primaries := primariesWatch(c, stop)
+	stopHealth, stopHealthWatch := stopWatches(t)
+	health := healthWatch(p, "/primary", stopHealth)
 	frozen := w.Mark("SIGSTOP etcd")
 	c.Etcd.Pause()
 	paused := true
@@ -174,6 +178,19 @@ func TestFailsafeEtcdFrozen(t *testing.T) {
 	t.Cleanup(resume)
 	time.Sleep(outage)
 	during := w.Snapshot()
+	stopHealthWatch()
+	seenHealth := <-health
+	// While etcd is frozen: the leader and the members it asks run on
+	// failsafe_mode, and pg-healthd shows it as Patroni does.
+	for _, n := range c.Nodes {
+		checkFailsafeMetric(t, n, 1, "after "+outage.String()+" of frozen etcd")
+	}
+	if code, body, err := apiBody(p, "/failsafe"); err != nil || code != http.StatusOK || !strings.Contains(body, `"`+p.Name+`":`) {
+		t.Errorf("GET /failsafe on %s while etcd is frozen: %d %q %v; want 200 with the failsafe key", p.Name, code, body, err)
+	}
+	if _, body, err := apiBody(p, "/patroni"); err != nil || !strings.Contains(body, `"failsafe_mode_is_active":true`) {
+		t.Errorf("%s's /patroni while etcd is frozen: %q %v; want failsafe_mode_is_active true", p.Name, body, err)
+	}
 	resumed := w.Mark("SIGCONT etcd")
 	resume()
 
@@ -199,6 +216,10 @@ func TestFailsafeEtcdFrozen(t *testing.T) {
 
 	checkGap(t, testcluster.MultiWriter, gap, time.Second, "while etcd was frozen")
 	checkGap(t, pin, pinGap, time.Second, "while etcd was frozen")
+	// HAProxy must keep routing to the primary that keeps running.
+	if len(seenHealth) != 1 || seenHealth[0].Code != http.StatusOK {
+		t.Errorf("%s's /primary while etcd was frozen: %v; want 200 throughout (HAProxy would stop routing to the primary failsafe_mode keeps)", p.Name, seenHealth)
+	}
 	if gap <= time.Second { // otherwise gapAfter may be the same gap
 		checkGap(t, testcluster.MultiWriter, gapAfter, time.Second, "from etcd's resume on (the gap spanning it included)")
 	}
@@ -235,6 +256,8 @@ func TestFailsafePrimaryCutFromEtcd(t *testing.T) {
 	stop, stopWatching := stopWatches(t)
 	leaders := leaderWatch(c, stop)
 	primaries := primariesWatch(c, stop)
+	stopHealth, stopHealthWatch := stopWatches(t)
+	health := healthWatch(p, "/primary", stopHealth)
 	cut := w.Mark("partition " + p.Name + " (primary) from etcd")
 	p.PartitionFromEtcd()
 	t.Cleanup(func() {
@@ -244,6 +267,12 @@ func TestFailsafePrimaryCutFromEtcd(t *testing.T) {
 	})
 	time.Sleep(3 * ttl)
 	during := w.Snapshot()
+	stopHealthWatch()
+	// HAProxy must keep routing to the primary failsafe_mode keeps.
+	if seen := <-health; len(seen) != 1 || seen[0].Code != http.StatusOK {
+		t.Errorf("%s's /primary while partitioned from etcd: %v; want 200 throughout", p.Name, seen)
+	}
+	checkFailsafeMetric(t, p, 1, "while partitioned from etcd")
 	healed := w.Mark("heal " + p.Name + "'s partition from etcd")
 	p.HealEtcd()
 
@@ -315,6 +344,8 @@ func TestFailsafePrimaryAlsoCutFromReplica(t *testing.T) {
 
 	stop, stopWatching := stopWatches(t)
 	primaries := primariesWatch(c, stop)
+	stopHealth, stopHealthWatch := stopWatches(t)
+	oldHealth := healthWatch(old, "/primary", stopHealth)
 	holds := w.Hold(t, old, ttl+8*time.Second)
 	if err := mute.Signal(testcluster.Healthd, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -341,6 +372,25 @@ func TestFailsafePrimaryAlsoCutFromReplica(t *testing.T) {
 	w.WaitAck(t, testcluster.MultiWriter, np.Name, cut, 15*time.Second)
 	h := w.Snapshot()
 	last, first := handover(t, h, old, np, cut)
+	watchEnd := time.Now()
+	stopHealthWatch()
+	// The old primary's pg-healthd must stop sending HAProxy there before
+	// the new primary takes writes: the failsafe rounds failed, so only the
+	// lease's validity stood for the leader key.
+	seenOld := <-oldHealth
+	for i, sample := range seenOld {
+		if sample.Code != http.StatusOK {
+			continue
+		}
+		end := watchEnd
+		if i+1 < len(seenOld) {
+			end = seenOld[i+1].At
+		}
+		if end.After(first.Ack) {
+			t.Errorf("%s's /primary answered 200 until %s, after %s's first acknowledged write at %s: %v",
+				old.Name, end.Format("15:04:05.000"), np.Name, first.Ack.Format("15:04:05.000"), seenOld)
+		}
+	}
 	gap := testcluster.MaxGapSince(h, testcluster.MultiWriter, cut)
 	which := "the replica whose pg-healthd answers"
 	if np == mute {
@@ -368,4 +418,74 @@ func TestFailsafePrimaryAlsoCutFromReplica(t *testing.T) {
 	// The whole history too: the old primary must never have acknowledged
 	// a write after the new one's first.
 	handover(t, h, old, np, cut)
+}
+
+// codeSeen is one answer of a node's pg-healthd: the status code (0 when it
+// did not answer) first seen at At.
+type codeSeen struct {
+	At   time.Time
+	Code int
+}
+
+// healthWatch asks n's pg-healthd GET path every 100ms until stop is closed
+// and returns every change of its status code, in order.
+func healthWatch(n *testcluster.Node, path string, stop <-chan struct{}) <-chan []codeSeen {
+	out := make(chan []codeSeen, 1)
+	client := &http.Client{Timeout: 500 * time.Millisecond}
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", n.APIPort, path)
+	go func() {
+		var seen []codeSeen
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			now, code := time.Now(), 0
+			if resp, err := client.Get(url); err == nil {
+				code = resp.StatusCode
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			if len(seen) == 0 || seen[len(seen)-1].Code != code {
+				seen = append(seen, codeSeen{At: now, Code: code})
+			}
+			select {
+			case <-stop:
+				out <- seen
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return out
+}
+
+// apiBody returns the status code and body of GET path on n's pg-healthd.
+func apiBody(n *testcluster.Node, path string) (int, string, error) {
+	client := &http.Client{Timeout: 2 * time.Second}
+	resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d%s", n.APIPort, path))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// checkFailsafeMetric fails t unless n's /metrics says
+// patroni_failsafe_mode_is_active is want.
+func checkFailsafeMetric(t testing.TB, n *testcluster.Node, want int, when string) {
+	t.Helper()
+	code, body, err := apiBody(n, "/metrics")
+	if err != nil || code != http.StatusOK {
+		t.Errorf("%s's /metrics %s: %d %v", n.Name, when, code, err)
+		return
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "patroni_failsafe_mode_is_active{") {
+			if !strings.HasSuffix(line, fmt.Sprintf(" %d", want)) {
+				t.Errorf("%s's %s %s: want %d", n.Name, line, when, want)
+			}
+			return
+		}
+	}
+	t.Errorf("%s's /metrics %s has no patroni_failsafe_mode_is_active", n.Name, when)
 }

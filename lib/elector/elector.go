@@ -725,6 +725,7 @@ func (e *Elector) writeHeartbeat() {
 	}
 	if e.token != 0 {
 		hb.Role = "leader"
+		hb.FailsafeMode, hb.FailsafeUntil = e.failsafeDeadline()
 	}
 	if e.cluster != nil && e.cluster.Leader != nil {
 		hb.Leader = e.cluster.Leader.Name

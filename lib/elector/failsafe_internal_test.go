@@ -105,3 +105,40 @@ func TestFailsafeAsk(t *testing.T) {
 		t.Errorf("failsafe_mode off: asked %v", e.ka.fs.ask)
 	}
 }
+
+// TestFailsafeDeadline: the heartbeat names a failsafe deadline only while
+// failsafe rounds, not the lease, make the lead deadline in force, and not
+// when an early fence caps it.
+func TestFailsafeDeadline(t *testing.T) {
+	at := clock.Time(100 * time.Second)
+	e := &Elector{}
+	e.ka.ttl = 8 * time.Second
+	e.ka.lease = dcs.Lease{ID: 1, TTL: 8 * time.Second, ValidUntil: at.Add(5 * time.Second)}
+	if _, got := e.failsafeDeadline(); got != 0 {
+		t.Errorf("lease alone: %v, want 0", got)
+	}
+	e.ka.fs.until = at.Add(3 * time.Second)
+	if _, got := e.failsafeDeadline(); got != 0 {
+		t.Errorf("failsafe earlier than the lease: %v, want 0", got)
+	}
+	e.ka.fs.until = at.Add(20 * time.Second)
+	want := at.Add(20*time.Second - config.FenceMargin)
+	if _, got := e.failsafeDeadline(); got != want {
+		t.Errorf("failsafe later than the lease: %v, want %v", got, want)
+	}
+	e.ka.lease = dcs.Lease{}
+	if _, got := e.failsafeDeadline(); got != want {
+		t.Errorf("failsafe without a lease: %v, want %v", got, want)
+	}
+	e.ka.fencedAt = at.Add(10 * time.Second)
+	if _, got := e.failsafeDeadline(); got != 0 {
+		t.Errorf("capped by an early fence: %v, want 0", got)
+	}
+	if armed, _ := e.failsafeDeadline(); armed {
+		t.Error("armed without members to ask")
+	}
+	e.ka.fs.ask = map[string]string{"node2": "http://b/patroni"}
+	if armed, _ := e.failsafeDeadline(); !armed {
+		t.Error("not armed with members to ask")
+	}
+}

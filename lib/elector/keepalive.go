@@ -74,13 +74,7 @@ func (e *Elector) leaseState() (dcs.Lease, bool) {
 // TTL etcd granted, minus the fence margin, or what failsafe rounds won if
 // later; no later than an early fence. Callers hold ka.mu.
 func (k *keeper) untilLocked() clock.Time {
-	var until clock.Time
-	if l := k.lease; l.ID != 0 {
-		until = l.ValidUntil.Add(-config.FenceMargin)
-		if k.ttl > 0 && l.TTL > k.ttl {
-			until = until.Add(-(l.TTL - k.ttl))
-		}
-	}
+	until := k.leaseUntilLocked()
 	if fu := k.failsafeUntil(); fu > until {
 		until = fu
 	}
@@ -91,6 +85,36 @@ func (k *keeper) untilLocked() clock.Time {
 		until = k.fencedAt
 	}
 	return until
+}
+
+// leaseUntilLocked is the lead deadline the lease alone allows: its
+// validity, never longer than the configured ttl from the renewal's send
+// time whatever TTL etcd granted, minus the fence margin; 0 without a lease.
+// Callers hold ka.mu.
+func (k *keeper) leaseUntilLocked() clock.Time {
+	l := k.lease
+	if l.ID == 0 {
+		return 0
+	}
+	until := l.ValidUntil.Add(-config.FenceMargin)
+	if k.ttl > 0 && l.TTL > k.ttl {
+		until = until.Add(-(l.TTL - k.ttl))
+	}
+	return until
+}
+
+// failsafeDeadline says whether failsafe rounds would run if etcd became
+// unreachable (failsafe_mode on, a failsafe key seen), and the lead deadline
+// in force when those rounds, not the lease, make it (etcd unreachable,
+// every member promised), 0 otherwise.
+func (e *Elector) failsafeDeadline() (armed bool, until clock.Time) {
+	e.ka.mu.Lock()
+	defer e.ka.mu.Unlock()
+	armed = e.ka.fs.ask != nil
+	if u := e.ka.untilLocked(); u > e.ka.leaseUntilLocked() && u == e.ka.failsafeUntil() {
+		until = u
+	}
+	return armed, until
 }
 
 // keepLease renews the lease until ctx is done: one keepalive every

@@ -26,6 +26,16 @@ type Facts struct {
 	Leader string
 	// HoldsLeader: LeaderConfirmed and Leader is this node.
 	HoldsLeader bool
+	// Failsafe: pg-lockd leads with failsafe_mode armed and its lease
+	// validity, or the deadline failsafe rounds won while etcd is
+	// unreachable, more than Bounds.ValidityMargin away: while etcd cannot
+	// confirm the leader key, that deadline stands for it (pg-supervise
+	// fences at it), so this node may serve as the primary.
+	Failsafe bool
+	// FailsafeActive is Patroni's failsafe_mode_is_active: Failsafe on the
+	// leader; on another member, a promise given over POST /failsafe that
+	// still binds.
+	FailsafeActive bool
 	// Primary is /primary's answer; Why says why not.
 	Primary bool
 	Why     string
@@ -99,6 +109,13 @@ func evaluate(s *Snapshot, b Bounds, now clock.Time, explain bool) Facts {
 	}
 	f.LeaderConfirmed = !s.Standalone && s.DCS.Cluster != nil && within(now, s.DCS.Confirmed, b.DCS)
 	f.HoldsLeader = f.LeaderConfirmed && f.Leader != "" && f.Leader == s.Name
+	if l := s.Lockd; l != nil && !s.Standalone && l.Role == "leader" {
+		f.Failsafe = l.FailsafeMode && max(l.ValidUntil, l.FailsafeUntil).Sub(now) > b.ValidityMargin
+		f.FailsafeActive = l.FailsafeUntil.Sub(now) > b.ValidityMargin
+	}
+	if s.Promise != nil && s.Promise.Active(now) && !s.Standalone {
+		f.FailsafeActive = true
+	}
 	f.Paused = s.DCS.Paused
 	if s.Lockd != nil {
 		f.Paused = s.Lockd.Paused
@@ -106,6 +123,7 @@ func evaluate(s *Snapshot, b Bounds, now clock.Time, explain bool) Facts {
 
 	supOK, supWhy := superviseAllows(s.Supervise, b, now, explain)
 	lockdOK, lockdWhy := lockdAllows(s.Lockd, b, now, explain)
+	leaderWhy := leaderObjection(s, b, now, &f, explain)
 	switch {
 	case !f.Running:
 		f.Why = "postgres is not answering"
@@ -118,18 +136,8 @@ func evaluate(s *Snapshot, b Bounds, now clock.Time, explain bool) Facts {
 		f.Why = supWhy
 	case s.Standalone:
 		f.Primary = true
-	case !f.LeaderConfirmed:
-		f.Why = "leader key not confirmed"
-		if explain {
-			f.Why += ": " + dcsWhy(s, b, now)
-		}
-	case f.Leader == "":
-		f.Why = "nobody holds the leader key"
-	case f.Leader != s.Name:
-		f.Why = "leader key held by another member"
-		if explain {
-			f.Why = "leader key held by " + f.Leader
-		}
+	case leaderWhy != "":
+		f.Why = leaderWhy
 	case !lockdOK:
 		f.Why = lockdWhy
 	case s.DCS.StandbyCluster:
@@ -225,10 +233,36 @@ func superviseAllows(sup *state.Supervise, b Bounds, now clock.Time, explain boo
 	return true, ""
 }
 
+// leaderObjection says why the leader key does not let this node serve as
+// the primary, "" if it does: a confirmed etcd view must show this node
+// holding the key, or, while etcd cannot confirm it, pg-lockd must lead
+// with failsafe_mode armed (Facts.Failsafe): its lease validity, then the
+// members' promises not to take the key, last until a deadline pg-supervise
+// fences at.
+func leaderObjection(s *Snapshot, b Bounds, now clock.Time, f *Facts, explain bool) string {
+	switch {
+	case f.LeaderConfirmed && f.Leader != "" && f.Leader != s.Name:
+		if explain {
+			return "leader key held by " + f.Leader
+		}
+		return "leader key held by another member"
+	case !f.LeaderConfirmed && f.Failsafe:
+		return ""
+	case !f.LeaderConfirmed:
+		if explain {
+			return "leader key not confirmed: " + dcsWhy(s, b, now)
+		}
+		return "leader key not confirmed"
+	case f.Leader == "":
+		return "nobody holds the leader key"
+	}
+	return ""
+}
+
 // lockdAllows: without lockd.json there is nothing to object; with it,
-// pg-lockd must say it leads and its lease validity must last longer than
-// the margin. valid_until is an absolute deadline, so it holds even when
-// the file is old.
+// pg-lockd must say it leads and its lease validity (or the deadline
+// failsafe rounds won, if later) must last longer than the margin. Both are
+// absolute deadlines, so they hold even when the file is old.
 func lockdAllows(l *state.Lockd, b Bounds, now clock.Time, explain bool) (bool, string) {
 	switch {
 	case l == nil:
@@ -238,11 +272,11 @@ func lockdAllows(l *state.Lockd, b Bounds, now clock.Time, explain bool) (bool, 
 			return false, "pg-lockd does not lead"
 		}
 		return false, "pg-lockd role is " + l.Role
-	case l.ValidUntil.Sub(now) <= b.ValidityMargin:
+	case max(l.ValidUntil, l.FailsafeUntil).Sub(now) <= b.ValidityMargin:
 		if !explain {
 			return false, "pg-lockd lease validity ends"
 		}
-		return false, fmt.Sprintf("pg-lockd lease validity ends in %s", l.ValidUntil.Sub(now).Round(time.Millisecond))
+		return false, fmt.Sprintf("pg-lockd lease validity ends in %s", max(l.ValidUntil, l.FailsafeUntil).Sub(now).Round(time.Millisecond))
 	}
 	return true, ""
 }
@@ -359,12 +393,13 @@ type Body uint8
 
 // Bodies.
 const (
-	BodyNone    Body = iota // status code only
-	BodyStatus              // this node's status JSON
-	BodyCluster             // /cluster JSON
-	BodyHistory             // /history JSON
-	BodyConfig              // /config JSON
-	BodyMetrics             // Prometheus text
+	BodyNone     Body = iota // status code only
+	BodyStatus               // this node's status JSON
+	BodyCluster              // /cluster JSON
+	BodyHistory              // /history JSON
+	BodyConfig               // /config JSON
+	BodyMetrics              // Prometheus text
+	BodyFailsafe             // /failsafe JSON: the failsafe key
 )
 
 // Decide answers req from s at now: the status code and what the body
@@ -402,6 +437,12 @@ func DecideFacts(s *Snapshot, f *Facts, req Request) (int, Body) {
 			return http.StatusOK, BodyCluster
 		}
 		return http.StatusOK, BodyHistory
+	case RouteFailsafe:
+		// Patroni: the failsafe key of its last etcd view, else 502.
+		if s.Standalone || s.DCS.Cluster == nil || s.DCS.Cluster.Failsafe == nil {
+			return http.StatusBadGateway, BodyNone
+		}
+		return http.StatusOK, BodyFailsafe
 	case RouteConfig:
 		if s.Standalone || s.DCS.Cluster == nil {
 			return http.StatusServiceUnavailable, BodyNone

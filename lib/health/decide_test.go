@@ -197,6 +197,38 @@ func TestPrimaryFailsClosed(t *testing.T) {
 		{"supervise fences in 0.5 s", func(s *Snapshot) { s.Supervise.Deadline = ahead(500 * time.Millisecond) }, "fences in"},
 		{"supervise file absent", func(s *Snapshot) { s.Supervise = nil }, ""},
 		{"standby cluster", func(s *Snapshot) { s.DCS.StandbyCluster = true }, "standby cluster"},
+		// failsafe_mode: etcd cannot confirm, every member promised.
+		{"etcd lost, failsafe deadline ahead", failsafeLeader(ahead(5 * time.Second)), ""},
+		{"etcd lost, failsafe deadline within the margin", failsafeLeader(ahead(900 * time.Millisecond)), "not confirmed"},
+		{"etcd lost, failsafe deadline passed", failsafeLeader(ago(time.Second)), "not confirmed"},
+		{"etcd lost, failsafe deadline but lockd not leader", func(s *Snapshot) {
+			failsafeLeader(ahead(5 * time.Second))(s)
+			s.Lockd.Role = "replica"
+		}, "not confirmed"},
+		{"failsafe deadline but a confirmed view names node2", func(s *Snapshot) {
+			failsafeLeader(ahead(5 * time.Second))(s)
+			s.DCS.Confirmed, s.DCS.Cluster = ago(100*time.Millisecond), cluster("node2", 1)
+		}, "held by node2"},
+		{"failsafe deadline and a confirmed view without a leader", func(s *Snapshot) {
+			failsafeLeader(ahead(5 * time.Second))(s)
+			s.DCS.Confirmed, s.DCS.Cluster = ago(100*time.Millisecond), cluster("", 1)
+		}, "nobody holds"},
+		{"etcd lost, failsafe armed, lease still valid", func(s *Snapshot) {
+			failsafeLeader(0)(s)
+			s.Lockd.ValidUntil = ahead(4 * time.Second)
+		}, ""},
+		{"etcd lost, lease still valid, failsafe not armed", func(s *Snapshot) {
+			failsafeLeader(0)(s)
+			s.Lockd.ValidUntil, s.Lockd.FailsafeMode = ahead(4*time.Second), false
+		}, "not confirmed"},
+		{"failsafe deadline, supervise fences in 0.5 s", func(s *Snapshot) {
+			failsafeLeader(ahead(5 * time.Second))(s)
+			s.Supervise.Deadline = ahead(500 * time.Millisecond)
+		}, "fences in"},
+		{"failsafe deadline, in recovery", func(s *Snapshot) {
+			failsafeLeader(ahead(5 * time.Second))(s)
+			s.PG.Status.InRecovery = true
+		}, "in recovery"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,6 +249,64 @@ func TestPrimaryFailsClosed(t *testing.T) {
 				t.Errorf("why %q, want it to mention %q", f.Why, tt.why)
 			}
 		})
+	}
+}
+
+// failsafeLeader: etcd last confirmed 20 s ago, the lease ran out, and
+// pg-lockd holds a lead deadline failsafe rounds won until until;
+// pg-supervise's deadline is 5 s ahead.
+func failsafeLeader(until clock.Time) func(*Snapshot) {
+	return func(s *Snapshot) {
+		s.DCS.Confirmed = ago(20 * time.Second)
+		s.Lockd.ValidUntil, s.Lockd.FailsafeUntil, s.Lockd.EtcdOK = ago(10*time.Second), until, false
+		s.Lockd.FailsafeMode = true
+		s.Supervise.Deadline = ahead(5 * time.Second)
+	}
+}
+
+// failsafe_mode_is_active: on the leader while it leads on failsafe rounds,
+// on another member while a promise it gave binds; GET /failsafe is the
+// failsafe key of the last view, 502 without one.
+func TestFailsafeActive(t *testing.T) {
+	s := primary()
+	if f := Evaluate(s, bounds, now); f.FailsafeActive || strings.Contains(string(StatusJSON(s, &f)), "failsafe_mode_is_active") {
+		t.Errorf("leader with a confirmed view: failsafe active %v, want false and no status field", f.FailsafeActive)
+	}
+	failsafeLeader(ahead(5 * time.Second))(s)
+	f := Evaluate(s, bounds, now)
+	if !f.FailsafeActive || !f.Primary {
+		t.Errorf("leader on failsafe: active %v primary %v (%s), want both", f.FailsafeActive, f.Primary, f.Why)
+	}
+	if !strings.Contains(string(StatusJSON(s, &f)), `"failsafe_mode_is_active":true`) {
+		t.Errorf("status %s lacks failsafe_mode_is_active", StatusJSON(s, &f))
+	}
+	r := replica()
+	r.Promise = &state.Failsafe{Leader: "node1", Received: ago(time.Second), Until: ahead(7 * time.Second)}
+	if f := Evaluate(r, bounds, now); !f.FailsafeActive {
+		t.Error("replica with a promise that binds: failsafe not active")
+	}
+	r.Promise.Until = ago(time.Millisecond)
+	if f := Evaluate(r, bounds, now); f.FailsafeActive {
+		t.Error("replica with an expired promise: failsafe active")
+	}
+
+	req := ParseRequest("/failsafe", "")
+	if req.Route != RouteFailsafe {
+		t.Fatalf("/failsafe routes to %s", req.Route)
+	}
+	if code, body := Decide(r, bounds, now, req); code != 502 || body != BodyNone {
+		t.Errorf("/failsafe without the key: %d %v, want 502", code, body)
+	}
+	r.DCS.Cluster.Failsafe = map[string]string{"node1": "http://10.0.0.1:8008/patroni"}
+	if code, body := Decide(r, bounds, now, req); code != 200 || body != BodyFailsafe {
+		t.Errorf("/failsafe with the key: %d %v, want 200 and the key", code, body)
+	}
+	if got := string(Render(r, bounds, now).Failsafe); got != `{"node1":"http://10.0.0.1:8008/patroni"}` {
+		t.Errorf("/failsafe body %s", got)
+	}
+	r.Standalone = true
+	if code, _ := Decide(r, bounds, now, req); code != 502 {
+		t.Errorf("/failsafe standalone: %d, want 502", code)
 	}
 }
 

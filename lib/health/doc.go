@@ -48,12 +48,14 @@
 //	/patroni                            always 200, this node's status
 //	/cluster, /history                  200 with the last etcd view; 503 standalone or before the first read
 //	/config                             200 with the config key; 502 if absent (as Patroni); 503 standalone
+//	/failsafe                           200 with the failsafe key of the last etcd view (member name →
+//	                                    api_url); 502 if absent or standalone (as Patroni)
 //	/metrics                            200, Prometheus text: Patroni's patroni_* and pg-ha's pgha_*
 //	any other path                      503 with the status, as Patroni
 //
 // The health checks return this node's status JSON (state, postmaster_start_time,
 // role, server_version, xlog, sync_standby or quorum_standby when true,
-// timeline, replication, cluster_unlocked,
+// timeline, replication, cluster_unlocked, failsafe_mode_is_active when true,
 // dcs_last_seen, tags, database_system_identifier, pending_restart, patroni
 // {version, scope, name}); /liveness and /readiness return no body. HEAD
 // returns the same code and headers without a body, OPTIONS the same code
@@ -61,6 +63,14 @@
 //
 // Standalone (no etcd): the roles come from PostgreSQL alone; /primary is
 // PostgreSQL running and not in recovery (and pg-supervise not objecting).
+//
+// failsafe_mode: while etcd cannot confirm the leader key, the leader stays
+// /primary (and /leader) as long as pg-lockd holds a lead deadline that
+// failsafe rounds won (every member promised over POST /failsafe not to take
+// the key) more than the validity margin away; pg-supervise fences at that
+// deadline. A confirmed etcd view naming another leader still makes it 503.
+// failsafe_mode_is_active (status, metrics) is that on the leader and, on
+// another member, a promise it gave that still binds, as in Patroni.
 //
 // # Differences from Patroni 3.0.2
 //
@@ -80,7 +90,7 @@
 //     also takes "ttl" (seconds; the member's own ttl without it), records
 //     the promise in the runtime directory before answering, and answers
 //     200 whatever failsafe_mode says here (the promise is kept either way);
-//     GET /failsafe, /sigterm and /citus are not served.
+//     /sigterm and /citus are not served.
 //   - /cluster and /history come from the last etcd view instead of a read
 //     per request.
 //   - /sync, /quorum and the replica side of /read-only-sync and

@@ -117,6 +117,8 @@ func (s *Service) handle(ctx *fasthttp.RequestCtx) int {
 		b = v.r.History
 	case BodyConfig:
 		b = v.r.Config
+	case BodyFailsafe:
+		b = v.r.Failsafe
 	}
 	if body != BodyNone {
 		h.SetContentTypeBytes(hdrJSON)

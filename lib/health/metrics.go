@@ -339,7 +339,7 @@ func (s *Service) collect(e *exposition) {
 	emit("patroni_xlog_paused", b(f.Running && st.InRecovery && st.ReplayPaused))
 	emit("patroni_postgres_server_version", version)
 	emit("patroni_cluster_unlocked", b(!snap.Standalone && (snap.DCS.Cluster == nil || snap.DCS.Cluster.Leader == nil)))
-	emit("patroni_failsafe_mode_is_active", 0)
+	emit("patroni_failsafe_mode_is_active", b(f.FailsafeActive))
 	emit("patroni_postgres_timeline", timeline)
 	var seen float64
 	if !snap.DCS.LastSeen.IsZero() {

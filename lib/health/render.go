@@ -17,7 +17,7 @@ import (
 // Rendered holds the response bodies of one Snapshot, encoded once when the
 // snapshot is published so that requests only copy bytes.
 type Rendered struct {
-	Status, Cluster, History, Config []byte
+	Status, Cluster, History, Config, Failsafe []byte
 }
 
 // statusJSON is Patroni's status document, fields in Patroni's order.
@@ -33,6 +33,7 @@ type statusJSON struct {
 	ReplicationState    string         `json:"replication_state,omitempty"`
 	Replication         []replicaJSON  `json:"replication,omitempty"`
 	ClusterUnlocked     bool           `json:"cluster_unlocked,omitempty"`
+	FailsafeActive      bool           `json:"failsafe_mode_is_active,omitempty"`
 	DCSLastSeen         *int64         `json:"dcs_last_seen,omitempty"`
 	Tags                map[string]any `json:"tags,omitempty"`
 	SystemIdentifier    string         `json:"database_system_identifier,omitempty"`
@@ -111,6 +112,7 @@ func StatusJSON(s *Snapshot, f *Facts) []byte {
 	}
 	if !s.Standalone {
 		doc.ClusterUnlocked = s.DCS.Cluster == nil || s.DCS.Cluster.Leader == nil
+		doc.FailsafeActive = f.FailsafeActive
 		var seen int64
 		if !s.DCS.LastSeen.IsZero() {
 			seen = s.DCS.LastSeen.Unix()
@@ -223,6 +225,9 @@ func Render(s *Snapshot, b Bounds, now clock.Time) *Rendered {
 			h = []dcs.HistoryEntry{}
 		}
 		r.History = mustJSON(h)
+		if cl.Failsafe != nil {
+			r.Failsafe = mustJSON(cl.Failsafe)
+		}
 		if cl.Config != nil {
 			var buf bytes.Buffer
 			if json.Compact(&buf, cl.Config) == nil {

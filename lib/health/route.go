@@ -29,6 +29,7 @@ const (
 	RouteHistory                     // /history
 	RouteConfig                      // /config
 	RouteMetrics                     // /metrics
+	RouteFailsafe                    // /failsafe
 )
 
 var routeNames = [...]string{
@@ -36,7 +37,7 @@ var routeNames = [...]string{
 	RouteReplica: "replica", RouteReadOnly: "read-only", RouteReadOnlySync: "read-only-sync", RouteSync: "sync",
 	RouteAsync: "async", RouteQuorum: "quorum", RouteReadOnlyQuorum: "read-only-quorum", RouteHealth: "health", RouteLiveness: "liveness", RouteReadiness: "readiness",
 	RoutePatroni: "patroni", RouteCluster: "cluster", RouteHistory: "history", RouteConfig: "config",
-	RouteMetrics: "metrics",
+	RouteMetrics: "metrics", RouteFailsafe: "failsafe",
 }
 
 // String names the route ("primary", "replica", …).
@@ -74,7 +75,7 @@ const maxTagFilters = 64
 // I/O.
 //
 // Routing: the first path segment selects the named endpoints (liveness,
-// readiness, patroni, cluster, history, config, metrics; "/cluster/x" is
+// readiness, patroni, cluster, history, config, metrics, failsafe; "/cluster/x" is
 // /cluster). Any other path is a health check matched by substring, in
 // Patroni's order: "standby_leader" or "standby-leader", then "leader", then
 // "master", "primary" or "read-write", then "replica", then "read-only"
@@ -139,6 +140,8 @@ func route(path string) Route {
 		return RouteConfig
 	case "metrics":
 		return RouteMetrics
+	case "failsafe":
+		return RouteFailsafe
 	}
 	has := func(s string) bool { return strings.Contains(path, s) }
 	switch {

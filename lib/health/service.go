@@ -496,6 +496,7 @@ func (s *Service) runTick(ctx context.Context) {
 		// Only a running pg-bootstrap's file counts; one that died left it.
 		boot, berr := state.ReadBootstrap(s.o.RuntimeDir)
 		bootOK := berr == nil && boot.Running(s.clock.Now())
+		promise, perr := state.ReadFailsafe(s.o.RuntimeDir)
 		for i, err := range []error{lerr, serr} {
 			msg := ""
 			if err != nil && !errors.Is(err, state.ErrNotExist) {
@@ -507,9 +508,12 @@ func (s *Service) runTick(ctx context.Context) {
 			lastErr[i] = msg
 		}
 		s.update(func(n *Snapshot) {
-			n.Lockd, n.Supervise, n.Bootstrap = nil, nil, nil
+			n.Lockd, n.Supervise, n.Bootstrap, n.Promise = nil, nil, nil, nil
 			if bootOK {
 				n.Bootstrap = &boot
+			}
+			if perr == nil {
+				n.Promise = &promise
 			}
 			if lerr == nil {
 				n.Lockd = &lockd

@@ -53,6 +53,9 @@ type Snapshot struct {
 	// Bootstrap is pg-bootstrap's state file while a pg-bootstrap runs, nil
 	// otherwise.
 	Bootstrap *state.Bootstrap
+	// Promise is the failsafe promise this node last gave a leader over
+	// POST /failsafe, nil if none.
+	Promise *state.Failsafe
 }
 
 // PGObservation is what the last queries of the local PostgreSQL returned.

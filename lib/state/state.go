@@ -101,6 +101,16 @@ type Lockd struct {
 	ValidUntil clock.Time `json:"valid_until,omitempty"`
 	// Token is the leader key's create revision while leader.
 	Token int64 `json:"token,omitempty"`
+	// FailsafeMode says this leader runs failsafe rounds when etcd becomes
+	// unreachable (failsafe_mode on and a failsafe key seen): its lease
+	// validity, then FailsafeUntil, stand for the leader key while etcd
+	// cannot confirm it.
+	FailsafeMode bool `json:"failsafe_mode,omitempty"`
+	// FailsafeUntil, while not 0, is the lead deadline failsafe_mode's
+	// rounds won past the lease's (CLOCK_BOOTTIME ns): etcd is unreachable
+	// and every member promised over POST /failsafe not to take the leader
+	// key, so this leader keeps its primary until then without a lease.
+	FailsafeUntil clock.Time `json:"failsafe_until,omitempty"`
 	// Line is the last role line sent.
 	Line string `json:"line,omitempty"`
 	// Paused is the cluster's maintenance mode.
