@@ -430,32 +430,17 @@ type codeSeen struct {
 // healthWatch asks n's pg-healthd GET path every 100ms until stop is closed
 // and returns every change of its status code, in order.
 func healthWatch(n *testcluster.Node, path string, stop <-chan struct{}) <-chan []codeSeen {
-	out := make(chan []codeSeen, 1)
 	client := &http.Client{Timeout: 500 * time.Millisecond}
 	url := fmt.Sprintf("http://127.0.0.1:%d%s", n.APIPort, path)
-	go func() {
-		var seen []codeSeen
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			now, code := time.Now(), 0
-			if resp, err := client.Get(url); err == nil {
-				code = resp.StatusCode
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-			if len(seen) == 0 || seen[len(seen)-1].Code != code {
-				seen = append(seen, codeSeen{At: now, Code: code})
-			}
-			select {
-			case <-stop:
-				out <- seen
-				return
-			case <-tick.C:
-			}
+	return watchChanges(stop, func() codeSeen {
+		s := codeSeen{At: time.Now()}
+		if resp, err := client.Get(url); err == nil {
+			s.Code = resp.StatusCode
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
 		}
-	}()
-	return out
+		return s
+	}, func(a, b codeSeen) bool { return a.Code == b.Code })
 }
 
 // apiBody returns the status code and body of GET path on n's pg-healthd.

@@ -130,30 +130,15 @@ func head(s []int64) []int64 {
 // returns every distinct value seen, in order ("" for no key, "?" when etcd
 // did not answer).
 func leaderWatch(c *testcluster.Cluster, stop <-chan struct{}) <-chan []string {
-	out := make(chan []string, 1)
-	go func() {
-		var seen []string
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			name, err := c.Leader(ctx)
-			cancel()
-			if err != nil {
-				name = "?"
-			}
-			if len(seen) == 0 || seen[len(seen)-1] != name {
-				seen = append(seen, name)
-			}
-			select {
-			case <-stop:
-				out <- seen
-				return
-			case <-tick.C:
-			}
+	return watchChanges(stop, func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		name, err := c.Leader(ctx)
+		if err != nil {
+			return "?"
 		}
-	}()
-	return out
+		return name
+	}, func(a, b string) bool { return a == b })
 }
 
 // primariesSeen is one set of primaries primariesWatch saw: the nodes that
@@ -171,16 +156,24 @@ func (s primariesSeen) String() string {
 // (Cluster.Primaries) every 100ms until stop is closed and returns every
 // distinct set of primaries seen, in order.
 func primariesWatch(c *testcluster.Cluster, stop <-chan struct{}) <-chan []primariesSeen {
-	out := make(chan []primariesSeen, 1)
+	return watchChanges(stop, func() primariesSeen {
+		now := time.Now()
+		return primariesSeen{At: now, Names: nodeNames(c.Primaries(context.Background()))}
+	}, func(a, b primariesSeen) bool { return slices.Equal(a.Names, b.Names) })
+}
+
+// watchChanges calls sample every 100ms until stop is closed and returns
+// the first sample and every later one that differs (same says when two do
+// not), in order.
+func watchChanges[T any](stop <-chan struct{}, sample func() T, same func(a, b T) bool) <-chan []T {
+	out := make(chan []T, 1)
 	go func() {
-		var seen []primariesSeen
+		var seen []T
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			now := time.Now()
-			ps := nodeNames(c.Primaries(context.Background()))
-			if len(seen) == 0 || !slices.Equal(seen[len(seen)-1].Names, ps) {
-				seen = append(seen, primariesSeen{At: now, Names: ps})
+			if s := sample(); len(seen) == 0 || !same(seen[len(seen)-1], s) {
+				seen = append(seen, s)
 			}
 			select {
 			case <-stop:
